@@ -1,0 +1,54 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step they use.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: setup prometheus test bench serve demo compare clean help
+
+help:
+	@echo "make demo     - run the local elastic stack over wl.txt and write reports/<timestamp>/"
+	@echo "make compare  - replay wl.txt once per policy (static, hpa 50%/90%, slo) and compare"
+	@echo "make test     - run every test (installs what it needs first)"
+	@echo "make bench    - benchmarks (service, autoscaler, load tester) with ratios"
+	@echo "make serve    - the service on http://127.0.0.1:8000 (random weights if ImageNet ones are missing)"
+
+# Idempotent: the venv is rebuilt only when a requirements file changes.
+setup: $(STAMP) prometheus
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+# The local stack and the tests run a real Prometheus: Debian's package provides it and promtool.
+prometheus:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's prometheus package (prometheus, promtool)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "prometheus/promtool are missing. Install them: sudo apt-get update && sudo apt-get install -y prometheus"; exit 1; \
+	  fi; \
+	fi
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+bench: setup
+	$(PY) -m bench $(ARGS)
+
+serve: setup
+	@weights=$$($(PY) -m inference.weights --available-or-random); \
+	echo "Serving on http://127.0.0.1:8000 with MODEL_WEIGHTS=$$weights"; \
+	MODEL_WEIGHTS=$$weights $(PY) -m gunicorn -c inference/gunicorn.conf.py
+
+demo: setup
+	$(PY) -m local demo $(ARGS)
+
+compare: setup
+	$(PY) -m local compare $(ARGS)
+
+clean:
+	rm -rf reports runs bench/results .pytest_cache
