@@ -1,0 +1,1 @@
+"""Autoscaler for the ResNet-18 service: PromQL in, replicas out (`python -m autoscaler`)."""

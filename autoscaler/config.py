@@ -1,0 +1,319 @@
+"""Every knob of the autoscaler, its default, unit and allowed range, in one dataclass.
+
+Each field is read from an environment variable (the field name in upper case) and can be overridden
+by a command-line flag (`--field-name`). `validate()` checks every value and the relations between
+them; its message names the key, the value and what is allowed, so a bad ConfigMap fails loudly at
+startup (exit 2) instead of scaling the service on nonsense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import string
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Mapping, Sequence
+
+SERVICEACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+SCALERS = ("kubernetes", "gunicorn", "dry-run")
+POLICIES = ("slo", "hpa", "static")
+
+# Default PromQL. `{job}` and `{window}` are filled in from SERVICE_JOB and RATE_WINDOW_S. They use the
+# service's raw metrics so they work whether or not Prometheus loaded the recording rules.
+DEFAULT_QUERY_RATE_RPS = 'sum(rate(inference_requests_total{{job="{job}"}}[{window}]))'
+DEFAULT_QUERY_P95_S = ('histogram_quantile(0.95, sum by (le) '
+                       '(rate(inference_request_duration_seconds_bucket{{job="{job}"}}[{window}])))')
+DEFAULT_QUERY_INFLIGHT = 'sum(avg_over_time(inference_inflight_requests{{job="{job}"}}[{window}]))'
+DEFAULT_QUERY_QUEUE = 'sum(inference_queue_depth{{job="{job}"}})'
+DEFAULT_QUERY_CPU_CORES = 'sum(rate(inference_worker_cpu_seconds_total{{job="{job}"}}[{window}]))'
+DEFAULT_QUERY_AGE_S = 'time() - max(timestamp(inference_workers{{job="{job}"}}))'
+
+QUERY_PLACEHOLDERS = {"job", "window"}
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the key, the value and the range."""
+
+
+def knob(default, doc: str, unit: str = "", lo: float | None = None, hi: float | None = None,
+         choices: Sequence[str] | None = None, zero_means: str = ""):
+    """A dataclass field with what validation and documentation need: unit, range, choices, why."""
+    return field(default=default, metadata={"doc": doc, "unit": unit, "lo": lo, "hi": hi,
+                                            "choices": tuple(choices) if choices else None,
+                                            "zero_means": zero_means})
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- where the signals come from -------------------------------------------------------------
+    prometheus_url: str = knob(
+        "http://localhost:9090",
+        "Prometheus base URL. The in-cluster Service is http://prometheus-service:9090.")
+    prometheus_timeout_s: float = knob(
+        2.0, "Timeout of one PromQL query. Short: a slow Prometheus must not stall the loop; a "
+        "query that times out counts as no data and the count is held.", "s", 0.1, 60)
+    service_job: str = knob(
+        "resnet18-inference", "Prometheus job label of the service, used by the default queries.")
+    rate_window_s: int = knob(
+        30, "Range of rate()/avg_over_time() in the default queries. At least 4 scrape intervals so "
+        "a window always holds 2+ samples: 30 s for the in-cluster 5 s scrape; the local stack "
+        "(1 s scrape) can use 5-10 s to react faster.", "s", 2, 3600)
+    stale_after_s: float = knob(
+        30, "Newest scraped sample older than this (QUERY_AGE_S) means the data is stale: hold. "
+        "Several scrape intervals, so one missed scrape is not an outage.", "s", 1, 3600)
+    query_rate_rps: str = knob(DEFAULT_QUERY_RATE_RPS, "PromQL: request rate over all replicas.", "req/s")
+    query_p95_s: str = knob(DEFAULT_QUERY_P95_S, "PromQL: p95 request latency (NaN when idle).", "s")
+    query_inflight: str = knob(DEFAULT_QUERY_INFLIGHT, "PromQL: requests in flight over all replicas, "
+                               "averaged over the window (Little's law: rate x latency).", "requests")
+    query_queue: str = knob(DEFAULT_QUERY_QUEUE, "PromQL: images waiting for the model (logged).", "images")
+    query_cpu_cores: str = knob(DEFAULT_QUERY_CPU_CORES, "PromQL: CPU cores used by all workers "
+                                "(the hpa policy's signal; one replica = one core).", "cores")
+    query_age_s: str = knob(DEFAULT_QUERY_AGE_S, "PromQL: age of the newest scraped sample; empty "
+                            "string disables the staleness check.", "s")
+
+    # --- what is scaled ------------------------------------------------------------------------
+    scaler: str = knob("kubernetes", "Actuator: the Deployment's scale subresource, the workers of a "
+                       "local gunicorn master, or only logging.", choices=SCALERS)
+    policy: str = knob("slo", "Decision policy: slo (capacity + latency SLO), hpa (the Kubernetes HPA "
+                       "v2 algorithm on CPU, as a baseline), static (hold MIN_REPLICAS).", choices=POLICIES)
+    target_deployment: str = knob("resnet18-inference", "Deployment whose replicas are scaled.")
+    target_namespace: str = knob("", "Namespace of the Deployment.",
+                                 zero_means="the pod's own namespace, else 'default'")
+    gunicorn_pidfile: str = knob("", "Pid file of the local gunicorn master (SCALER=gunicorn).")
+    scaler_timeout_s: float = knob(
+        10, "Timeout of one Kubernetes API call.", "s", 0.5, 120)
+    drain_timeout_s: float = knob(
+        35, "How long the gunicorn scaler waits for a removed worker to finish its requests and exit. "
+        "Above the service's GRACEFUL_TIMEOUT_S (30) so a normal drain completes.", "s", 0.5, 600)
+
+    # --- bounds and SLO ------------------------------------------------------------------------
+    min_replicas: int = knob(1, "Lowest replica count. At least 1: the service cannot queue "
+                             "requests for a replica that does not exist.", "replicas", 1, 10000)
+    max_replicas: int = knob(10, "Highest replica count (the cost ceiling).", "replicas", 1, 10000)
+    slo_p95_ms: float = knob(500, "Latency objective: p95 of request duration.", "ms", 1, 600000)
+    poll_interval_s: float = knob(
+        5, "Time between decisions. Same as the in-cluster scrape interval: polling faster only "
+        "re-reads the same samples.", "s", 0.05, 600)
+
+    # --- slo policy ------------------------------------------------------------------------------
+    target_utilization: float = knob(
+        0.7, "Fraction of a replica's capacity to plan for (Knative's default 70%): the headroom "
+        "absorbs noise and the time new replicas need to start.", "fraction", 0.05, 1.0)
+    target_inflight_per_replica: float = knob(
+        4, "Concurrent requests one replica handles within the SLO (Little's law: capacity x latency, "
+        "e.g. 20 req/s x 0.2 s).", "requests", 0, 100000, zero_means="concurrency not used")
+    capacity_rps_per_replica: float = knob(
+        10, "Initial estimate of the request rate one replica sustains within the SLO; corrected "
+        "online from what replicas actually sustain when p95 nears the SLO.", "req/s", 0, 1e6,
+        zero_means="request rate not used")
+    capacity_learning: bool = knob(
+        True, "Correct CAPACITY_RPS_PER_REPLICA online from observed per-replica throughput and p95.")
+    stable_window_s: float = knob(
+        60, "Averaging window for the steady demand (Knative's stable window); also how long a "
+        "restarted autoscaler waits before any scale-down, and how long panic lasts.", "s", 1, 3600)
+    panic_window_s: float = knob(
+        6, "Short window that detects bursts (Knative's panic window, 10% of the stable one).",
+        "s", 0.1, 3600)
+    panic_threshold: float = knob(
+        2.0, "Panic when short-window demand reaches this multiple of the ready capacity "
+        "(Knative's 200%); no scale-down while panicking.", "ratio", 1.0, 100)
+    scale_down_stabilization_s: float = knob(
+        120, "Scale down only to the highest recommendation of this window, so a dip in load does "
+        "not release replicas that the next second needs.", "s", 0, 86400)
+    scale_down_step_s: float = knob(
+        10, "At most one replica removed per this many seconds: a gradual release lets the "
+        "latency signal stop it before it goes too far.", "s", 0, 86400)
+    tolerance: float = knob(
+        0.1, "Ignore load changes within this fraction of the current capacity (HPA's 10%) so "
+        "noise does not flap the replica count.", "fraction", 0, 0.9)
+    forecast_horizon_s: float = knob(
+        30, "Project the request-rate trend this far ahead so replicas are ready when a ramp "
+        "arrives; about a replica's start-up time.", "s", 0, 3600, zero_means="no forecasting")
+
+    # --- hpa policy ----------------------------------------------------------------------------
+    hpa_target_cpu: float = knob(
+        0.5, "Target average CPU utilization per replica, as a fraction of its one-core request "
+        "(the baselines use 0.5 and 0.9).", "fraction", 0.01, 1.0)
+    hpa_tolerance: float = knob(0.1, "HPA --horizontal-pod-autoscaler-tolerance.", "fraction", 0, 0.9)
+    hpa_scale_down_stabilization_s: float = knob(
+        300, "HPA behavior.scaleDown.stabilizationWindowSeconds (upstream default).", "s", 0, 3600)
+    hpa_policy_period_s: float = knob(
+        15, "HPA default scaling policies' periodSeconds (up: 100% or 4 pods, down: 100%).",
+        "s", 1, 1800)
+
+    # --- failures ------------------------------------------------------------------------------
+    fallback_after_failures: int = knob(
+        3, "Consecutive polls without usable data before FALLBACK_REPLICAS applies.", "polls", 1, 100000)
+    fallback_replicas: int = knob(
+        0, "Replica count to go to when data stays missing (a safe capacity).", "replicas", 0, 10000,
+        zero_means="hold the current count")
+
+    # --- own endpoints -------------------------------------------------------------------------
+    metrics_host: str = knob("0.0.0.0", "Address of the autoscaler's /metrics and /healthz.")
+    metrics_port: int = knob(9100, "Port of the autoscaler's /metrics and /healthz.", "port", 0, 65535,
+                             zero_means="no endpoint")
+    stall_after_s: float = knob(
+        120, "/healthz fails (503) when no loop iteration finished for this long. Well above "
+        "POLL_INTERVAL_S plus query/drain timeouts and the error backoff.", "s", 1, 86400)
+
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> "Config":
+        for f in fields(self):
+            _check_field(f, getattr(self, f.name))
+        _require(self.min_replicas <= self.max_replicas,
+                 f"MIN_REPLICAS={self.min_replicas} must be <= MAX_REPLICAS={self.max_replicas}")
+        _require(self.panic_window_s <= self.stable_window_s,
+                 f"PANIC_WINDOW_S={_fmt(self.panic_window_s)} must be <= STABLE_WINDOW_S="
+                 f"{_fmt(self.stable_window_s)}")
+        _require(self.stall_after_s > self.poll_interval_s,
+                 f"STALL_AFTER_S={_fmt(self.stall_after_s)} must be > POLL_INTERVAL_S={_fmt(self.poll_interval_s)}")
+        _require(self.fallback_replicas == 0 or self.min_replicas <= self.fallback_replicas <= self.max_replicas,
+                 f"FALLBACK_REPLICAS={self.fallback_replicas} must be 0 (off) or within "
+                 f"MIN_REPLICAS..MAX_REPLICAS ({self.min_replicas}..{self.max_replicas})")
+        if self.policy == "slo":
+            _require(self.target_inflight_per_replica > 0 or self.capacity_rps_per_replica > 0,
+                     "TARGET_INFLIGHT_PER_REPLICA=0 and CAPACITY_RPS_PER_REPLICA=0: the slo policy needs "
+                     "at least one of them > 0")
+        if self.scaler == "gunicorn":
+            _require(bool(self.gunicorn_pidfile), "GUNICORN_PIDFILE='' must name the gunicorn master's pid "
+                     "file when SCALER=gunicorn")
+        _require(self.prometheus_url.startswith(("http://", "https://")),
+                 f"PROMETHEUS_URL={self.prometheus_url!r} must start with http:// or https://")
+        for name in ("query_rate_rps", "query_p95_s", "query_inflight", "query_queue", "query_cpu_cores",
+                     "query_age_s"):
+            _check_template(name, getattr(self, name))
+        return self
+
+    def query(self, name: str) -> str:
+        """The PromQL of query field `name` with {job} and {window} filled in ('' if disabled)."""
+        template = getattr(self, name)
+        return template.format(job=self.service_job, window=f"{self.rate_window_s}s") if template else ""
+
+    def as_dict(self) -> dict:
+        """Every value, plus the PromQL actually sent (templates filled in), for the startup log."""
+        values = asdict(self)
+        values["queries"] = {name: self.query(name) for name in values if name.startswith("query_")}
+        return values
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_field(f, value) -> None:
+    key = f.name.upper()
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{key}={value!r} must be one of {', '.join(meta['choices'])}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} must be a finite number")
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if lo is not None and hi is not None and not lo <= value <= hi:
+            unit = f" {meta['unit']}" if meta.get("unit") else ""
+            raise ConfigError(f"{key}={_fmt(value)} must be within {_fmt(lo)}..{_fmt(hi)}{unit}")
+
+
+def _check_template(name: str, template: str) -> None:
+    key = name.upper()
+    try:
+        used = {fname for _, fname, _, _ in string.Formatter().parse(template) if fname is not None}
+    except ValueError as exc:
+        raise ConfigError(f"{key}={template!r} is not a valid template ({exc}); write literal braces as {{{{ }}}}")
+    unknown = used - QUERY_PLACEHOLDERS
+    if unknown:
+        raise ConfigError(f"{key}={template!r} uses unknown placeholder(s) {sorted(unknown)}; "
+                          f"allowed: {{job}}, {{window}}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading: defaults < environment < flags.
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(f, raw: str, source: str):
+    key = f.name.upper()
+    kind = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float, "bool": bool}[f.type]
+    text = raw.strip()
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise ConfigError(f"{key}={raw!r} (from {source}) must be {expected}") from None
+    return raw
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m autoscaler",
+        description="Scale the ResNet-18 service from Prometheus metrics. Every flag can also be set "
+                    "with the environment variable of the same name in upper case (flags win).")
+    for f in fields(Config):
+        meta = f.metadata
+        unit = f" [{meta['unit']}]" if meta.get("unit") else ""
+        default = f.default if f.default is not MISSING else None
+        zero = f" ({'empty' if isinstance(default, str) else '0'} = {meta['zero_means']})" if meta.get("zero_means") else ""
+        parser.add_argument(flag_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
+                            help=f"{meta['doc']}{unit} Default: {default!r}{zero}. Env: {f.name.upper()}.".replace("%", "%%"))
+    return parser
+
+
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+                namespace_file: str = SERVICEACCOUNT_NAMESPACE_FILE) -> Config:
+    """Defaults, then environment variables, then flags; validated. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(list(argv or []))
+    values = {}
+    for f in fields(Config):
+        env_key = f.name.upper()
+        flag_value = getattr(args, f.name)
+        if flag_value is not None:
+            values[f.name] = _parse(f, flag_value, flag_name(f.name))
+        elif env_key in environ:
+            values[f.name] = _parse(f, environ[env_key], "environment")
+    config = Config(**values)
+    if not config.target_namespace:
+        config = _replace(config, target_namespace=default_namespace(namespace_file))
+    return config.validate()
+
+
+def _replace(config: Config, **changes) -> Config:
+    from dataclasses import replace
+    return replace(config, **changes)
+
+
+def default_namespace(namespace_file: str = SERVICEACCOUNT_NAMESPACE_FILE) -> str:
+    """The pod's own namespace (mounted with its service account token), else 'default'."""
+    try:
+        with open(namespace_file, encoding="utf-8") as fh:
+            return fh.read().strip() or "default"
+    except OSError:
+        return "default"

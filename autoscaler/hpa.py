@@ -1,0 +1,152 @@
+"""The `hpa` policy: the Kubernetes HorizontalPodAutoscaler (autoscaling/v2) algorithm on CPU.
+
+A port, for like-for-like comparisons where a real HPA cannot run (the local stack, the tests), of
+kubernetes/kubernetes pkg/controller/podautoscaler:
+- replica_calculator.go GetResourceReplicas: usage ratio = current utilization / target utilization,
+  utilization in whole percent of the pods' requests (integer division, as upstream); no change
+  within the tolerance (0.1); desired = ceil(ratio x ready pods); when unready pods exist and the
+  ratio says scale up, they are counted as using 0% and the ratio is recomputed, and the result is
+  dropped if it falls within tolerance or flips the direction ("missing metrics" rules);
+- horizontal.go reconcileAutoscaler: spec replicas 0 disables scaling; above max -> max, below
+  min -> min, without stabilization;
+- horizontal.go stabilizeRecommendationWithBehaviors: the recommendation is clamped between the
+  minimum of the recommendations in the scale-up window (default 0 s) and the maximum of those in
+  the scale-down window (default 300 s);
+- horizontal.go convertDesiredReplicasWithBehaviorRate + calculateScaleUpLimitWithScalingRules /
+  calculateScaleDownLimitWithBehaviors with the default behavior: scale up by max(100%, 4 pods)
+  per 15 s, scale down by 100% per 15 s, counted from the replicas at the start of the period.
+
+The observation is aggregated (Prometheus' sum of worker CPU), not per pod: the CPU of the ready pods
+is the sum over all of them, and pods that exist but are not ready are the "ignored" pods. A replica
+requests one CPU (the manifests' request), so utilization = CPU cores / ready replicas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from .config import Config
+from .policy import Decision, Observation, State
+
+SCALE_UP_PODS = 4        # default behavior.scaleUp.policies: {type: Pods, value: 4, periodSeconds: 15}
+SCALE_UP_PERCENT = 100   # default behavior.scaleUp.policies: {type: Percent, value: 100, periodSeconds: 15}
+SCALE_DOWN_PERCENT = 100  # default behavior.scaleDown.policies: {type: Percent, value: 100, periodSeconds: 15}
+REQUEST_MILLICORES = 1000  # each replica requests one core
+
+
+def utilization_ratio(cpu_millicores: int, pods: int, target_percent: int) -> tuple[float, int]:
+    """metricsclient.GetResourceUtilizationRatio: (ratio, utilization in whole percent)."""
+    utilization = (cpu_millicores * 100) // (pods * REQUEST_MILLICORES)
+    return utilization / target_percent, utilization
+
+
+def calculate_replicas(current: int, ready: int, unready: int, cpu_cores: float, target_cpu: float,
+                       tolerance: float) -> int:
+    """GetResourceReplicas for a CPU target, with unready pods as the ignored ones (no missing pods)."""
+    target_percent = round(target_cpu * 100)
+    millicores = round(cpu_cores * 1000)
+    ratio, _ = utilization_ratio(millicores, ready, target_percent)
+    rebalance_ignored = unready > 0 and ratio > 1.0
+    if not rebalance_ignored:
+        if abs(1.0 - ratio) <= tolerance:
+            return current
+        return math.ceil(ratio * ready)
+    # Unready pods count as using 0% on a scale-up: same usage spread over more pods.
+    pods = ready + unready
+    new_ratio, _ = utilization_ratio(millicores, pods, target_percent)
+    if abs(1.0 - new_ratio) <= tolerance or new_ratio < 1.0:
+        return current
+    return math.ceil(new_ratio * pods)
+
+
+def _change_in_period(events: tuple[tuple[float, int], ...], now_s: float, period_s: float) -> int:
+    """getReplicasChangePerPeriod."""
+    return sum(change for t, change in events if t > now_s - period_s)
+
+
+def scale_up_limit(current: int, up_events, down_events, now_s: float, period_s: float) -> int:
+    """calculateScaleUpLimitWithScalingRules with the default policies and selectPolicy Max."""
+    start = current - _change_in_period(up_events, now_s, period_s) + _change_in_period(down_events, now_s, period_s)
+    by_pods = start + SCALE_UP_PODS
+    by_percent = math.ceil(start * (1 + SCALE_UP_PERCENT / 100))
+    return max(by_pods, by_percent)
+
+
+def scale_down_limit(current: int, up_events, down_events, now_s: float, period_s: float) -> int:
+    """calculateScaleDownLimitWithBehaviors with the default policy and selectPolicy Max."""
+    start = current - _change_in_period(up_events, now_s, period_s) + _change_in_period(down_events, now_s, period_s)
+    return int(start * (1 - SCALE_DOWN_PERCENT / 100))
+
+
+def decide_hpa(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
+    current = obs.current_replicas
+    details: dict[str, object] = {}
+    if current == 0:
+        return Decision(0, state, "hold: scaling disabled (0 replicas, HPA does not scale from zero)", "disabled")
+    if current > config.max_replicas:
+        return _record(obs, state, config, now_s, config.max_replicas,
+                       f"scale-down: above MAX_REPLICAS {config.max_replicas}", "bounds", details)
+    if current < config.min_replicas:
+        return _record(obs, state, config, now_s, config.min_replicas,
+                       f"scale-up: below MIN_REPLICAS {config.min_replicas}", "bounds", details)
+    ready = obs.ready_replicas
+    if ready <= 0:
+        return Decision(current, state, "hold: no-data (no metrics for any ready pod)", "no-data")
+    unready = max(current - ready, 0)
+    cpu = obs.cpu_cores or 0.0
+    proposed = calculate_replicas(current, ready, unready, cpu, config.hpa_target_cpu, config.hpa_tolerance)
+    _, utilization = utilization_ratio(round(cpu * 1000), ready, round(config.hpa_target_cpu * 100))
+    details.update(proposed=proposed, utilization_pct=utilization)
+    util_text = f"cpu {utilization}% of request vs target {round(config.hpa_target_cpu * 100)}%"
+
+    # stabilizeRecommendationWithBehaviors (scale-up window 0 s: only the current recommendation).
+    down_cutoff = now_s - config.hpa_scale_down_stabilization_s
+    window = tuple(r for r in state.hpa_recommendations if r[0] > down_cutoff)
+    up_rec = proposed
+    down_rec = max([proposed] + [r for _, r in window])
+    stabilized = min(max(current, up_rec), down_rec)
+    state = replace(state, hpa_recommendations=window + ((now_s, proposed),))
+    details["stabilized"] = stabilized
+
+    # convertDesiredReplicasWithBehaviorRate
+    period = config.hpa_policy_period_s
+    up_events = tuple(e for e in state.hpa_scale_up_events if e[0] > now_s - period)
+    down_events = tuple(e for e in state.hpa_scale_down_events if e[0] > now_s - period)
+    state = replace(state, hpa_scale_up_events=up_events, hpa_scale_down_events=down_events)
+    desired, note = stabilized, ""
+    if stabilized > current:
+        limit = max(scale_up_limit(current, up_events, down_events, now_s, period), current)
+        allowed = min(config.max_replicas, limit)
+        if desired > allowed:
+            desired = allowed
+            note = ", scale-up rate limit" if limit < config.max_replicas else ", at MAX_REPLICAS"
+    elif stabilized < current:
+        limit = min(scale_down_limit(current, up_events, down_events, now_s, period), current)
+        allowed = max(config.min_replicas, limit)
+        if desired < allowed:
+            desired = allowed
+            note = ", scale-down rate limit" if limit > config.min_replicas else ", at MIN_REPLICAS"
+
+    if desired > current:
+        return _record(obs, state, config, now_s, desired, f"scale-up: {util_text}{note}", "cpu", details)
+    if desired < current:
+        return _record(obs, state, config, now_s, desired, f"scale-down: {util_text}{note}", "cpu", details)
+    if proposed < current:
+        return Decision(current, state, f"hold: stabilizing, max recommendation {stabilized} over "
+                        f"{config.hpa_scale_down_stabilization_s:g}s ({util_text})", "stabilizing", details=details)
+    if proposed > current:
+        return Decision(current, state, f"hold: at MAX_REPLICAS {config.max_replicas} ({util_text})", "at-max",
+                        details=details)
+    return Decision(current, state, f"hold: within tolerance ({util_text})", "tolerance", details=details)
+
+
+def _record(obs: Observation, state: State, config: Config, now_s: float, desired: int, reason: str,
+            kind: str, details) -> Decision:
+    """horizontal.go storeScaleEvent: remember the change for the rate limits of the next periods."""
+    change = desired - obs.current_replicas
+    if change > 0:
+        state = replace(state, hpa_scale_up_events=state.hpa_scale_up_events + ((now_s, change),))
+    elif change < 0:
+        state = replace(state, hpa_scale_down_events=state.hpa_scale_down_events + ((now_s, -change),))
+    return Decision(desired, state, reason, kind, details=details)

@@ -1,0 +1,136 @@
+"""The control loop: collect, decide, act, log - once per POLL_INTERVAL_S, until told to stop."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable, TextIO
+
+from .collector import Metrics, MetricsSource
+from .config import Config
+from .policy import Decision, Observation, State, decide
+from .scalers import FatalScalerError, Scaler, ScalerError, ScalerStatus
+from .telemetry import Telemetry
+
+MAX_BACKOFF_S = 60.0
+
+
+def _num(value: float | None, digits: int = 3):
+    """JSON has no inf/nan: the log says "inf" rather than emitting invalid JSON."""
+    if value is None:
+        return None
+    if math.isinf(value) or math.isnan(value):
+        return str(value)
+    return round(value, digits)
+
+
+def problem_kind(problem: str) -> str:
+    """A short label for a query problem ("several series (3)" -> "several-series")."""
+    head = problem.split(":", 1)[0].split("(", 1)[0].strip()
+    return head.replace(" ", "-") or "unknown"
+
+
+class Loop:
+    def __init__(self, config: Config, source: MetricsSource, scaler: Scaler, telemetry: Telemetry | None = None,
+                 out: TextIO = sys.stdout, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, state: State | None = None):
+        self.config = config
+        self.source = source
+        self.scaler = scaler
+        self.telemetry = telemetry or Telemetry(config.stall_after_s, clock)
+        self.out = out
+        self.clock = clock
+        self.wall = wall
+        self.state = state or State()
+        self.scaler_failures = 0
+
+    def step(self) -> Decision | None:
+        """One iteration. Returns the decision, or None when the scaler could not be read."""
+        started = self.clock()
+        try:
+            metrics = self.source.collect()
+            for query, problem in metrics.errors:
+                self.telemetry.prometheus_errors.labels(query, problem_kind(problem)).inc()
+            try:
+                status = self.scaler.status()
+            except FatalScalerError:
+                raise
+            except ScalerError as exc:
+                self._scaler_error("status", exc)
+                return None
+            obs = Observation(current_replicas=status.current, ready_replicas=status.ready,
+                              rate_rps=metrics.rate_rps, p95_ms=metrics.p95_ms, inflight=metrics.inflight,
+                              queue_depth=metrics.queue_depth, cpu_cores=metrics.cpu_cores, problem=metrics.problem)
+            decision = decide(obs, self.state, self.config, self.clock())
+            self.state = decision.state
+            applied = True
+            if decision.replicas != status.current:
+                try:
+                    self.scaler.set_replicas(decision.replicas)
+                except FatalScalerError:
+                    raise
+                except ScalerError as exc:
+                    applied = False
+                    self._scaler_error("set_replicas", exc)
+            if applied:
+                self.scaler_failures = 0
+            self._record(obs, status, metrics, decision, applied)
+            return decision
+        finally:
+            self.telemetry.loop_duration.observe(self.clock() - started)
+            self.telemetry.heartbeat()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            began = self.clock()
+            self.step()
+            wait = self.config.poll_interval_s
+            if self.scaler_failures:
+                # Back off from a failing API server instead of hammering it every poll.
+                wait = min(self.config.poll_interval_s * 2 ** self.scaler_failures,
+                           max(MAX_BACKOFF_S, self.config.poll_interval_s))
+            stop.wait(max(wait - (self.clock() - began), 0.0))
+
+    def _scaler_error(self, call: str, exc: ScalerError) -> None:
+        self.scaler_failures += 1
+        self.telemetry.scaler_errors.inc()
+        self._emit({"time": self._now_iso(), "event": "scaler-error", "call": call, "error": str(exc),
+                    "consecutive": self.scaler_failures})
+
+    def _record(self, obs: Observation, status: ScalerStatus, metrics: Metrics, decision: Decision,
+                applied: bool) -> None:
+        direction = decision.direction(obs.current_replicas)
+        t = self.telemetry
+        t.decisions.labels(direction, decision.kind).inc()
+        t.desired.set(decision.replicas)
+        t.current.set(status.current)
+        t.ready.set(status.ready)
+        t.panic.set(1 if decision.panic else 0)
+        if decision.state.capacity_rps is not None:
+            t.capacity.set(decision.state.capacity_rps)
+        line = {
+            "time": self._now_iso(), "event": "decision", "policy": self.config.policy,
+            "rate_rps": _num(obs.rate_rps), "p95_ms": _num(obs.p95_ms, 1), "inflight": _num(obs.inflight),
+            "queue": _num(obs.queue_depth), "cpu_cores": _num(obs.cpu_cores),
+            "current": status.current, "ready": status.ready, "live": status.live,
+            "desired": decision.replicas, "direction": direction, "panic": decision.panic,
+            "kind": decision.kind, "reason": decision.reason,
+        }
+        if not applied:
+            line["applied"] = False
+        if metrics.errors:
+            line["query_errors"] = {q: p for q, p in metrics.errors}
+        line.update({k: v for k, v in decision.details.items() if k not in line})
+        self._emit(line)
+
+    def _emit(self, record: dict) -> None:
+        self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.out.flush()
+
+    def _now_iso(self) -> str:
+        return datetime.fromtimestamp(self.wall(), timezone.utc).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z")

@@ -1,0 +1,199 @@
+"""The `slo` policy: capacity-based demand, latency feedback, Knative-style stable/panic windows.
+
+demand (in replicas) = load / (per-replica capacity x TARGET_UTILIZATION), where load is the request
+rate (capacity CAPACITY_RPS_PER_REPLICA, learned online) and the in-flight concurrency (Little's law:
+concurrency = rate x latency, so queueing on overloaded replicas raises it even at a flat rate; capacity
+TARGET_INFLIGHT_PER_REPLICA). The larger of the two wins.
+
+Why each piece exists:
+- stable window mean: the steady demand, insensitive to a single noisy scrape;
+- panic window mean: a burst is visible within seconds; panic (demand >= 2x ready capacity) forbids
+  scale-down for a stable window so a burst's replicas are not released in its gaps;
+- forecast: a linear trend of the rate, projected one replica start-up ahead, so a ramp finds
+  replicas ready instead of queueing while they start;
+- latency feedback: p95 above the SLO adds replicas even when the load model says enough - the model
+  is an estimate, the SLO is the goal. Only when no replica is still starting, otherwise the same
+  slowness would be answered twice;
+- up: immediate, at most x2 (at least +1) per decision, from the target count (not the lagging count
+  of running replicas, which would compound the same step on every poll);
+- down: only to the highest recommendation of SCALE_DOWN_STABILIZATION_S, one replica per
+  SCALE_DOWN_STEP_S, never while panicking, while p95 misses the SLO, or in the first stable window
+  after a restart (its windows are empty, the past is unknown);
+- tolerance: demand within 10% of the current capacity holds, so noise does not flap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from .config import Config
+from .policy import Decision, Observation, Sample, State, clamp
+
+# Capacity learning: how far one observation moves the estimate, and how far the estimate may move
+# from the configured value (a bad metric must not teach it that a replica serves 0 or 1e6 req/s).
+LEARN_RATE = 0.2
+LEARN_BOUND = 8.0
+# p95 at or above this fraction of the SLO means replicas are near their capacity ...
+NEAR_SLO = 0.8
+# ... and at or below this fraction means they have room.
+ROOM_SLO = 0.5
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _slope(samples: tuple[Sample, ...]) -> float | None:
+    """Least-squares slope of the rate over time (req/s per s), or None with too few points."""
+    pts = [(s.t_s, s.rate_rps) for s in samples if s.rate_rps is not None]
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mr = sum(r for _, r in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    if var <= 0:
+        return None
+    return sum((t - mt) * (r - mr) for t, r in pts) / var
+
+
+def learn_capacity(obs: Observation, capacity_rps: float, config: Config) -> float:
+    """Move the per-replica capacity toward what replicas actually sustained near the SLO."""
+    if (not config.capacity_learning or config.capacity_rps_per_replica <= 0 or obs.p95_ms is None
+            or obs.rate_rps is None or obs.rate_rps <= 0 or obs.ready_replicas <= 0
+            or obs.ready_replicas < obs.current_replicas):
+        return capacity_rps
+    per_replica = obs.rate_rps / obs.ready_replicas
+    near = obs.p95_ms >= NEAR_SLO * config.slo_p95_ms
+    room = obs.p95_ms <= ROOM_SLO * config.slo_p95_ms
+    if (near and per_replica < capacity_rps) or (room and per_replica > capacity_rps):
+        capacity_rps += LEARN_RATE * (per_replica - capacity_rps)
+    base = config.capacity_rps_per_replica
+    return min(max(capacity_rps, base / LEARN_BOUND), base * LEARN_BOUND)
+
+
+def _demand(rate: float | None, inflight: float | None, capacity_rps: float, config: Config) -> float:
+    """Replicas (fractional) needed for this load at the target utilization."""
+    need = 0.0
+    if rate is not None and capacity_rps > 0:
+        need = max(need, rate / (capacity_rps * config.target_utilization))
+    if inflight is not None and config.target_inflight_per_replica > 0:
+        need = max(need, inflight / (config.target_inflight_per_replica * config.target_utilization))
+    return need
+
+
+def _ceil(x: float) -> int:
+    # Float noise (2.0000000001) must not cost a replica.
+    return math.ceil(x - 1e-9)
+
+
+def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
+    current = obs.current_replicas
+    capacity = state.capacity_rps if state.capacity_rps is not None else config.capacity_rps_per_replica
+    capacity = learn_capacity(obs, capacity, config)
+
+    samples = tuple(s for s in state.samples if s.t_s > now_s - config.stable_window_s)
+    samples += (Sample(now_s, obs.rate_rps, obs.inflight),)
+    panic_samples = [s for s in samples if s.t_s > now_s - config.panic_window_s] or [samples[-1]]
+
+    need_stable = _demand(_mean(s.rate_rps for s in samples), _mean(s.inflight for s in samples), capacity, config)
+    need_panic = _demand(_mean(s.rate_rps for s in panic_samples), _mean(s.inflight for s in panic_samples),
+                         capacity, config)
+    need_forecast = 0.0
+    slope = _slope(samples) if config.forecast_horizon_s > 0 else None
+    if slope is not None and slope > 0 and obs.rate_rps is not None and capacity > 0:
+        need_forecast = (obs.rate_rps + slope * config.forecast_horizon_s) / (capacity * config.target_utilization)
+
+    panic_until = state.panic_until_s
+    if need_panic >= config.panic_threshold * max(obs.ready_replicas, 1):
+        panic_until = now_s + config.stable_window_s
+    panic = panic_until is not None and now_s < panic_until
+
+    need = max(need_stable, need_panic, need_forecast)
+    driver = max((need_stable, "load"), (need_panic, "panic" if panic else "load"), (need_forecast, "forecast"),
+                 key=lambda p: p[0])[1]
+    if current > 0 and abs(need / current - 1.0) <= config.tolerance:
+        want = current
+    else:
+        want = _ceil(need)
+
+    p95 = obs.p95_ms
+    slo_missed = p95 is not None and p95 > config.slo_p95_ms and (obs.rate_rps is None or obs.rate_rps > 0)
+    latency_reason = f"p95 {_ms(p95)} > slo {_ms(config.slo_p95_ms)}" if slo_missed else ""
+    starting = max(current - obs.ready_replicas, 0)
+    if slo_missed and starting == 0:
+        want_latency = max(_ceil(current * min(p95 / config.slo_p95_ms, 2.0)), current + 1)
+        if want_latency > want:
+            want, driver = want_latency, "latency"
+
+    want = clamp(want, config.min_replicas, config.max_replicas)
+    recommendations = tuple(r for r in state.recommendations
+                            if r[0] > now_s - config.scale_down_stabilization_s) + ((now_s, want),)
+    details = {"need_stable": round(need_stable, 3), "need_panic": round(need_panic, 3),
+               "need_forecast": round(need_forecast, 3), "capacity_rps": round(capacity, 3), "want": want}
+    new_state = replace(state, samples=samples, recommendations=recommendations, panic_until_s=panic_until,
+                        capacity_rps=capacity)
+
+    def done(replicas: int, reason: str, kind: str, **changes) -> Decision:
+        return Decision(replicas, replace(new_state, **changes), reason, kind, panic, details)
+
+    load_text = _load_text(obs, need, capacity, config)
+    if current > config.max_replicas:
+        return done(config.max_replicas, f"scale-down: above MAX_REPLICAS {config.max_replicas}", "bounds",
+                    last_scale_down_s=now_s)
+    if current < config.min_replicas:
+        return done(config.min_replicas, f"scale-up: below MIN_REPLICAS {config.min_replicas}", "bounds")
+
+    if want > current:
+        limit = max(2 * current, current + 1)
+        target = min(want, limit, config.max_replicas)
+        if target <= current:
+            return done(current, f"hold: at MAX_REPLICAS {config.max_replicas} ({load_text})", "at-max")
+        why = {"latency": latency_reason, "panic": f"panic, {load_text}", "forecast":
+               f"forecast {need_forecast:.2f} replicas in {_fmt_s(config.forecast_horizon_s)}, {load_text}",
+               "load": load_text}[driver]
+        capped = f", capped from {want}" if target < want else ""
+        return done(target, f"scale-up: {why}{capped}", driver)
+
+    if want < current:
+        if panic:
+            return done(current, f"hold: panic, no scale-down ({load_text})", "panic")
+        if state.started_s is not None and now_s - state.started_s < config.stable_window_s:
+            return done(current, f"hold: started {now_s - state.started_s:.0f}s ago, no scale-down in the "
+                        f"first {_fmt_s(config.stable_window_s)}", "restart")
+        if slo_missed:
+            return done(current, f"hold: {latency_reason}, no scale-down", "latency")
+        stabilized = max(r for _, r in recommendations)
+        if stabilized >= current:
+            return done(current, f"hold: stabilizing, max recommendation {stabilized} over "
+                        f"{_fmt_s(config.scale_down_stabilization_s)} ({load_text})", "stabilizing")
+        if state.last_scale_down_s is not None and now_s - state.last_scale_down_s < config.scale_down_step_s:
+            return done(current, f"hold: last scale-down {now_s - state.last_scale_down_s:.0f}s ago, one per "
+                        f"{_fmt_s(config.scale_down_step_s)}", "step")
+        target = max(current - 1, stabilized, config.min_replicas)
+        return done(target, f"scale-down: {load_text}", "load", last_scale_down_s=now_s)
+
+    if slo_missed and starting:
+        return done(current, f"hold: {latency_reason}, waiting for {starting} starting replica(s)", "starting")
+    if current == config.max_replicas and slo_missed:
+        return done(current, f"hold: at MAX_REPLICAS {config.max_replicas}, {latency_reason}", "at-max")
+    return done(current, f"hold: within tolerance ({load_text})", "tolerance")
+
+
+def _load_text(obs: Observation, need: float, capacity: float, config: Config) -> str:
+    parts = [f"demand {need:.2f} replicas"]
+    if obs.rate_rps is not None:
+        parts.append(f"rate {obs.rate_rps:.1f}rps at {capacity:.1f}rps/replica")
+    if obs.inflight is not None:
+        parts.append(f"inflight {obs.inflight:.1f}")
+    return ", ".join(parts)
+
+
+def _ms(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.0f}ms"
+
+
+def _fmt_s(value: float) -> str:
+    return f"{value:g}s"
