@@ -1,0 +1,5 @@
+import sys
+
+from loadtester.cli import main
+
+sys.exit(main())

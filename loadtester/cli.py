@@ -1,0 +1,55 @@
+"""Command line: `python loadtester/load_tester.py ...` or `python -m loadtester ...`.
+
+Exit codes: 0 done, 1 service unreachable, 2 bad option, trace or image directory, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING
+
+from loadtester.config import OptionError, Options, option_fields
+from loadtester.http_client import UnreachableError
+from loadtester.images import ImageDirError
+from loadtester.workload import WorkloadError
+
+EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="load_tester.py",
+        description="Replay a workload trace (wl.txt) open-loop against the inference service and report "
+                    "latency, errors, throughput and SLO attainment.")
+    for f, meta in option_fields():
+        default = f.default if f.default is not MISSING else None
+        shown = "" if default is None or f.default is MISSING else f" (default: {default})"
+        if meta.get("negate"):
+            parser.add_argument(meta["flag"], dest=f.name, action="store_false", default=argparse.SUPPRESS,
+                                help=meta["help"])
+            continue
+        if "(default" in meta["help"]:
+            shown = ""
+        parser.add_argument(meta["flag"], dest=f.name, default=argparse.SUPPRESS, choices=meta.get("choices"),
+                            metavar=meta.get("metavar"), help=meta["help"] + shown)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    from loadtester.runner import run  # after parsing, so --help stays quick
+
+    try:
+        options = Options(**args)
+        summary = run(options)
+    except (OptionError, WorkloadError, ImageDirError) as exc:
+        print(f"load_tester: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnreachableError as exc:
+        print(f"load_tester: error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        print("load_tester: interrupted before the replay started; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_INTERRUPTED if summary["run"]["interrupted"] else EXIT_OK

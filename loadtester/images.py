@@ -1,0 +1,42 @@
+"""The photos a replay sends: every JPEG/PNG file of a directory, read once into memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+_KINDS = {  # file signature -> content type
+    b"\xff\xd8\xff": "image/jpeg",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+}
+_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+class ImageDirError(ValueError):
+    """An --images directory that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    data: bytes
+    content_type: str
+
+
+def load_images(directory: str | Path) -> list[Photo]:
+    """All JPEG/PNG files of `directory` in name order (so request i always gets the same photo)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ImageDirError(f"--images: {str(directory)!r} is not a directory")
+    photos = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() not in _SUFFIXES or not path.is_file():
+            continue
+        data = path.read_bytes()
+        content_type = next((ct for magic, ct in _KINDS.items() if data.startswith(magic)), None)
+        if content_type is None:
+            raise ImageDirError(f"--images: {str(path)!r} is named like an image but is not a JPEG or PNG file")
+        photos.append(Photo(name=path.name, data=data, content_type=content_type))
+    if not photos:
+        raise ImageDirError(f"--images: {str(directory)!r} holds no .jpg, .jpeg or .png files")
+    return photos

@@ -1,0 +1,61 @@
+"""timeline.png: offered vs achieved load, latency per window against the SLO, errors, replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: float, window_s: float,
+                  replicas: dict | None = None, title: str = "") -> None:
+    rows = 4 if replicas else 3
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.6 * rows + 0.6), sharex=True)
+    seconds = per_second["second"]
+
+    ax = axes[0]
+    ax.plot(seconds, per_second["offered_rps"], color="0.55", lw=1, label="offered (scheduled)")
+    ax.plot(seconds, per_second["achieved_rps"], color="tab:blue", lw=1.2, label="achieved (ok responses)")
+    ax.set_ylabel("requests/s")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+
+    ax = axes[1]
+    mids = [w["start_s"] + window_s / 2 for w in windows]
+    for key, color in (("p50_ms", "tab:green"), ("p95_ms", "tab:orange"), ("p99_ms", "tab:red")):
+        ax.plot(mids, [w[key] if w[key] is not None else float("nan") for w in windows], marker=".",
+                color=color, lw=1.2, label=key.replace("_ms", ""))
+    ax.axhline(slo_ms, color="k", ls="--", lw=1, label=f"SLO {slo_ms:g} ms")
+    missed = [w["start_s"] for w in windows if w["requests"] and not w["meets_slo"]]
+    for start in missed:
+        ax.axvspan(start, start + window_s, color="tab:red", alpha=0.08, lw=0)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"latency ms ({window_s:g}-s windows)")
+    ax.legend(loc="upper right", fontsize=8, ncol=4)
+    ax.grid(alpha=0.3, which="both")
+
+    ax = axes[2]
+    ax.step([w["start_s"] for w in windows], [100.0 * (w["error_rate"] or 0.0) for w in windows],
+            where="post", color="tab:red")
+    ax.set_ylabel("errors %")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+
+    if replicas:
+        ax = axes[3]
+        for name, points in replicas.items():
+            ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=name)
+        ax.set_ylabel("replicas / workers")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+
+    axes[-1].set_xlabel("seconds since the start of the replay")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
