@@ -1,0 +1,360 @@
+"""The HTTP service: `create_app()` builds a Flask app around one Classifier and one Batcher.
+
+Under gunicorn each worker calls `create_app()` after the fork (torch and OpenMP are not fork-safe),
+so each worker loads and warms its own model before it takes a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import CollectorRegistry
+from werkzeug.exceptions import HTTPException
+
+from inference.batcher import Batcher, BatchStats, DeadlineExceeded, Job, Overloaded
+from inference.config import ServiceConfig
+from inference.metrics import INFERENCE_ENDPOINTS, Metrics
+from inference.model import LABELS, MODEL_NAME, Classifier
+from inference.preprocess import ImageError, preprocess
+
+log = logging.getLogger("inference")
+
+OIP_MODEL_VERSION = "1"
+
+
+class ApiError(Exception):
+    """A client-facing error: JSON `{"error": message}` with `status`, counted under `reason` if given."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.reason, self.headers = status, message, reason, headers or {}
+
+
+@dataclass
+class Result:
+    predictions: list[list[dict]]
+    queue_ms: float
+    preprocess_ms: float
+    model_ms: float
+
+    def timings(self) -> dict:
+        return {"queue": round(self.queue_ms, 3), "preprocess": round(self.preprocess_ms, 3),
+                "model": round(self.model_ms, 3)}
+
+    def server_timing(self) -> str:
+        return (f"queue;dur={self.queue_ms:.3f}, preprocess;dur={self.preprocess_ms:.3f}, "
+                f"model;dur={self.model_ms:.3f}")
+
+
+class InferenceState:
+    """What one worker holds: the settings, the model, the batcher, the metrics and the draining flag."""
+
+    def __init__(self, config: ServiceConfig, classifier: Classifier, metrics: Metrics):
+        self.config = config
+        self.classifier = classifier
+        self.metrics = metrics
+        self.draining = False
+        self.batcher = Batcher(classifier.probabilities, config.max_batch_size, config.max_batch_delay_ms / 1000.0,
+                               config.queue_limit, on_batch=self._on_batch, on_depth=metrics.queue_depth.set,
+                               on_expired=self._on_expired)
+
+    def _on_batch(self, stats: BatchStats) -> None:
+        self.metrics.batch_size.observe(stats.size)
+        self.metrics.model_duration.observe(stats.model_s)
+        for queue_s in stats.queue_s:
+            self.metrics.queue_duration.observe(queue_s)
+
+    def _on_expired(self, job: Job) -> None:
+        self.metrics.queue_duration.observe(job.queue_s)
+
+    def start_draining(self) -> None:
+        """Turn not-ready and refuse new work; what is queued still runs."""
+        self.draining = True
+        self.batcher.close(timeout_s=0)
+
+    def classify(self, images: list[bytes], topk: int) -> Result:
+        if self.draining:
+            raise ApiError(503, "this worker is shutting down; retry, another replica will answer", "draining",
+                           {"Retry-After": "1"})
+        if len(images) > self.config.queue_limit:
+            raise ApiError(413, f"{len(images)} images in one request; at most {self.config.queue_limit} "
+                           "(MAX_QUEUE) fit", "too_large")
+        # Refuse before spending CPU on decoding work that could not be queued anyway.
+        if not self.batcher.has_room(len(images)):
+            self._overloaded(Overloaded("queue_full", "the queue is full; retry after a moment or add replicas"))
+        started = time.perf_counter()
+        tensors = []
+        for i, data in enumerate(images):
+            what = "image" if len(images) == 1 else f"image {i + 1} of {len(images)}"
+            try:
+                tensors.append(preprocess(data, self.config.max_image_pixels, what))
+            except ImageError as exc:
+                raise ApiError(exc.status, str(exc), exc.reason) from None
+        preprocess_s = time.perf_counter() - started
+        self.metrics.preprocess_duration.observe(preprocess_s)
+        deadline = g.started_monotonic + self.config.request_timeout_s
+        try:
+            job = self.batcher.submit(torch.stack(tensors), deadline)
+        except Overloaded as exc:
+            self._overloaded(exc)
+        # Once its forward starts a job finishes in bounded time; the margin only guards against a hung model.
+        if not job.done.wait(timeout=max(0.0, deadline - time.monotonic()) + 120.0):
+            raise ApiError(504, "the model did not answer in time", "deadline")
+        if isinstance(job.error, DeadlineExceeded):
+            raise ApiError(504, str(job.error), "deadline")
+        if job.error is not None:
+            raise job.error
+        return Result(predictions=[[p.as_dict() for p in row] for row in self.classifier.top_k(job.probs, topk)],
+                      queue_ms=job.queue_s * 1000, preprocess_ms=preprocess_s * 1000, model_ms=job.model_s * 1000)
+
+    def _overloaded(self, exc: Overloaded) -> None:
+        raise ApiError(503, str(exc), exc.reason, {"Retry-After": "1"})
+
+
+# --- request parsing ---
+
+def parse_topk(raw: object) -> int:
+    if raw is None:
+        return 5
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ApiError(400, f"topk={raw!r} is not an integer; use 1..1000", "bad_input") from None
+    if not 1 <= value <= 1000:
+        raise ApiError(400, f"topk={value} is out of range; use 1..1000", "bad_input")
+    return value
+
+
+def decode_base64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise ApiError(400, f"{what} must be a base64 string, got {type(text).__name__}", "bad_input")
+    if text.startswith("data:") and "," in text:  # tolerate data: URLs pasted from a browser
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"{what} is not valid base64 ({exc})", "bad_input") from None
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "the body is not valid JSON", "bad_input")
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the JSON body must be an object, got {type(body).__name__}", "bad_input")
+    return body
+
+
+def predict_inputs() -> tuple[list[bytes], bool]:
+    """The images of a /predict request and whether the client sent exactly one (flat answer)."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        files = request.files.getlist("file")
+        if not files:
+            raise ApiError(400, "the multipart body has no `file` field; send e.g. curl -F file=@cat.jpg",
+                           "bad_input")
+        return [f.read() for f in files], len(files) == 1
+    if mimetype == "application/json":
+        body = json_body()
+        if "image" in body:
+            return [decode_base64(body["image"], "`image`")], True
+        if "images" in body:
+            items = body["images"]
+            if not isinstance(items, list) or not items:
+                raise ApiError(400, "`images` must be a non-empty list of base64 strings", "bad_input")
+            return [decode_base64(item, f"`images[{i}]`") for i, item in enumerate(items)], False
+        raise ApiError(400, "the JSON body needs `image` (base64) or `images` (list of base64)", "bad_input")
+    if mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        return [request.get_data(cache=False)], True
+    shown = mimetype or "none"
+    raise ApiError(415, f"unsupported Content-Type {shown!r}: send multipart/form-data with `file` fields, "
+                   "a raw image/* or application/octet-stream body, or JSON {\"image\": \"<base64>\"}", "bad_input")
+
+
+def oip_inputs(body: dict) -> list[bytes]:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise ApiError(400, "`inputs` must hold exactly one tensor: {\"name\": \"image\", \"datatype\": \"BYTES\", "
+                       "\"shape\": [N], \"data\": [\"<base64>\", ...]}", "bad_input")
+    tensor = inputs[0]
+    if tensor.get("datatype") != "BYTES":
+        raise ApiError(400, f"input datatype must be BYTES, got {tensor.get('datatype')!r}", "bad_input")
+    data = tensor.get("data")
+    if not isinstance(data, list) or not data:
+        raise ApiError(400, "input `data` must be a non-empty list of base64-encoded images", "bad_input")
+    shape = tensor.get("shape")
+    if shape is not None and shape not in ([len(data)], [len(data), 1]):
+        raise ApiError(400, f"input shape {shape} does not match {len(data)} data elements", "bad_input")
+    return [decode_base64(item, f"input data[{i}]") for i, item in enumerate(data)]
+
+
+# --- the app ---
+
+def create_app(config: ServiceConfig | None = None, classifier: Classifier | None = None,
+               registry: CollectorRegistry | None = None) -> Flask:
+    """Build the service. Config comes from the environment unless given; tests pass a fresh registry."""
+    config = config or ServiceConfig.from_env()
+    torch.set_num_threads(config.torch_threads_effective)
+    classifier = classifier or Classifier(config.model_weights, config.device)
+    classifier.warm_up(config.warmup_batches, config.max_batch_size)
+
+    metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    state = InferenceState(config, classifier, metrics)
+    state.batcher.start()
+    metrics.start_cpu_sampler()
+    metrics.model_info.labels(MODEL_NAME, classifier.weights, str(classifier.device)).set(1)
+    metrics.workers.set(1)
+
+    app = Flask("inference")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["inference"] = state
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started_monotonic = time.monotonic()
+        g.endpoint = request.url_rule.rule if request.url_rule is not None else None
+        if g.endpoint in INFERENCE_ENDPOINTS:
+            metrics.inflight.inc()
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        endpoint = g.get("endpoint")
+        if endpoint in INFERENCE_ENDPOINTS:
+            metrics.requests.labels(endpoint, str(response.status_code)).inc()
+            metrics.duration.labels(endpoint).observe(time.monotonic() - g.started_monotonic)
+        return response
+
+    @app.teardown_request
+    def done(_exc: BaseException | None) -> None:
+        if g.get("endpoint") in INFERENCE_ENDPOINTS:
+            metrics.inflight.dec()
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        if exc.reason:
+            metrics.rejected.labels(exc.reason).inc()
+        return jsonify(error=exc.message), exc.status, exc.headers
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            metrics.rejected.labels("too_large").inc()
+            message = f"the request body is over {config.max_body_bytes} bytes (MAX_BODY_BYTES)"
+        elif exc.code == 404:
+            message = f"no such endpoint: {request.method} {request.path}; see GET /info for the API"
+        elif exc.code == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        else:
+            message = exc.description or exc.name
+        response = exc.get_response()
+        response.set_data(jsonify(error=message).get_data())
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify(error=f"internal error ({type(exc).__name__}); the service log has the details"), 500
+
+    # --- the service's own API ---
+
+    @app.post("/predict")
+    def predict():
+        images, single = predict_inputs()
+        result = state.classify(images, parse_topk(request.args.get("topk")))
+        body = {"model": MODEL_NAME, "weights": classifier.weights,
+                "predictions": result.predictions[0] if single else result.predictions,
+                "timings_ms": result.timings()}
+        return jsonify(body), 200, {"Server-Timing": result.server_timing()}
+
+    @app.get("/healthz")
+    def healthz():
+        if not state.batcher.alive() and not state.draining:
+            return jsonify(alive=False, error="the model thread has stopped"), 503
+        return jsonify(alive=True)
+
+    @app.get("/readyz")
+    def readyz():
+        if state.draining:
+            return jsonify(ready=False, reason="draining"), 503, {"Retry-After": "1"}
+        return jsonify(ready=True)
+
+    @app.get("/info")
+    def info():
+        return jsonify(model=MODEL_NAME, weights=classifier.weights, device=str(classifier.device),
+                       labels=len(LABELS), pid=os.getpid(),
+                       torch_threads=torch.get_num_threads(), max_batch_size=config.max_batch_size,
+                       max_batch_delay_ms=config.max_batch_delay_ms, max_queue=config.queue_limit,
+                       request_timeout_s=config.request_timeout_s, max_body_bytes=config.max_body_bytes,
+                       max_image_pixels=config.max_image_pixels, draining=state.draining,
+                       endpoints=sorted(str(rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"))
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        payload, content_type = metrics.exposition()
+        return Response(payload, content_type=content_type)
+
+    # --- Open Inference Protocol v2 (the subset KServe/Triton clients and probes use) ---
+
+    @app.get("/v2")
+    def oip_server():
+        return jsonify(name="resnet18-inference", version="1", extensions=[])
+
+    @app.get("/v2/health/live")
+    def oip_live():
+        return jsonify(live=state.batcher.alive() or state.draining)
+
+    @app.get("/v2/health/ready")
+    def oip_ready():
+        return jsonify(ready=not state.draining), (503 if state.draining else 200)
+
+    @app.get("/v2/models/<name>")
+    def oip_metadata(name: str):
+        known_model(name)
+        return jsonify(name=MODEL_NAME, versions=[OIP_MODEL_VERSION], platform="pytorch",
+                       parameters={"weights": classifier.weights},
+                       inputs=[{"name": "image", "datatype": "BYTES", "shape": [-1]}],
+                       outputs=[{"name": "label", "datatype": "BYTES", "shape": [-1, -1]},
+                                {"name": "score", "datatype": "FP32", "shape": [-1, -1]},
+                                {"name": "index", "datatype": "INT64", "shape": [-1, -1]}])
+
+    @app.get("/v2/models/<name>/ready")
+    def oip_model_ready(name: str):
+        known_model(name)
+        return jsonify(name=MODEL_NAME, ready=not state.draining), (503 if state.draining else 200)
+
+    @app.post("/v2/models/resnet18/infer")
+    def oip_infer():
+        body = json_body()
+        params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        topk = parse_topk(params.get("topk", request.args.get("topk")))
+        result = state.classify(oip_inputs(body), topk)
+        n, k = len(result.predictions), len(result.predictions[0])
+        flat = [p for row in result.predictions for p in row]
+        outputs = [{"name": "label", "datatype": "BYTES", "shape": [n, k], "data": [p["label"] for p in flat]},
+                   {"name": "score", "datatype": "FP32", "shape": [n, k], "data": [p["score"] for p in flat]},
+                   {"name": "index", "datatype": "INT64", "shape": [n, k], "data": [p["index"] for p in flat]}]
+        answer = {"model_name": MODEL_NAME, "model_version": OIP_MODEL_VERSION, "outputs": outputs,
+                  "parameters": {"weights": classifier.weights, "timings_ms": result.timings()}}
+        if "id" in body:
+            answer = {"id": body["id"], **answer}
+        return jsonify(answer), 200, {"Server-Timing": result.server_timing()}
+
+    @app.post("/v2/models/<name>/infer")
+    def oip_infer_unknown(name: str):
+        known_model(name)
+        raise ApiError(404, f"no inference route for model {name!r}")
+
+    def known_model(name: str) -> None:
+        if name != MODEL_NAME:
+            raise ApiError(404, f"unknown model {name!r}; this server serves {MODEL_NAME!r}")
+
+    return app

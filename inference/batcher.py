@@ -1,0 +1,190 @@
+"""Micro-batching: request threads submit preprocessed images, one model thread runs them in batches.
+
+Admission is bounded in images (`max_queue`): a full queue answers at once instead of letting latency
+grow without limit. A job whose deadline passed before its forward starts is failed, never computed.
+The clock is injectable so the batching rules can be tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(RuntimeError):
+    """No room: `reason` is `queue_full` or `draining`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class DeadlineExceeded(RuntimeError):
+    """The job waited past its deadline; it was dropped before the model saw it."""
+
+
+@dataclass
+class Job:
+    images: torch.Tensor  # (n, 224, 224, 3) uint8
+    deadline: float  # on the batcher's clock
+    enqueued_at: float = 0.0
+    queue_s: float = 0.0
+    model_s: float = 0.0
+    batch_size: int = 0
+    probs: torch.Tensor | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[0])
+
+    def finish(self, probs: torch.Tensor | None = None, error: BaseException | None = None) -> None:
+        self.probs, self.error = probs, error
+        self.done.set()
+
+
+@dataclass
+class BatchStats:
+    """What the model thread reports after each forward (for metrics)."""
+
+    size: int
+    model_s: float
+    queue_s: list[float]
+
+
+class Batcher:
+    def __init__(self, run_batch: Callable[[torch.Tensor], torch.Tensor], max_batch_size: int,
+                 max_delay_s: float, max_queue: int, on_batch: Callable[[BatchStats], None] | None = None,
+                 on_depth: Callable[[int], None] | None = None, on_expired: Callable[[Job], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self._run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self._on_batch = on_batch or (lambda stats: None)
+        self._on_depth = on_depth or (lambda depth: None)
+        self._on_expired = on_expired or (lambda job: None)
+        self._clock = clock
+        self._queue: collections.deque[Job] = collections.deque()
+        self._depth = 0  # images queued, not yet taken by the model thread
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    # --- request side ---
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def has_room(self, images: int) -> bool:
+        return not self._closing and self._depth + images <= self.max_queue
+
+    def submit(self, images: torch.Tensor, deadline: float) -> Job:
+        job = Job(images=images, deadline=deadline)
+        with self._cond:
+            if self._closing:
+                raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
+            if self._depth + job.size > self.max_queue:
+                raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
+                                 "waiting); retry after a moment or add replicas")
+            job.enqueued_at = self._clock()
+            self._queue.append(job)
+            self._depth += job.size
+            self._on_depth(self._depth)
+            self._cond.notify()
+        return job
+
+    # --- model side ---
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="model", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Refuse new work, finish everything queued, then stop the model thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _take_batch(self) -> list[Job] | None:
+        """Block for the first job, then gather more for up to max_delay_s while the batch has room."""
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            batch = [self._queue.popleft()]
+            count = batch[0].size
+            wait_until = self._clock() + self.max_delay_s
+            while count < self.max_batch_size:
+                if self._queue:
+                    if count + self._queue[0].size > self.max_batch_size:
+                        break
+                    job = self._queue.popleft()
+                    batch.append(job)
+                    count += job.size
+                    continue
+                remaining = wait_until - self._clock()
+                if remaining <= 0 or self._closing:
+                    break
+                self._cond.wait(remaining)
+            self._depth -= count
+            self._on_depth(self._depth)
+            return batch
+
+    def run_once(self) -> bool:
+        """Take one batch and run it; False once closed and empty. The model thread's whole job."""
+        batch = self._take_batch()
+        if batch is None:
+            return False
+        now = self._clock()
+        live = []
+        for job in batch:
+            if now > job.deadline:
+                job.queue_s = now - job.enqueued_at
+                self._on_expired(job)
+                job.finish(error=DeadlineExceeded(
+                    f"waited {job.queue_s:.2f}s in the queue, past the request deadline; the service is "
+                    "overloaded: retry later or add replicas"))
+            else:
+                live.append(job)
+        if not live:
+            return True
+        images = live[0].images if len(live) == 1 else torch.cat([job.images for job in live])
+        started = self._clock()
+        try:
+            # A job larger than a batch (one request with many images) runs in batch-sized chunks.
+            probs = torch.cat([self._run_batch(images[i:i + self.max_batch_size])
+                               for i in range(0, images.shape[0], self.max_batch_size)])
+        except Exception as exc:  # noqa: BLE001 - report to every waiting request, keep serving
+            log.exception("model forward failed")
+            for job in live:
+                job.finish(error=exc)
+            return True
+        model_s = self._clock() - started
+        offset = 0
+        for job in live:
+            job.queue_s = started - job.enqueued_at
+            job.model_s = model_s
+            job.batch_size = images.shape[0]
+            job.finish(probs=probs[offset:offset + job.size])
+            offset += job.size
+        self._on_batch(BatchStats(size=int(images.shape[0]), model_s=model_s, queue_s=[j.queue_s for j in live]))
+        return True
+
+    def _loop(self) -> None:
+        while self.run_once():
+            pass

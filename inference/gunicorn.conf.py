@@ -1,0 +1,105 @@
+"""gunicorn settings and hooks for the inference service: `gunicorn -c inference/gunicorn.conf.py`.
+
+Every value comes from inference/config.py (environment variables); this file only maps them onto
+gunicorn and adds the hooks that make scaling safe:
+- metrics: prometheus_client's multiprocess recipe (directory wiped at start, dead workers marked);
+- readiness: a worker that has loaded and warmed its model creates `<pidfile>.<pid>.ready`, which the
+  local autoscaler counts as a ready replica;
+- draining: SIGTERM (also what TTOU sends to the removed worker) turns the worker not-ready, refuses new
+  work with 503, finishes everything it admitted, then exits within graceful_timeout.
+"""
+
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from inference.config import ConfigError, ServiceConfig  # noqa: E402
+
+try:
+    SETTINGS = ServiceConfig.from_env()
+except ConfigError as exc:
+    print(f"inference: bad configuration: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+# Workers inherit this; it must be set before prometheus_client is first imported in them.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inference-metrics-")
+MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+wsgi_app = "inference.wsgi:create_worker_app()"
+bind = f"{SETTINGS.bind_host}:{SETTINGS.port}"
+workers = SETTINGS.web_concurrency
+worker_class = "gthread"
+threads = SETTINGS.threads_per_worker
+# No keep-alive: new connections spread over new workers and pods at once (a kept-alive client stays
+# pinned to the replica it first reached), and a draining worker never races a request on an idle socket.
+keepalive = 0
+graceful_timeout = int(-(-SETTINGS.graceful_timeout_s // 1))  # gunicorn wants whole seconds
+# A watchdog for hung workers only; model load and warm-up happen before the first heartbeat.
+timeout = 120
+pidfile = SETTINGS.gunicorn_pidfile or None
+loglevel = "info"
+# Run the model thread and the request threads in the worker, never in the master.
+preload_app = False
+# The control socket defaults to $HOME/.gunicorn, which is read-only in the pod and shared by every local
+# instance; the autoscaler uses signals (TTIN/TTOU) instead.
+control_socket_disable = True
+
+
+def _ready_marker(server_or_worker, pid: int) -> Path | None:
+    pid_path = server_or_worker.cfg.pidfile
+    return Path(f"{pid_path}.{pid}.ready") if pid_path else None
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def on_starting(server):
+    MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+    # Values of a previous run would be summed into this one's: start from nothing.
+    for leftover in MULTIPROC_DIR.glob("*.db"):
+        leftover.unlink()
+    if server.cfg.pidfile:
+        for marker in Path(server.cfg.pidfile).parent.glob(Path(server.cfg.pidfile).name + ".*.ready"):
+            marker.unlink()
+
+
+def post_worker_init(worker):
+    state = worker.wsgi.extensions["inference"]
+    marker = _ready_marker(worker, worker.pid)
+
+    def drain(sig, frame):
+        _remove(marker)
+        state.start_draining()
+        worker.handle_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, drain)
+    if marker is not None:
+        marker.touch()
+    worker.log.info("worker %s ready: %s weights, %d torch threads, batch <= %d, queue <= %d",
+                    worker.pid, state.classifier.weights, state.config.torch_threads_effective,
+                    state.config.max_batch_size, state.config.queue_limit)
+
+
+def worker_exit(server, worker):
+    _remove(_ready_marker(server, worker.pid))
+    state = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("inference")
+    if state is not None:
+        state.start_draining()
+        state.batcher.close(timeout_s=graceful_timeout)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(MULTIPROC_DIR))
+    _remove(_ready_marker(server, worker.pid))
