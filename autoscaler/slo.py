@@ -128,6 +128,7 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
         if want_latency > want:
             want, driver = want_latency, "latency"
 
+    unbounded = want
     want = clamp(want, config.min_replicas, config.max_replicas)
     recommendations = tuple(r for r in state.recommendations
                             if r[0] > now_s - config.scale_down_stabilization_s) + ((now_s, want),)
@@ -177,8 +178,9 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
 
     if slo_missed and starting:
         return done(current, f"hold: {latency_reason}, waiting for {starting} starting replica(s)", "starting")
-    if current == config.max_replicas and slo_missed:
-        return done(current, f"hold: at MAX_REPLICAS {config.max_replicas}, {latency_reason}", "at-max")
+    if current == config.max_replicas and unbounded > current:
+        why = latency_reason or load_text
+        return done(current, f"hold: at MAX_REPLICAS {config.max_replicas} ({why})", "at-max")
     return done(current, f"hold: within tolerance ({load_text})", "tolerance")
 
 

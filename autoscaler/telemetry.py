@@ -58,7 +58,8 @@ class TelemetryServer:
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="telemetry", daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                       name="telemetry", daemon=True)
 
     def start(self) -> "TelemetryServer":
         self.thread.start()

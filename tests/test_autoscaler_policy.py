@@ -1,0 +1,325 @@
+"""The decider, as a pure function: scenarios for the slo policy, hand-computed HPA examples, and the
+rules shared by every policy (missing data, fallback, static)."""
+
+from __future__ import annotations
+
+import math
+import pytest
+
+from autoscaler.config import Config
+from autoscaler.hpa import calculate_replicas, scale_up_limit
+from autoscaler.policy import Observation, State, decide
+
+POLL_S = 5.0
+
+
+def slo_config(**overrides) -> Config:
+    base = dict(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
+                target_inflight_per_replica=0, target_utilization=0.7, stable_window_s=60, panic_window_s=6,
+                scale_down_stabilization_s=120, scale_down_step_s=10, tolerance=0.1, forecast_horizon_s=0,
+                capacity_learning=False, slo_p95_ms=500)
+    base.update(overrides)
+    return Config(**base).validate()
+
+
+def simulate(config: Config, rate_at, start_replicas: int, duration_s: float, p95_at=None, t0_s: float = 0.0,
+             state: State | None = None, ready_lag_polls: int = 0):
+    """Run the policy against a plant whose replicas become ready `ready_lag_polls` polls after a change.
+
+    Returns (state, [(t_s, rate, decision), ...]).
+    """
+    state = state or State()
+    current = start_replicas
+    history: list[int] = []
+    trace = []
+    t = t0_s
+    while t <= t0_s + duration_s + 1e-9:
+        history.append(current)
+        ready = min(history[-1 - ready_lag_polls] if len(history) > ready_lag_polls else history[0], current)
+        rate = rate_at(t)
+        p95 = p95_at(t, rate, ready) if p95_at else 100.0
+        obs = Observation(current_replicas=current, ready_replicas=ready, rate_rps=rate, p95_ms=p95,
+                          inflight=rate * 0.1)
+        d = decide(obs, state, config, t)
+        state = d.state
+        trace.append((t, rate, d, current))
+        current = d.replicas
+        t += POLL_S
+    return state, trace
+
+
+def changes(trace) -> int:
+    return sum(1 for _, _, d, cur in trace if d.replicas != cur)
+
+
+# --- slo policy scenarios -------------------------------------------------------------------------
+
+def test_steady_load_holds_the_right_count():
+    # 20 req/s at 10 req/s per replica and 70% target utilization: ceil(20 / 7) = 3 replicas.
+    _, trace = simulate(slo_config(), lambda t: 20.0, start_replicas=3, duration_s=300)
+    assert {d.replicas for _, _, d, _ in trace} == {3}
+    assert trace[-1][2].kind == "tolerance"
+
+
+def test_steady_load_from_too_few_scales_up_once_to_the_demand():
+    _, trace = simulate(slo_config(), lambda t: 20.0, start_replicas=1, duration_s=60)
+    assert [d.replicas for _, _, d, _ in trace[:3]] == [2, 3, 3]  # x2 cap: 1 -> 2 -> 3
+    assert trace[0][2].reason.startswith("scale-up: demand 2.86 replicas")
+
+
+def test_ramp_scales_up_monotonically_to_the_peak_demand():
+    ramp = lambda t: 5.0 + 35.0 * min(t, 120.0) / 120.0  # noqa: E731 - 5 -> 40 req/s in 2 minutes
+    _, trace = simulate(slo_config(), ramp, start_replicas=1, duration_s=180)
+    replicas = [d.replicas for _, _, d, _ in trace]
+    assert replicas == sorted(replicas)
+    assert replicas[-1] == math.ceil(40 / 7)
+
+
+def test_spike_5x_panics_doubles_per_decision_and_never_scales_down_in_panic():
+    spike = lambda t: 10.0 if t < 60 else 50.0  # noqa: E731
+    _, trace = simulate(slo_config(), spike, start_replicas=2, duration_s=100)
+    after = [(t, d, cur) for t, _, d, cur in trace if t >= 60]
+    first = after[0][1]
+    assert first.panic and first.kind == "panic" and first.reason.startswith("scale-up: panic")
+    for _, d, cur in after:
+        assert d.replicas <= max(2 * cur, cur + 1)  # x2 (at least +1) per decision
+        assert d.replicas >= cur                    # no scale-down while panicking
+    assert [d.replicas for _, d, _ in after[:3]] == [4, 8, 8]  # ceil(50 / 7) = 8
+
+
+def test_drop_scales_down_only_after_stabilization_one_step_at_a_time():
+    cfg = slo_config()
+    high = lambda t: 50.0 if t < 200 else 5.0  # noqa: E731
+    _, trace = simulate(cfg, high, start_replicas=8, duration_s=420)
+    downs = [t for t, _, d, cur in trace if d.replicas < cur]
+    assert downs, "never scaled down"
+    last_high_t = 195.0
+    assert downs[0] >= last_high_t + cfg.scale_down_stabilization_s  # max recommendation over the window held
+    assert all(b - a >= cfg.scale_down_step_s for a, b in zip(downs, downs[1:]))
+    assert all(cur - d.replicas == 1 for _, _, d, cur in trace if d.replicas < cur)
+    assert trace[-1][2].replicas == 1
+
+
+@pytest.mark.parametrize("low,high", [(18.0, 22.0), (14.0, 26.0)], ids=["within-tolerance", "+-30pct"])
+def test_oscillating_load_does_not_flap(low, high):
+    wobble = lambda t: low if int(t / POLL_S) % 2 else high  # noqa: E731
+    _, trace = simulate(slo_config(), wobble, start_replicas=3, duration_s=600)
+    # At most the start-up reaction to the first (single-sample) window and its correction.
+    assert changes(trace) <= 2
+    assert changes([step for step in trace if step[0] >= 200]) == 0
+
+
+def test_latency_feedback_scales_up_when_the_load_model_says_enough():
+    cfg = slo_config()
+    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=5.0, p95_ms=812.0, inflight=1.0)
+    d = decide(obs, State(started_s=0.0), cfg, 100.0)
+    assert d.replicas == 4 and d.kind == "latency"   # ceil(2 x min(812/500, 2))
+    assert d.reason == "scale-up: p95 812ms > slo 500ms"
+
+
+def test_latency_feedback_waits_for_starting_replicas():
+    cfg = slo_config()
+    obs = Observation(current_replicas=4, ready_replicas=2, rate_rps=26.0, p95_ms=812.0, inflight=1.0)
+    d = decide(obs, State(started_s=0.0), cfg, 100.0)
+    assert d.replicas == 4 and d.kind == "starting"
+
+
+def test_decides_from_the_target_not_the_lagging_ready_count():
+    # Replicas take 3 polls to become ready; the target must not be compounded meanwhile.
+    _, trace = simulate(slo_config(), lambda t: 40.0, start_replicas=1, duration_s=120, ready_lag_polls=3)
+    replicas = [d.replicas for _, _, d, _ in trace]
+    assert max(replicas) == math.ceil(40 / 7)
+    assert replicas[-1] == math.ceil(40 / 7)
+
+
+def test_restart_does_not_scale_down_in_the_first_stable_window():
+    cfg = slo_config()
+    _, trace = simulate(cfg, lambda t: 1.0, start_replicas=6, duration_s=200, t0_s=1000.0)
+    first_down = next(t for t, _, d, cur in trace if d.replicas < cur)
+    assert first_down >= 1000.0 + cfg.stable_window_s
+    assert {d.kind for t, _, d, _ in trace if t < 1000.0 + cfg.stable_window_s} == {"restart"}
+
+
+def test_forecast_has_replicas_ready_before_the_ramp_needs_them():
+    ramp = lambda t: 2.0 + 0.5 * t  # noqa: E731 - +0.5 req/s every second
+    _, plain = simulate(slo_config(forecast_horizon_s=0), ramp, start_replicas=1, duration_s=60)
+    _, ahead = simulate(slo_config(forecast_horizon_s=30), ramp, start_replicas=1, duration_s=60)
+    at_60_plain, at_60_ahead = plain[-1][2].replicas, ahead[-1][2].replicas
+    assert at_60_ahead > at_60_plain
+    assert at_60_ahead >= math.ceil((2.0 + 0.5 * 90) / 7)  # the rate 30 s later
+    assert any(d.kind == "forecast" for _, _, d, _ in ahead)
+
+
+def test_concurrency_signal_scales_up_on_queueing_at_a_flat_rate():
+    cfg = slo_config(target_inflight_per_replica=4, capacity_rps_per_replica=0)
+    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=10.0, p95_ms=300.0, inflight=14.0)
+    d = decide(obs, State(started_s=0.0), cfg, 100.0)
+    assert d.replicas == 4  # 14 / (4 x 0.7) = 5, capped at x2
+
+
+@pytest.mark.parametrize("p95_ms,rate,expected", [
+    (450.0, 12.0, "lower"),     # near the SLO at 6 req/s per replica: capacity was overestimated
+    (100.0, 30.0, "higher"),    # 15 req/s per replica with room: underestimated
+    (300.0, 12.0, "same"),      # neither near the SLO nor with clear room
+], ids=["near-slo-lowers", "room-raises", "middle-keeps"])
+def test_capacity_is_corrected_online(p95_ms, rate, expected):
+    cfg = slo_config(capacity_learning=True)
+    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0)
+    cap = decide(obs, State(started_s=0.0), cfg, 100.0).state.capacity_rps
+    assert {"lower": cap < 10, "higher": cap > 10, "same": cap == 10}[expected]
+
+
+@pytest.mark.parametrize("current,want,kind", [
+    (0, 1, "bounds"), (14, 10, "bounds"), (10, 10, "at-max"),
+], ids=["below-min", "above-max", "at-max-holds"])
+def test_bounds(current, want, kind):
+    cfg = slo_config()
+    obs = Observation(current_replicas=current, ready_replicas=current, rate_rps=500.0, p95_ms=100.0)
+    d = decide(obs, State(started_s=0.0), cfg, 100.0)
+    assert (d.replicas, d.kind) == (want, kind)
+
+
+# --- missing data, shared by all policies -----------------------------------------------------------
+
+NO_DATA_CASES = {
+    "prometheus-down": (Observation(3, 3, problem="prometheus: connection refused"),
+                        "hold: no-data (prometheus: connection refused)"),
+    "stale": (Observation(3, 3, problem="stale: newest sample 90s old"), "hold: no-data (stale: newest sample 90s old)"),
+    "nan-rate-and-inflight": (Observation(3, 3, rate_rps=None, inflight=None, p95_ms=None),
+                              "hold: no-data (no request rate or in-flight data)"),
+}
+
+
+@pytest.mark.parametrize("obs,reason", NO_DATA_CASES.values(), ids=NO_DATA_CASES.keys())
+@pytest.mark.parametrize("policy", ["slo", "hpa"])
+def test_no_data_holds_the_current_count(obs, reason, policy):
+    cfg = slo_config(policy=policy)
+    d = decide(obs, State(started_s=0.0), cfg, 10.0)
+    assert d.replicas == 3 and d.kind == "no-data"
+    if policy == "slo" or obs.problem:
+        assert d.reason == reason
+
+
+def test_idle_service_with_nan_p95_is_data_not_a_failure():
+    cfg = slo_config()
+    obs = Observation(current_replicas=1, ready_replicas=1, rate_rps=0.0, p95_ms=None, inflight=0.0)
+    d = decide(obs, State(started_s=0.0), cfg, 100.0)
+    assert d.kind != "no-data"
+    assert d.replicas == 1 and d.state.failures == 0
+
+
+def test_fallback_after_consecutive_failures_then_recovery_resets():
+    cfg = slo_config(fallback_after_failures=3, fallback_replicas=4)
+    bad = Observation(2, 2, problem="prometheus: timeout")
+    state = State()
+    kinds = []
+    for i in range(4):
+        d = decide(bad, state, cfg, float(i * 5))
+        state = d.state
+        kinds.append((d.replicas, d.kind))
+    assert kinds == [(2, "no-data"), (2, "no-data"), (4, "fallback"), (4, "fallback")]
+    good = Observation(4, 4, rate_rps=20.0, p95_ms=100.0, inflight=2.0)
+    assert decide(good, state, cfg, 25.0).state.failures == 0
+
+
+@pytest.mark.parametrize("current,expected", [(1, 2), (2, 2), (5, 2)], ids=["up", "hold", "down"])
+def test_static_holds_min_replicas(current, expected):
+    cfg = slo_config(policy="static", min_replicas=2)
+    d = decide(Observation(current, current, rate_rps=100.0), State(), cfg, 0.0)
+    assert d.replicas == expected and d.kind == "static"
+
+
+def test_policy_does_not_mutate_its_inputs():
+    cfg = slo_config()
+    state = State(started_s=0.0)
+    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=30.0, p95_ms=100.0, inflight=2.0)
+    first = decide(obs, state, cfg, 100.0)
+    second = decide(obs, state, cfg, 100.0)
+    assert state == State(started_s=0.0)
+    assert first == second
+
+
+# --- hpa policy: examples computed by hand from the upstream formulas ---------------------------------
+
+def hpa_config(**overrides) -> Config:
+    base = dict(policy="hpa", scaler="dry-run", min_replicas=1, max_replicas=10, hpa_target_cpu=0.5)
+    base.update(overrides)
+    return Config(**base).validate()
+
+
+HPA_CALC_CASES = {
+    # (current, ready, unready, cpu cores, target) -> replicas
+    "80pct-of-50-scales-to-ceil(1.6x2)": ((2, 2, 0, 1.6, 0.5), 4),
+    "52pct-within-tolerance": ((2, 2, 0, 1.04, 0.5), 2),
+    "44pct-within-tolerance": ((2, 2, 0, 0.88, 0.5), 2),
+    "30pct-scales-down-ceil(0.6x4)": ((4, 4, 0, 1.2, 0.5), 3),
+    "54.97pct-truncated-to-54": ((3, 3, 0, 1.649, 0.5), 3),                  # ratio 1.08: hold
+    "55pct-is-just-outside-tolerance": ((3, 3, 0, 1.65, 0.5), 4),            # float64 1.1 - 1 > 0.1, as upstream
+    "unready-pods-count-0pct-on-scale-up": ((4, 2, 2, 3.0, 0.5), 6),          # 150% -> 75% over 4 pods
+    "unready-rebalance-flips-direction-holds": ((4, 2, 2, 1.8, 0.5), 4),      # 90% -> 45%: would flip
+    "95pct-of-90-within-tolerance": ((2, 2, 0, 1.9, 0.9), 2),                # ratio 1.056
+    "120pct-of-90-scales-up": ((2, 2, 0, 2.4, 0.9), 3),                      # ceil(1.333 x 2)
+}
+
+
+@pytest.mark.parametrize("args,expected", HPA_CALC_CASES.values(), ids=HPA_CALC_CASES.keys())
+def test_hpa_replica_calculation(args, expected):
+    current, ready, unready, cpu, target = args
+    assert calculate_replicas(current, ready, unready, cpu, target, 0.1) == expected
+
+
+def test_hpa_utilization_is_whole_percent_truncated():
+    from autoscaler.hpa import utilization_ratio
+    assert utilization_ratio(1649, 3, 50) == (54 / 50, 54)
+
+
+def test_hpa_scale_up_rate_limit_is_max_of_4_pods_and_100pct_per_15s():
+    assert scale_up_limit(1, (), (), 0.0, 15.0) == 5      # max(1 + 4, 2)
+    assert scale_up_limit(10, (), (), 0.0, 15.0) == 20    # max(14, 20)
+    # 4 pods were added 5 s ago: the period started at 1 replica, so 5 is still the limit.
+    assert scale_up_limit(5, ((-5.0, 4),), (), 0.0, 15.0) == 5
+
+
+def hpa_obs(current: int, cpu: float, ready: int | None = None) -> Observation:
+    return Observation(current_replicas=current, ready_replicas=current if ready is None else ready, cpu_cores=cpu)
+
+
+def test_hpa_burst_is_rate_limited_then_continues_next_period():
+    cfg = hpa_config()
+    d1 = decide(hpa_obs(1, 1.0), State(), cfg, 0.0)   # 100% of 50% -> 2
+    assert (d1.replicas, d1.kind) == (2, "cpu")
+    d2 = decide(hpa_obs(2, 10.0), d1.state, cfg, 5.0)  # 500% -> 20, period start 1 -> limit 5
+    assert d2.replicas == 5 and "rate limit" in d2.reason
+    d3 = decide(hpa_obs(5, 25.0), d2.state, cfg, 10.0)  # still the same 15 s period: 5
+    assert d3.replicas == 5
+    d4 = decide(hpa_obs(5, 25.0), d3.state, cfg, 16.0)  # +1 at t=0 left the period: starts at 2 -> max(6, 4)
+    assert d4.replicas == 6
+    d5 = decide(hpa_obs(6, 30.0), d4.state, cfg, 31.5)  # all events left: starts at 6 -> max(10, 12), MAX 10
+    assert d5.replicas == 10
+
+
+def test_hpa_scale_down_waits_for_the_300s_stabilization_window():
+    cfg = hpa_config()
+    state = decide(hpa_obs(4, 2.0), State(), cfg, 0.0).state      # 50%: recommendation 4
+    d = decide(hpa_obs(4, 0.2), state, cfg, 60.0)                  # 5%: proposes 1, window max is 4
+    assert d.replicas == 4 and d.kind == "stabilizing"
+    d = decide(hpa_obs(4, 0.2), d.state, cfg, 299.0)
+    assert d.replicas == 4
+    d = decide(hpa_obs(4, 0.2), d.state, cfg, 361.0)               # the 4 and the 60 s samples left the window
+    assert d.replicas == 1 and d.kind == "cpu"
+
+
+@pytest.mark.parametrize("current,expected", [(12, 10), (0, 0)], ids=["above-max", "zero-disables"])
+def test_hpa_bounds_and_disabled(current, expected):
+    d = decide(hpa_obs(current, 1.0), State(), hpa_config(), 0.0)
+    assert d.replicas == expected
+
+
+def test_hpa_missing_cpu_holds():
+    d = decide(Observation(3, 3, rate_rps=10.0, cpu_cores=None), State(), hpa_config(), 0.0)
+    assert (d.replicas, d.kind) == (3, "no-data")
+
+
+def test_hpa_needs_a_ready_pod():
+    d = decide(hpa_obs(2, 1.0, ready=0), State(), hpa_config(), 0.0)
+    assert (d.replicas, d.kind) == (2, "no-data")
