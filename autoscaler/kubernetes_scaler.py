@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -31,7 +32,8 @@ def build_apps_api():
         config.load_incluster_config()
     except config.ConfigException:
         try:
-            config.load_kube_config()
+            # KUBECONFIG is read now, not when the client library was imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
         except Exception as exc:  # noqa: BLE001 - any failure here means "no credentials"
             raise FatalScalerError(
                 "no Kubernetes credentials: not running in a pod with a service account, and no usable "

@@ -112,8 +112,9 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     panic = panic_until is not None and now_s < panic_until
 
     need = max(need_stable, need_panic, need_forecast)
-    driver = max((need_stable, "load"), (need_panic, "panic" if panic else "load"), (need_forecast, "forecast"),
-                 key=lambda p: p[0])[1]
+    driver = "panic" if panic and need_panic > need_stable else "load"
+    if need_forecast > max(need_stable, need_panic):
+        driver = "forecast"
     if current > 0 and abs(need / current - 1.0) <= config.tolerance:
         want = current
     else:
