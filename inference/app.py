@@ -75,20 +75,23 @@ class InferenceState:
         self.metrics.queue_duration.observe(job.queue_s)
 
     def start_draining(self) -> None:
-        """Turn not-ready and refuse new work; what is queued still runs."""
+        """Turn not-ready. gunicorn stops accepting connections; what this worker already holds still runs."""
         self.draining = True
-        self.batcher.close(timeout_s=0)
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Refuse new work (503 draining), finish what is queued, stop the model thread."""
+        self.draining = True
+        self.batcher.close(timeout_s)
 
     def classify(self, images: list[bytes], topk: int) -> Result:
-        if self.draining:
-            raise ApiError(503, "this worker is shutting down; retry, another replica will answer", "draining",
-                           {"Retry-After": "1"})
         if len(images) > self.config.queue_limit:
             raise ApiError(413, f"{len(images)} images in one request; at most {self.config.queue_limit} "
                            "(MAX_QUEUE) fit", "too_large")
-        # Refuse before spending CPU on decoding work that could not be queued anyway.
-        if not self.batcher.has_room(len(images)):
-            self._overloaded(Overloaded("queue_full", "the queue is full; retry after a moment or add replicas"))
+        try:
+            # Refuse before spending CPU on decoding work that could not be queued anyway.
+            self.batcher.check_room(len(images))
+        except Overloaded as exc:
+            self._overloaded(exc)
         started = time.perf_counter()
         tensors = []
         for i, data in enumerate(images):

@@ -85,17 +85,18 @@ class Batcher:
     def depth(self) -> int:
         return self._depth
 
-    def has_room(self, images: int) -> bool:
-        return not self._closing and self._depth + images <= self.max_queue
+    def check_room(self, images: int) -> None:
+        """Raise Overloaded unless `images` more would be admitted now."""
+        if self._closing:
+            raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
+        if self._depth + images > self.max_queue:
+            raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
+                             "waiting); retry after a moment or add replicas")
 
     def submit(self, images: torch.Tensor, deadline: float) -> Job:
         job = Job(images=images, deadline=deadline)
         with self._cond:
-            if self._closing:
-                raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
-            if self._depth + job.size > self.max_queue:
-                raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
-                                 "waiting); retry after a moment or add replicas")
+            self.check_room(job.size)
             job.enqueued_at = self._clock()
             self._queue.append(job)
             self._depth += job.size

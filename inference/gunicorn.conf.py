@@ -5,8 +5,9 @@ gunicorn and adds the hooks that make scaling safe:
 - metrics: prometheus_client's multiprocess recipe (directory wiped at start, dead workers marked);
 - readiness: a worker that has loaded and warmed its model creates `<pidfile>.<pid>.ready`, which the
   local autoscaler counts as a ready replica;
-- draining: SIGTERM (also what TTOU sends to the removed worker) turns the worker not-ready, refuses new
-  work with 503, finishes everything it admitted, then exits within graceful_timeout.
+- draining: SIGTERM (also what TTOU sends to the removed worker) turns the worker not-ready; gunicorn stops
+  accepting connections, the worker answers every request it already holds, then exits within
+  graceful_timeout.
 """
 
 import os
@@ -94,8 +95,7 @@ def worker_exit(server, worker):
     _remove(_ready_marker(server, worker.pid))
     state = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("inference")
     if state is not None:
-        state.start_draining()
-        state.batcher.close(timeout_s=graceful_timeout)
+        state.stop(timeout_s=graceful_timeout)
 
 
 def child_exit(server, worker):

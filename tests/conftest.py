@@ -39,7 +39,7 @@ def make_app(classifier):
 
     yield build
     for app in apps:
-        app.extensions["inference"].start_draining()
+        app.extensions["inference"].stop(timeout_s=10)
 
 
 @pytest.fixture

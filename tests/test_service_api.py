@@ -175,15 +175,24 @@ def test_probe_and_info_endpoints(client, path, status, key, value):
     assert response.get_json()[key] == value
 
 
-def test_draining_worker_is_not_ready_and_refuses_work(make_app):
+def test_draining_worker_is_not_ready_but_answers_what_reaches_it(make_app):
     app = make_app()
     client = app.test_client()
     app.extensions["inference"].start_draining()
     assert client.get("/readyz").status_code == 503
     assert client.get("/v2/health/ready").status_code == 503
+    assert client.post("/predict", **raw(images.jpeg())).status_code == 200, "a request already inside is served"
+    assert client.get("/healthz").status_code == 200, "draining is not dead: liveness must stay green"
+
+
+def test_stopped_worker_refuses_with_503_and_retry_after(make_app):
+    app = make_app()
+    client = app.test_client()
+    app.extensions["inference"].stop(timeout_s=10)
     response = client.post("/predict", **raw(images.jpeg()))
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
-    assert client.get("/healthz").status_code == 200, "draining is not dead: liveness must stay green"
+    assert "shutting down" in response.get_json()["error"]
+    assert metric_value(client, "inference_rejected_total", reason="draining") == 1
 
 
 def test_full_queue_answers_503_at_once(make_app):

@@ -1,0 +1,173 @@
+"""The service under a real gunicorn on 127.0.0.1, hit over real HTTP by concurrent clients."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import images
+from tests.support import (REPO, free_port, gunicorn_master_pid, http_ok, ready_workers, start_child,
+                           start_gunicorn, wait_until, worker_pids)
+
+JPEG = images.jpeg((320, 240))
+
+
+def predict(url: str) -> int:
+    try:
+        return requests.post(f"{url}/predict", data=JPEG, headers={"Content-Type": "image/jpeg"}, timeout=60).status_code
+    except requests.RequestException as exc:
+        return -1 if "refused" not in str(exc) else -2
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Series -> value, labels included in the key, e.g. 'inference_requests_total{code="200",endpoint="/predict"}'."""
+    values = {}
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
+
+
+def total(values: dict[str, float], name: str) -> float:
+    return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    server = start_gunicorn(tmp_path_factory.mktemp("gunicorn"), workers=2)
+    yield server
+    server.stop()
+
+
+def test_concurrent_requests_are_batched_and_metrics_cover_both_workers(two_workers):
+    url = two_workers.extra["url"]
+    with ThreadPoolExecutor(24) as pool:
+        codes = list(pool.map(lambda _: predict(url), range(48)))
+    assert codes == [200] * 48
+    values = scrape(url)
+    assert total(values, "inference_requests_total") == 48, "every worker's counts must be in one /metrics"
+    assert values["inference_workers"] == 2
+    batches = total(values, "inference_batch_size_count")
+    assert batches < 48, f"{batches} forwards for 48 concurrent requests: no batching happened"
+    assert values["inference_worker_cpu_seconds_total"] > 0
+    assert values["inference_inflight_requests"] == 0 and values["inference_queue_depth"] == 0
+
+
+def test_metrics_pass_promtool(two_workers):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make setup` installs Debian's prometheus package"
+    predict(two_workers.extra["url"])
+    text = requests.get(f"{two_workers.extra['url']}/metrics", timeout=10).text
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ttin_adds_a_worker_that_serves_and_ttou_drains_one_with_no_failure(tmp_path):
+    server = start_gunicorn(tmp_path, workers=1)
+    url, pidfile = server.extra["url"], server.extra["pidfile"]
+    master = gunicorn_master_pid(pidfile)
+    try:
+        os_kill(master, signal.SIGTTIN)
+        wait_until(lambda: len(ready_workers(pidfile)) == 2, timeout_s=120, what="a second ready worker")
+        wait_until(lambda: scrape(url)["inference_workers"] == 2, timeout_s=30, what="inference_workers == 2")
+
+        stop = threading.Event()
+        codes: list[int] = []
+
+        def client() -> None:
+            while not stop.is_set():
+                codes.append(predict(url))
+
+        clients = [threading.Thread(target=client) for _ in range(6)]
+        for t in clients:
+            t.start()
+        wait_until(lambda: len(codes) >= 10, timeout_s=60, what="load to flow")
+        oldest = worker_pids(master)[0]
+        os_kill(master, signal.SIGTTOU)
+        wait_until(lambda: not Path(f"/proc/{oldest}").exists(), timeout_s=60, what="the removed worker to exit")
+        seen = len(codes)
+        wait_until(lambda: len(codes) >= seen + 10, timeout_s=60, what="load to flow after the scale-down")
+        stop.set()
+        for t in clients:
+            t.join(60)
+        assert len(worker_pids(master)) == 1 and ready_workers(pidfile) == worker_pids(master)
+        failures = [c for c in codes if c != 200]
+        assert not failures, f"{len(failures)} of {len(codes)} requests failed across TTOU: {failures[:10]}"
+        wait_until(lambda: scrape(url)["inference_workers"] == 1, timeout_s=30, what="inference_workers == 1")
+    finally:
+        server.stop()
+
+
+def test_sigterm_finishes_every_admitted_request(tmp_path):
+    # A queue deep enough for all 32 even if one worker accepts most of them: only draining is under test.
+    server = start_gunicorn(tmp_path, workers=2, env={"MAX_QUEUE": 64})
+    url = server.extra["url"]
+    results: list[int] = []
+    with ThreadPoolExecutor(32) as pool:
+        futures = [pool.submit(predict, url) for _ in range(32)]
+        # Signal only once every request is inside a worker: those are the ones that must be answered.
+        wait_until(lambda: scrape(url)["inference_inflight_requests"] >= 30 or all(f.done() for f in futures),
+                   timeout_s=60, interval_s=0.02, what="requests in flight")
+        in_flight_at_signal = sum(not f.done() for f in futures)
+        server.signal(signal.SIGTERM)
+        results = [f.result() for f in futures]
+    assert server.proc.wait(60) == 0
+    assert results == [200] * 32, results
+    assert in_flight_at_signal > 0, "the signal came after all requests finished: nothing was tested"
+    assert not list(server.extra["pidfile"].parent.glob("gunicorn.pid.*.ready"))
+
+
+def test_bad_setting_stops_gunicorn_with_a_clear_message(tmp_path):
+    child = start_child("gunicorn-bad", ["python", "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp_path,
+                        env={"MAX_BATCH_SIZE": "0", "PATH": str(Path(REPO / ".venv/bin")) + ":/usr/bin:/bin"})
+    assert child.proc.wait(60) == 2
+    assert "MAX_BATCH_SIZE=0 is out of range" in child.log()
+
+
+def test_missing_weights_file_stops_gunicorn_instead_of_respawning(tmp_path):
+    port = free_port()
+    child = start_child("gunicorn-noweights", ["python", "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"],
+                        tmp_path, env={"MODEL_WEIGHTS": str(tmp_path / "nope.pth"), "PORT": str(port),
+                                       "BIND_HOST": "127.0.0.1",
+                                       "PATH": str(Path(REPO / ".venv/bin")) + ":/usr/bin:/bin"})
+    try:
+        code = child.proc.wait(120)
+    finally:
+        child.stop()
+    assert code != 0
+    assert "no such file" in child.log()
+
+
+def test_dockerfile_entrypoint_starts_the_service(tmp_path):
+    """No container engine runs here: run the Dockerfile's CMD with its ENV on this machine instead."""
+    text = (REPO / "Dockerfile").read_text()
+    cmd = json.loads(re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M).group(1))
+    assert cmd[:3] == ["gunicorn", "-c", "inference/gunicorn.conf.py"]
+    env_port = re.search(r"\bPORT=(\d+)", text).group(1)
+    assert re.search(rf"^EXPOSE\s+{env_port}\s*$", text, re.M), "EXPOSE must match the PORT the service binds"
+    port = free_port()
+    argv = [str(REPO / ".venv/bin/gunicorn"), *cmd[1:]]
+    child = start_child("docker-cmd", argv, tmp_path, env={"MODEL_WEIGHTS": "random", "PORT": str(port),
+                                                            "BIND_HOST": "127.0.0.1", "WARMUP_BATCHES": "0",
+                                                            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")})
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=120, what="the service")
+        assert predict(f"http://127.0.0.1:{port}") == 200
+    finally:
+        child.stop()
+
+
+def os_kill(pid: int, sig: int) -> None:
+    import os
+
+    os.kill(pid, sig)

@@ -1,0 +1,257 @@
+"""Preprocessing against torchvision's reference transform, weights loading, settings and the batcher."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+import torch
+import torchvision
+from PIL import Image, ImageOps
+from torchvision.models import ResNet18_Weights
+
+from inference.batcher import Batcher, DeadlineExceeded, Overloaded
+from inference.config import ConfigError, ServiceConfig
+from inference.model import LABELS, Classifier, WeightsError, load_state_dict
+from inference.preprocess import ImageError, preprocess
+from tests import images
+from tests.support import wait_until
+
+REFERENCE = ResNet18_Weights.IMAGENET1K_V1.transforms()
+ONE_GREY_LEVEL = 1 / 255 / min(0.229, 0.224, 0.225) + 1e-4  # in normalised units
+
+
+def reference_tensor(data: bytes) -> torch.Tensor:
+    return REFERENCE(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+
+
+@pytest.mark.parametrize("data", [
+    images.png((640, 480)), images.png((300, 800)), images.png((224, 224)), images.png((1, 1)),
+    images.png((257, 1000)), images.png(mode="RGBA"), images.palette_png_with_transparency(),
+    images.encode(images.photo((500, 375)), "BMP"), images.encode(images.photo((400, 300)), "TIFF"),
+    images.jpeg((320, 240)), images.exif_rotated_jpeg(orientation=6), images.exif_rotated_jpeg(orientation=3),
+], ids=["png-landscape", "png-portrait", "png-exact-crop", "png-one-pixel", "png-odd-size", "png-rgba",
+        "png-palette", "bmp", "tiff", "small-jpeg-no-draft", "jpeg-exif-rotate-90", "jpeg-exif-rotate-180"])
+def test_matches_the_reference_transform_within_one_grey_level(classifier, data):
+    ours = classifier.normalize(preprocess(data, 10**9).unsqueeze(0))[0]
+    assert ours.shape == (3, 224, 224)
+    assert (ours - reference_tensor(data)).abs().max().item() <= ONE_GREY_LEVEL
+
+
+@pytest.mark.parametrize("size", [(1600, 1200), (3000, 2000), (1200, 2400)],
+                         ids=["draft-half", "draft-quarter", "draft-portrait"])
+def test_large_jpeg_draft_decoding_stays_close_to_the_reference(classifier, size):
+    """libjpeg's reduced-size decode differs from a full decode + resize only in fine detail."""
+    data = images.jpeg(size)
+    diff = (classifier.normalize(preprocess(data, 10**9).unsqueeze(0))[0] - reference_tensor(data)).abs()
+    assert diff.mean().item() < 0.03
+    assert diff.max().item() < 0.5
+
+
+def test_exif_orientation_is_applied():
+    rotated = preprocess(images.exif_rotated_jpeg(orientation=6, size=(320, 200)), 10**9)
+    upright = preprocess(images.exif_rotated_jpeg(orientation=1, size=(320, 200)), 10**9)
+    # Orientation 6 means "rotate 90 degrees clockwise to display": a different crop of the same photo.
+    assert (rotated.float() - upright.float()).abs().mean() > 10
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"", 400), (images.truncated_jpeg(), 400), (images.bomb_png(), 413), (b"GIF89a" + bytes(20), 400),
+], ids=["empty", "truncated", "bomb", "gif-header-only"])
+def test_preprocess_errors_carry_status(data, status):
+    with pytest.raises(ImageError) as err:
+        preprocess(data, 40_000_000)
+    assert err.value.status == status
+
+
+def test_state_dict_file_loads_and_changes_predictions(tmp_path, classifier):
+    model = torchvision.models.resnet18(weights=None)
+    torch.manual_seed(1)
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    path = tmp_path / "weights.pth"
+    torch.save(model.state_dict(), path)
+    loaded = Classifier(str(path))
+    assert loaded.weights == f"file:{path}"
+    batch = preprocess(images.jpeg(), 10**9).unsqueeze(0)
+    with torch.inference_mode():
+        expected = torch.softmax(model.eval()(loaded.normalize(batch)), 1)
+    assert torch.allclose(loaded.probabilities(batch), expected, atol=1e-4)
+    wrapped = tmp_path / "checkpoint.pth"
+    torch.save({"state_dict": model.state_dict(), "epoch": 3}, wrapped)
+    assert torch.allclose(Classifier(str(wrapped)).probabilities(batch), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "no such file"),
+    (b"not a torch file", "not a readable torch state dict"),
+    ("list", "not a state dict"),
+    ("wrong-model", "does not fit ResNet-18"),
+], ids=["missing", "garbage", "not-a-dict", "other-architecture"])
+def test_bad_weights_files_give_clear_errors(tmp_path, content, match):
+    path = tmp_path / "w.pth"
+    if content == "list":
+        torch.save([1, 2, 3], path)
+    elif content == "wrong-model":
+        torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(WeightsError, match=match):
+        Classifier(str(path))
+
+
+def test_imagenet_weights_offline_and_uncached_name_the_alternatives(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    with pytest.raises(WeightsError) as err:
+        load_state_dict("imagenet")
+    message = str(err.value)
+    assert "MODEL_WEIGHTS=random" in message and str(tmp_path) in message
+
+
+def test_labels_are_the_1000_imagenet_categories():
+    assert len(LABELS) == 1000 and LABELS[281] == "tabby"
+
+
+# --- settings ---
+
+@pytest.mark.parametrize("env, match", [
+    ({"MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE=0 is out of range: expected 1..256"),
+    ({"MAX_BATCH_SIZE": "eight"}, "MAX_BATCH_SIZE='eight' is not a valid integer"),
+    ({"WEB_CONCURRENCY": "2.5"}, "WEB_CONCURRENCY='2.5' is not a valid integer"),
+    ({"REQUEST_TIMEOUT_S": "nan"}, "REQUEST_TIMEOUT_S='nan' is not a valid number"),
+    ({"REQUEST_TIMEOUT_S": "-1"}, "REQUEST_TIMEOUT_S=-1.0 is out of range"),
+    ({"PORT": "70000"}, "PORT=70000 is out of range: expected 1..65535"),
+    ({"DEVICE": "tpu"}, "DEVICE='tpu' is not one of cpu, cuda, auto"),
+    ({"MAX_QUEUE": "4", "MAX_BATCH_SIZE": "8"}, "MAX_QUEUE=4 is smaller than MAX_BATCH_SIZE=8"),
+    ({"REQUEST_TIMEOUT_S": "60", "GRACEFUL_TIMEOUT_S": "30"}, "GRACEFUL_TIMEOUT_S=30.0 must be longer"),
+], ids=["batch-zero", "batch-word", "workers-fraction", "timeout-nan", "timeout-negative", "port-high",
+        "device-unknown", "queue-below-batch", "grace-below-timeout"])
+def test_bad_settings_name_key_value_and_range(env, match):
+    with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(".", r"\.")):
+        ServiceConfig.from_env(env)
+
+
+@pytest.mark.parametrize("env, attr, value", [
+    ({}, "queue_limit", 24),
+    ({"MAX_QUEUE": "40"}, "queue_limit", 40),
+    ({"MAX_BATCH_SIZE": "4"}, "queue_limit", 12),
+    ({}, "threads_per_worker", 28),
+    ({"GUNICORN_THREADS": "6"}, "threads_per_worker", 6),
+    ({"TORCH_THREADS": "3"}, "torch_threads_effective", 3),
+    ({"MAX_IMAGE_PIXELS": "40e6"}, "max_image_pixels", 40_000_000),
+    ({"MAX_BATCH_SIZE": " "}, "max_batch_size", 8),
+], ids=["queue-default", "queue-set", "queue-follows-batch", "threads-default", "threads-set", "torch-threads-set",
+        "pixels-exponent", "blank-means-default"])
+def test_settings_defaults_and_derived_values(env, attr, value):
+    assert getattr(ServiceConfig.from_env(env), attr) == value
+
+
+def test_torch_threads_default_divides_cpus_between_workers(monkeypatch):
+    monkeypatch.setattr("inference.config.available_cpus", lambda: 8)
+    assert ServiceConfig.from_env({"WEB_CONCURRENCY": "2"}).torch_threads_effective == 4
+    assert ServiceConfig.from_env({"WEB_CONCURRENCY": "16"}).torch_threads_effective == 1
+
+
+# --- the batcher, with a model that records what it was given ---
+
+class RecordingModel:
+    def __init__(self):
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self.gate.wait(30)
+        self.sizes.append(int(batch.shape[0]))
+        return torch.full((batch.shape[0], 1000), float(len(self.sizes)))
+
+
+def one(n: int = 1) -> torch.Tensor:
+    return torch.zeros((n, 224, 224, 3), dtype=torch.uint8)
+
+
+@pytest.fixture
+def model():
+    return RecordingModel()
+
+
+def test_waiting_requests_are_batched_up_to_the_limit(model):
+    batcher = Batcher(model, max_batch_size=4, max_delay_s=0.002, max_queue=32)
+    model.gate.clear()
+    batcher.start()
+    first = batcher.submit(one(), float("inf"))
+    wait_until(lambda: batcher.depth == 0, what="the first job to be taken")
+    jobs = [batcher.submit(one(), float("inf")) for _ in range(9)]
+    model.gate.set()
+    for job in [first, *jobs]:
+        assert job.done.wait(30)
+    batcher.close(5)
+    assert model.sizes == [1, 4, 4, 1]
+    assert [job.batch_size for job in jobs] == [4] * 8 + [1]
+
+
+def test_a_request_larger_than_a_batch_runs_in_chunks(model):
+    batcher = Batcher(model, max_batch_size=4, max_delay_s=0, max_queue=32)
+    batcher.start()
+    job = batcher.submit(one(10), float("inf"))
+    assert job.done.wait(30) and job.error is None
+    assert job.probs.shape == (10, 1000) and model.sizes == [4, 4, 2]
+    batcher.close(5)
+
+
+@pytest.mark.parametrize("queued, incoming, admitted", [(7, 1, True), (8, 1, False), (0, 9, False), (0, 8, True)],
+                         ids=["last-slot", "full", "single-request-too-big", "exactly-fits"])
+def test_admission_is_bounded_in_images(model, queued, incoming, admitted):
+    batcher = Batcher(model, max_batch_size=8, max_delay_s=0, max_queue=8)  # model thread not started
+    if queued:
+        batcher.submit(one(queued), float("inf"))
+    if admitted:
+        batcher.check_room(incoming)
+        batcher.submit(one(incoming), float("inf"))
+    else:
+        with pytest.raises(Overloaded) as err:
+            batcher.submit(one(incoming), float("inf"))
+        assert err.value.reason == "queue_full"
+
+
+def test_expired_jobs_are_skipped_not_computed(model):
+    now = [100.0]
+    batcher = Batcher(model, max_batch_size=8, max_delay_s=0, max_queue=8, clock=lambda: now[0])
+    stale = batcher.submit(one(), deadline=100.5)
+    fresh = batcher.submit(one(), deadline=200.0)
+    now[0] = 101.0
+    assert batcher.run_once()
+    assert isinstance(stale.error, DeadlineExceeded) and stale.probs is None
+    assert fresh.error is None and model.sizes == [1]
+
+
+def test_close_finishes_queued_work_then_refuses(model):
+    batcher = Batcher(model, max_batch_size=2, max_delay_s=0, max_queue=8)
+    jobs = [batcher.submit(one(), float("inf")) for _ in range(5)]
+    batcher.start()
+    batcher.close(30)
+    assert all(job.done.is_set() and job.error is None for job in jobs)
+    assert sum(model.sizes) == 5 and not batcher.alive()
+    with pytest.raises(Overloaded) as err:
+        batcher.submit(one(), float("inf"))
+    assert err.value.reason == "draining"
+
+
+def test_a_failing_forward_fails_its_jobs_and_the_thread_keeps_serving():
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return torch.zeros((batch.shape[0], 1000))
+
+    batcher = Batcher(flaky, max_batch_size=8, max_delay_s=0, max_queue=8)
+    batcher.start()
+    bad = batcher.submit(one(), float("inf"))
+    assert bad.done.wait(30) and isinstance(bad.error, RuntimeError)
+    good = batcher.submit(one(), float("inf"))
+    assert good.done.wait(30) and good.error is None
+    batcher.close(5)
