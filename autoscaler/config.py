@@ -12,7 +12,7 @@ import argparse
 import math
 import os
 import string
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Mapping, Sequence
 
 SERVICEACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -301,13 +301,8 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
             values[f.name] = _parse(f, environ[env_key], "environment")
     config = Config(**values)
     if not config.target_namespace:
-        config = _replace(config, target_namespace=default_namespace(namespace_file))
+        config = replace(config, target_namespace=default_namespace(namespace_file))
     return config.validate()
-
-
-def _replace(config: Config, **changes) -> Config:
-    from dataclasses import replace
-    return replace(config, **changes)
 
 
 def default_namespace(namespace_file: str = SERVICEACCOUNT_NAMESPACE_FILE) -> str:
