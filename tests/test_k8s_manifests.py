@@ -375,6 +375,8 @@ def test_inference_one_worker_one_thread_one_cpu(rendered):
     resources = _container(deployment)["resources"]
     assert (env["WEB_CONCURRENCY"], env["TORCH_THREADS"]) == ("1", "1")
     assert resources["requests"]["cpu"] == resources["limits"]["cpu"] == "1"
+    # Requests equal to limits: Guaranteed QoS, the last class the kubelet evicts under memory pressure.
+    assert resources["requests"]["memory"] == resources["limits"]["memory"]
     assert "replicas" not in deployment["spec"], "a replica count here would undo the autoscaler on every apply"
 
 
