@@ -54,107 +54,132 @@ def changes(trace) -> int:
 
 # --- slo policy scenarios -------------------------------------------------------------------------
 
-def test_steady_load_holds_the_right_count():
-    # 20 req/s at 10 req/s per replica and 70% target utilization: ceil(20 / 7) = 3 replicas.
-    _, trace = simulate(slo_config(), lambda t: 20.0, start_replicas=3, duration_s=300)
-    assert {d.replicas for _, _, d, _ in trace} == {3}
-    assert trace[-1][2].kind == "tolerance"
+def replicas(trace) -> list[int]:
+    return [d.replicas for _, _, d, _ in trace]
 
 
-def test_steady_load_from_too_few_scales_up_once_to_the_demand():
-    _, trace = simulate(slo_config(), lambda t: 20.0, start_replicas=1, duration_s=60)
-    assert [d.replicas for _, _, d, _ in trace[:3]] == [2, 3, 3]  # x2 cap: 1 -> 2 -> 3
+def downs(trace) -> list[float]:
+    return [t for t, _, d, cur in trace if d.replicas < cur]
+
+
+# Each check gets the trace and the config and asserts what the scenario is about.
+
+def check_steady(trace, cfg):
+    # 20 req/s at 10 req/s per replica and 70% target utilization: ceil(20 / 7) = 3 replicas, always.
+    assert set(replicas(trace)) == {3} and trace[-1][2].kind == "tolerance"
+
+
+def check_steady_from_too_few(trace, cfg):
+    assert replicas(trace)[:3] == [2, 3, 3]  # x2 cap: 1 -> 2 -> 3
     assert trace[0][2].reason.startswith("scale-up: demand 2.86 replicas")
 
 
-def test_ramp_scales_up_monotonically_to_the_peak_demand():
-    ramp = lambda t: 5.0 + 35.0 * min(t, 120.0) / 120.0  # noqa: E731 - 5 -> 40 req/s in 2 minutes
-    _, trace = simulate(slo_config(), ramp, start_replicas=1, duration_s=180)
-    replicas = [d.replicas for _, _, d, _ in trace]
-    assert replicas == sorted(replicas)
-    assert replicas[-1] == math.ceil(40 / 7)
+def check_ramp(trace, cfg):
+    assert replicas(trace) == sorted(replicas(trace))
+    assert replicas(trace)[-1] == math.ceil(40 / 7)
 
 
-def test_spike_5x_panics_doubles_per_decision_and_never_scales_down_in_panic():
-    spike = lambda t: 10.0 if t < 60 else 50.0  # noqa: E731
-    _, trace = simulate(slo_config(), spike, start_replicas=2, duration_s=100)
-    after = [(t, d, cur) for t, _, d, cur in trace if t >= 60]
-    first = after[0][1]
-    assert first.panic and first.kind == "panic" and first.reason.startswith("scale-up: panic")
-    for _, d, cur in after:
+def check_spike(trace, cfg):
+    after = [(d, cur) for t, _, d, cur in trace if t >= 60]
+    assert after[0][0].panic and after[0][0].kind == "panic" and after[0][0].reason.startswith("scale-up: panic")
+    for d, cur in after:
         assert d.replicas <= max(2 * cur, cur + 1)  # x2 (at least +1) per decision
         assert d.replicas >= cur                    # no scale-down while panicking
-    assert [d.replicas for _, d, _ in after[:3]] == [4, 8, 8]  # ceil(50 / 7) = 8
+    assert [d.replicas for d, _ in after[:3]] == [4, 8, 8]  # ceil(50 / 7) = 8
 
 
-def test_drop_scales_down_only_after_stabilization_one_step_at_a_time():
-    cfg = slo_config()
-    high = lambda t: 50.0 if t < 200 else 5.0  # noqa: E731
-    _, trace = simulate(cfg, high, start_replicas=8, duration_s=420)
-    downs = [t for t, _, d, cur in trace if d.replicas < cur]
-    assert downs, "never scaled down"
+def check_drop(trace, cfg):
+    times = downs(trace)
     last_high_t = 195.0
-    assert downs[0] >= last_high_t + cfg.scale_down_stabilization_s  # max recommendation over the window held
-    assert all(b - a >= cfg.scale_down_step_s for a, b in zip(downs, downs[1:]))
+    assert times and times[0] >= last_high_t + cfg.scale_down_stabilization_s
+    assert all(b - a >= cfg.scale_down_step_s for a, b in zip(times, times[1:]))
     assert all(cur - d.replicas == 1 for _, _, d, cur in trace if d.replicas < cur)
     assert trace[-1][2].replicas == 1
 
 
-@pytest.mark.parametrize("low,high", [(18.0, 22.0), (14.0, 26.0)], ids=["within-tolerance", "+-30pct"])
-def test_oscillating_load_does_not_flap(low, high):
-    wobble = lambda t: low if int(t / POLL_S) % 2 else high  # noqa: E731
-    _, trace = simulate(slo_config(), wobble, start_replicas=3, duration_s=600)
-    # At most the start-up reaction to the first (single-sample) window and its correction.
+def check_no_flapping(trace, cfg):
+    # At most the reaction to the first (single-sample) window and its correction, then nothing.
     assert changes(trace) <= 2
     assert changes([step for step in trace if step[0] >= 200]) == 0
 
 
-def test_latency_feedback_scales_up_when_the_load_model_says_enough():
-    cfg = slo_config()
-    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=5.0, p95_ms=812.0, inflight=1.0)
-    d = decide(obs, State(started_s=0.0), cfg, 100.0)
-    assert d.replicas == 4 and d.kind == "latency"   # ceil(2 x min(812/500, 2))
-    assert d.reason == "scale-up: p95 812ms > slo 500ms"
+def check_target_not_compounded(trace, cfg):
+    assert max(replicas(trace)) == math.ceil(40 / 7) == replicas(trace)[-1]
 
 
-def test_latency_feedback_waits_for_starting_replicas():
-    cfg = slo_config()
-    obs = Observation(current_replicas=4, ready_replicas=2, rate_rps=26.0, p95_ms=812.0, inflight=1.0)
-    d = decide(obs, State(started_s=0.0), cfg, 100.0)
-    assert d.replicas == 4 and d.kind == "starting"
+def check_restart(trace, cfg):
+    guard_end = 1000.0 + cfg.stable_window_s
+    assert downs(trace)[0] >= guard_end
+    assert {d.kind for t, _, d, _ in trace if t < guard_end} == {"restart"}
 
 
-def test_decides_from_the_target_not_the_lagging_ready_count():
-    # Replicas take 3 polls to become ready; the target must not be compounded meanwhile.
-    _, trace = simulate(slo_config(), lambda t: 40.0, start_replicas=1, duration_s=120, ready_lag_polls=3)
-    replicas = [d.replicas for _, _, d, _ in trace]
-    assert max(replicas) == math.ceil(40 / 7)
-    assert replicas[-1] == math.ceil(40 / 7)
+def check_forecast(trace, cfg):
+    assert replicas(trace)[-1] >= math.ceil((2.0 + 0.5 * 90) / 7)  # the demand 30 s after the end
+    assert any(d.kind == "forecast" for _, _, d, _ in trace)
 
 
-def test_restart_does_not_scale_down_in_the_first_stable_window():
-    cfg = slo_config()
-    _, trace = simulate(cfg, lambda t: 1.0, start_replicas=6, duration_s=200, t0_s=1000.0)
-    first_down = next(t for t, _, d, cur in trace if d.replicas < cur)
-    assert first_down >= 1000.0 + cfg.stable_window_s
-    assert {d.kind for t, _, d, _ in trace if t < 1000.0 + cfg.stable_window_s} == {"restart"}
+def check_no_forecast(trace, cfg):
+    assert replicas(trace)[-1] < math.ceil((2.0 + 0.5 * 90) / 7)  # lags the ramp: what forecasting fixes
 
 
-def test_forecast_has_replicas_ready_before_the_ramp_needs_them():
-    ramp = lambda t: 2.0 + 0.5 * t  # noqa: E731 - +0.5 req/s every second
-    _, plain = simulate(slo_config(forecast_horizon_s=0), ramp, start_replicas=1, duration_s=60)
-    _, ahead = simulate(slo_config(forecast_horizon_s=30), ramp, start_replicas=1, duration_s=60)
-    at_60_plain, at_60_ahead = plain[-1][2].replicas, ahead[-1][2].replicas
-    assert at_60_ahead > at_60_plain
-    assert at_60_ahead >= math.ceil((2.0 + 0.5 * 90) / 7)  # the rate 30 s later
-    assert any(d.kind == "forecast" for _, _, d, _ in ahead)
+SCENARIOS = {
+    # id: (config overrides, rate(t), start replicas, duration s, simulate() extras, check)
+    "steady-load": ({}, lambda t: 20.0, 3, 300, {}, check_steady),
+    "steady-load-from-too-few": ({}, lambda t: 20.0, 1, 60, {}, check_steady_from_too_few),
+    "ramp": ({}, lambda t: 5.0 + 35.0 * min(t, 120.0) / 120.0, 1, 180, {}, check_ramp),
+    "spike-5x-panic": ({}, lambda t: 10.0 if t < 60 else 50.0, 2, 100, {}, check_spike),
+    "drop-stabilized-stepped": ({}, lambda t: 50.0 if t < 200 else 5.0, 8, 420, {}, check_drop),
+    "oscillating-within-tolerance": ({}, lambda t: 18.0 if int(t / POLL_S) % 2 else 22.0, 3, 600, {},
+                                     check_no_flapping),
+    "oscillating-plus-minus-30pct": ({}, lambda t: 14.0 if int(t / POLL_S) % 2 else 26.0, 3, 600, {},
+                                     check_no_flapping),
+    "ready-lags-target": ({}, lambda t: 40.0, 1, 120, {"ready_lag_polls": 3}, check_target_not_compounded),
+    "restart-no-scale-down-first-window": ({}, lambda t: 1.0, 6, 200, {"t0_s": 1000.0}, check_restart),
+    "forecast-on-a-ramp": ({"forecast_horizon_s": 30}, lambda t: 2.0 + 0.5 * t, 1, 60, {}, check_forecast),
+    "same-ramp-without-forecast": ({}, lambda t: 2.0 + 0.5 * t, 1, 60, {}, check_no_forecast),
+}
 
 
-def test_concurrency_signal_scales_up_on_queueing_at_a_flat_rate():
-    cfg = slo_config(target_inflight_per_replica=4, capacity_rps_per_replica=0)
-    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=10.0, p95_ms=300.0, inflight=14.0)
-    d = decide(obs, State(started_s=0.0), cfg, 100.0)
-    assert d.replicas == 4  # 14 / (4 x 0.7) = 5, capped at x2
+@pytest.mark.parametrize("overrides,rate_at,start,duration_s,extra,check", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_slo_scenarios(overrides, rate_at, start, duration_s, extra, check):
+    cfg = slo_config(**overrides)
+    _, trace = simulate(cfg, rate_at, start_replicas=start, duration_s=duration_s, **extra)
+    check(trace, cfg)
+
+
+SINGLE_DECISIONS = {
+    # id: (config overrides, observation, expected replicas, expected kind, reason prefix)
+    "p95-over-slo-scales-up-though-load-says-enough": (
+        {}, Observation(2, 2, rate_rps=5.0, p95_ms=812.0, inflight=1.0), 4, "latency",
+        "scale-up: p95 812ms > slo 500ms"),  # ceil(2 x min(812/500, 2))
+    "p95-over-slo-waits-for-starting-replicas": (
+        {}, Observation(4, 2, rate_rps=26.0, p95_ms=812.0, inflight=1.0), 4, "starting",
+        "hold: p95 812ms > slo 500ms, waiting for 2 starting replica(s)"),
+    "p95-inf-bucket-doubles": (
+        {}, Observation(2, 2, rate_rps=5.0, p95_ms=math.inf, inflight=1.0), 4, "latency", "scale-up: p95 inf > slo"),
+    "p95-over-slo-outweighs-low-demand": (
+        {}, Observation(5, 5, rate_rps=1.0, p95_ms=900.0, inflight=0.1), 9, "latency", "scale-up: p95 900ms"),
+    "p95-over-slo-blocks-scale-down": (
+        {}, Observation(5, 3, rate_rps=1.0, p95_ms=900.0, inflight=0.1), 5, "latency",
+        "hold: p95 900ms > slo 500ms, no scale-down"),
+    "queueing-at-flat-rate-via-concurrency": (
+        {"target_inflight_per_replica": 4, "capacity_rps_per_replica": 0},
+        Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=14.0), 4, "load", "scale-up: demand 5.00"),
+    "below-min": ({}, Observation(0, 0, rate_rps=500.0, p95_ms=100.0), 1, "bounds", "scale-up: below MIN_REPLICAS"),
+    "above-max": ({}, Observation(14, 14, rate_rps=500.0, p95_ms=100.0), 10, "bounds",
+                  "scale-down: above MAX_REPLICAS"),
+    "at-max-holds": ({}, Observation(10, 10, rate_rps=500.0, p95_ms=100.0), 10, "at-max", "hold: at MAX_REPLICAS 10"),
+    "idle-nan-p95-is-data": ({}, Observation(1, 1, rate_rps=0.0, p95_ms=None, inflight=0.0), 1, "tolerance",
+                             "hold: within tolerance"),
+}
+
+
+@pytest.mark.parametrize("overrides,obs,want,kind,reason", SINGLE_DECISIONS.values(), ids=SINGLE_DECISIONS.keys())
+def test_slo_single_decisions(overrides, obs, want, kind, reason):
+    d = decide(obs, State(started_s=0.0), slo_config(**overrides), 100.0)
+    assert (d.replicas, d.kind) == (want, kind)
+    assert d.reason.startswith(reason), d.reason
+    assert d.state.failures == 0
 
 
 @pytest.mark.parametrize("p95_ms,rate,expected", [
@@ -167,16 +192,6 @@ def test_capacity_is_corrected_online(p95_ms, rate, expected):
     obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0)
     cap = decide(obs, State(started_s=0.0), cfg, 100.0).state.capacity_rps
     assert {"lower": cap < 10, "higher": cap > 10, "same": cap == 10}[expected]
-
-
-@pytest.mark.parametrize("current,want,kind", [
-    (0, 1, "bounds"), (14, 10, "bounds"), (10, 10, "at-max"),
-], ids=["below-min", "above-max", "at-max-holds"])
-def test_bounds(current, want, kind):
-    cfg = slo_config()
-    obs = Observation(current_replicas=current, ready_replicas=current, rate_rps=500.0, p95_ms=100.0)
-    d = decide(obs, State(started_s=0.0), cfg, 100.0)
-    assert (d.replicas, d.kind) == (want, kind)
 
 
 # --- missing data, shared by all policies -----------------------------------------------------------
@@ -198,14 +213,6 @@ def test_no_data_holds_the_current_count(obs, reason, policy):
     assert d.replicas == 3 and d.kind == "no-data"
     if policy == "slo" or obs.problem:
         assert d.reason == reason
-
-
-def test_idle_service_with_nan_p95_is_data_not_a_failure():
-    cfg = slo_config()
-    obs = Observation(current_replicas=1, ready_replicas=1, rate_rps=0.0, p95_ms=None, inflight=0.0)
-    d = decide(obs, State(started_s=0.0), cfg, 100.0)
-    assert d.kind != "no-data"
-    assert d.replicas == 1 and d.state.failures == 0
 
 
 def test_fallback_after_consecutive_failures_then_recovery_resets():
