@@ -40,7 +40,7 @@ bench: setup
 	$(PY) -m bench $(ARGS)
 
 serve: setup
-	@weights=$$($(PY) -m inference.weights --available-or-random); \
+	@weights=$$($(PY) -m inference.model --available-or-random); \
 	echo "Serving on http://127.0.0.1:8000 with MODEL_WEIGHTS=$$weights"; \
 	MODEL_WEIGHTS=$$weights $(PY) -m gunicorn -c inference/gunicorn.conf.py
 

@@ -122,3 +122,30 @@ class Classifier:
         for _ in range(batches):
             self.probabilities(dummy)
             self.probabilities(dummy[:1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m inference.model --available-or-random`: the MODEL_WEIGHTS `make serve` should use.
+
+    Prints `imagenet` when those weights load (from the cache, or downloaded into it now), else `random`,
+    with the reason on stderr, so a machine without network access still gets a working service.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m inference.model")
+    parser.add_argument("--available-or-random", action="store_true", required=True)
+    parser.parse_args(argv)
+    try:
+        load_state_dict("imagenet")
+    except WeightsError as exc:
+        print(f"ImageNet weights unavailable, serving RANDOM weights (predictions are meaningless): {exc}",
+              file=sys.stderr)
+        print("random")
+        return 0
+    print("imagenet")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
