@@ -87,6 +87,19 @@ class RequestTable:
     def subset(self, mask: np.ndarray) -> "RequestTable":
         return RequestTable(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
 
+    def quantized(self) -> "RequestTable":
+        """Values rounded exactly as requests.csv stores them, so statistics computed before writing
+        and after reading the file agree to the last digit."""
+        def q(column: np.ndarray, digits: int) -> np.ndarray:
+            return np.fromiter((float(f"{v:.{digits}f}") for v in column), np.float64, len(column))
+
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("scheduled_s", "sent_s"):
+            values[name] = q(values[name], 6)
+        for name in ("latency_ms", "service_ms", "server_queue_ms", "server_preprocess_ms", "server_model_ms"):
+            values[name] = q(values[name], 3)
+        return RequestTable(**values)
+
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, object]]) -> "RequestTable":
         """From dicts keyed like requests.csv (strings as csv.DictReader gives, or numbers)."""

@@ -54,11 +54,14 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     except OSError as exc:
         raise OptionError("--out", str(options.out), f"a directory that can be created ({exc.strerror})") from None
 
+    print(f"replaying {options.trace} ({len(schedule)} requests over {schedule.duration_s:.0f} s, "
+          f"{options.arrivals} arrivals, scale {options.scale:g}, speedup {options.speedup:g}) "
+          f"against {target.url}{target.path}; results in {options.out}/", file=sys.stderr, flush=True)
     replayer = Replayer(target, schedule, photos, timeout_s=options.timeout_s, max_inflight=options.max_inflight)
     asyncio.run(_replay(replayer, options, stop))
     end_unix_s = time.time()
 
-    table = replayer.result_table()
+    table = replayer.result_table().quantized()
     duration_s = replayer.stopped_at_s if replayer.interrupted else schedule.duration_s
     out = options.out
     write_requests_csv(out / "requests.csv", table)

@@ -8,6 +8,7 @@ whose latency is known exactly:
 It answers like the service (JSON body, Server-Timing header, `Connection: close` unless
 --keep-alive), handles any number of concurrent requests (the delay is an asyncio sleep, not a
 busy worker), and can answer with another status (--status 503) to exercise error handling.
+`GET /stats` returns how many requests it has answered or is answering.
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ class _StubProtocol(asyncio.Protocol):
                 length = int(value)
         if len(self.buf) < end + 4 + length:
             return
+        is_stats = bytes(self.buf[:12]).startswith(b"GET /stats ")
         del self.buf[:end + 4 + length]
         self.busy = True
+        if is_stats:
+            body = json.dumps({"requests": self.server.requests}).encode()
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            self.transport.close()
+            return
         self.server.requests += 1
         delay_s = self.server.delay_ms / 1000.0
         if delay_s > 0:

@@ -286,3 +286,25 @@ def exposed_metric_names(exposition: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(line.split("{", 1)[0].split(" ", 1)[0])
     return names
+
+
+def start_stub_server(tmp_path: Path, delay_ms: float = 0.0, status: int = 200, keep_alive: bool = False,
+                      name: str = "stub") -> Child:
+    """The load tester's stub server (answers every request after `delay_ms`) on a free 127.0.0.1 port.
+
+    `child.extra` holds `url` and `port`; GET <url>/stats returns {"requests": <count answered so far>}.
+    """
+    port = free_port()
+    argv = [PYTHON, "-m", "loadtester.stub_server", "--port", str(port), "--delay-ms", str(delay_ms),
+            "--status", str(status)] + (["--keep-alive"] if keep_alive else [])
+    child = start_child(name, argv, tmp_path / "logs")
+    url = f"http://127.0.0.1:{port}"
+    child.extra.update(url=url, port=port)
+    try:
+        wait_until(lambda: child.alive() and http_ok(f"{url}/stats"), timeout_s=30,
+                   what=f"stub server at {url}")
+    except AssertionError:
+        log = child.log()
+        child.stop()
+        raise AssertionError(f"stub server did not start; its log:\n{log[-2000:]}")
+    return child

@@ -1,0 +1,125 @@
+"""The command line as users run it (a subprocess): files, exit codes, error messages, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+
+import pytest
+import requests
+
+from loadtester import read_requests_csv, summarize
+from support import PYTHON, REPO, free_port, start_child, start_stub_server, wait_until
+
+
+def cli(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "loadtester/load_tester.py", "--no-progress", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory):
+    child = start_stub_server(tmp_path_factory.mktemp("stub"), delay_ms=10)
+    yield child.extra["url"]
+    child.stop()
+
+
+@pytest.fixture
+def short_trace(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("# two seconds\n20\n20\n")
+    return path
+
+
+@pytest.mark.parametrize("entry", [[str(REPO / "loadtester" / "load_tester.py")], ["-m", "loadtester"]],
+                         ids=["script-from-elsewhere", "module"])
+def test_a_run_writes_every_file(stub, short_trace, tmp_path, entry):
+    out = tmp_path / "out"
+    proc = subprocess.run([PYTHON, *entry, "--url", stub, "--trace", str(short_trace), "--out", str(out),
+                           "--arrivals", "uniform", "--slo-ms", "200"], cwd=REPO if entry[0] == "-m" else tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["requests.csv", "summary.json", "timeline.png"]
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"]["scheduled"] == summary["requests"]["ok"] == 40
+    assert summary["run"]["parameters"]["slo_ms"] == 200.0 and summary["run"]["interrupted"] is False
+    with open(out / "requests.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 40
+    # The summary a report would compute from the CSV is the one the run wrote.
+    recomputed = summarize(read_requests_csv(out / "requests.csv"), slo_ms=200.0,
+                           duration_s=summary["throughput"]["duration_s"])
+    for key in ("requests", "throughput", "latency_ms", "slo", "sender_lag_ms"):
+        assert recomputed[key] == summary[key], key
+    assert "latency p95" in proc.stdout and "SLO 200 ms" in proc.stdout
+
+
+BAD_TRACES = [
+    ("word", "5\n5\nlots\n", ":3:", "'lots'"),
+    ("negative", "# c\n-2\n", ":2:", "'-2'"),
+    ("empty", "# nothing\n", "no rates found", ""),
+]
+
+
+@pytest.mark.parametrize("text, where, what", [b[1:] for b in BAD_TRACES], ids=[b[0] for b in BAD_TRACES])
+def test_bad_trace_exits_2_naming_file_line_and_text(stub, tmp_path, text, where, what):
+    trace = tmp_path / "broken.txt"
+    trace.write_text(text)
+    proc = cli("--url", stub, "--trace", str(trace), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert f"{trace}{where}" in proc.stderr or (where in proc.stderr and str(trace) in proc.stderr)
+    assert what in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+BAD_OPTIONS = [
+    ("scale", ["--scale", "-1"], "--scale"),
+    ("speedup-text", ["--speedup", "fast"], "--speedup"),
+    ("arrivals", ["--arrivals", "bursty"], "--arrivals"),
+    ("max-inflight", ["--max-inflight", "0"], "--max-inflight"),
+    ("url", ["--url", "localhost:8000"], "--url"),
+    ("images-missing", ["--images", "/nonexistent/dir"], "--images"),
+]
+
+
+@pytest.mark.parametrize("args, option", [b[1:] for b in BAD_OPTIONS], ids=[b[0] for b in BAD_OPTIONS])
+def test_bad_option_exits_2_naming_it(stub, tmp_path, args, option):
+    base = ["--url", stub] if "--url" not in args else []
+    proc = cli(*base, *args, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert option in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unreachable_url_exits_1(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = cli("--url", url, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1
+    assert f"cannot reach {url}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_stops_and_writes_what_it_has(stub, tmp_path):
+    out = tmp_path / "out"
+    child = start_child("loadtester", [PYTHON, "loadtester/load_tester.py", "--url", stub, "--out", str(out),
+                                       "--no-progress", "--scale", "2"], tmp_path / "logs")
+    try:
+        # Wait until the replay is under way (requests reached the server), then press Ctrl-C.
+        before = requests.get(f"{stub}/stats", timeout=5).json()["requests"]
+        wait_until(lambda: requests.get(f"{stub}/stats", timeout=5).json()["requests"] >= before + 5,
+                   timeout_s=60, what="the load tester's first requests")
+        child.signal(signal.SIGINT)
+        child.proc.wait(60)
+    finally:
+        child.stop()
+    assert child.proc.returncode == 130, child.log()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["interrupted"] is True
+    assert 0 < summary["requests"]["scheduled"] < summary["run"]["planned_requests"]
+    table = read_requests_csv(out / "requests.csv")
+    assert len(table) == summary["requests"]["scheduled"]
+    assert set(table.kind.tolist()) <= {"ok", "cancelled"}
+    assert (out / "timeline.png").exists()
+    assert "interrupted" in child.log()
