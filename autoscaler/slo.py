@@ -94,13 +94,20 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     capacity = state.capacity_rps if state.capacity_rps is not None else config.capacity_rps_per_replica
     capacity = learn_capacity(obs, capacity, config)
 
+    # While replicas are starting, the backlog they will drain inflates the in-flight count: counting it
+    # would answer the same shortage twice, so the rate alone speaks (unless it is unknown).
+    # Such samples are also kept out of the windows, where they would inflate the next minute's demand.
+    starting = max(current - obs.ready_replicas, 0)
+    use_inflight = not (starting and obs.rate_rps is not None and capacity > 0)
     samples = tuple(s for s in state.samples if s.t_s > now_s - config.stable_window_s)
-    samples += (Sample(now_s, obs.rate_rps, obs.inflight),)
+    samples += (Sample(now_s, obs.rate_rps, obs.inflight if use_inflight else None),)
     panic_samples = [s for s in samples if s.t_s > now_s - config.panic_window_s] or [samples[-1]]
 
-    need_stable = _demand(_mean(s.rate_rps for s in samples), _mean(s.inflight for s in samples), capacity, config)
-    need_panic = _demand(_mean(s.rate_rps for s in panic_samples), _mean(s.inflight for s in panic_samples),
-                         capacity, config)
+    def inflight_mean(window):
+        return _mean(s.inflight for s in window) if use_inflight else None
+
+    need_stable = _demand(_mean(s.rate_rps for s in samples), inflight_mean(samples), capacity, config)
+    need_panic = _demand(_mean(s.rate_rps for s in panic_samples), inflight_mean(panic_samples), capacity, config)
     need_forecast = 0.0
     slope = _slope(samples) if config.forecast_horizon_s > 0 else None
     if slope is not None and slope > 0 and obs.rate_rps is not None and capacity > 0:
@@ -123,7 +130,6 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     p95 = obs.p95_ms
     slo_missed = p95 is not None and p95 > config.slo_p95_ms and (obs.rate_rps is None or obs.rate_rps > 0)
     latency_reason = f"p95 {_ms(p95)} > slo {_ms(config.slo_p95_ms)}" if slo_missed else ""
-    starting = max(current - obs.ready_replicas, 0)
     if slo_missed and starting == 0:
         want_latency = max(_ceil(current * min(p95 / config.slo_p95_ms, 2.0)), current + 1)
         if want_latency > want:

@@ -165,6 +165,12 @@ SINGLE_DECISIONS = {
     "queueing-at-flat-rate-via-concurrency": (
         {"target_inflight_per_replica": 4, "capacity_rps_per_replica": 0},
         Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=14.0), 4, "load", "scale-up: demand 5.00"),
+    "starting-replicas-ignore-the-backlog-in-flight": (
+        {"target_inflight_per_replica": 4}, Observation(2, 1, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
+        "tolerance", "hold: within tolerance (demand 1.43 replicas"),
+    "ready-replicas-count-the-backlog-in-flight": (
+        {"target_inflight_per_replica": 4}, Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 4,
+        "load", "scale-up: demand 14.29 replicas"),
     "below-min": ({}, Observation(0, 0, rate_rps=500.0, p95_ms=100.0), 1, "bounds", "scale-up: below MIN_REPLICAS"),
     "above-max": ({}, Observation(14, 14, rate_rps=500.0, p95_ms=100.0), 10, "bounds",
                   "scale-down: above MAX_REPLICAS"),
@@ -330,3 +336,46 @@ def test_hpa_missing_cpu_holds():
 def test_hpa_needs_a_ready_pod():
     d = decide(hpa_obs(2, 1.0, ready=0), State(), hpa_config(), 0.0)
     assert (d.replicas, d.kind) == (2, "no-data")
+
+
+# --- slo against hpa on the same plant -----------------------------------------------------------------
+
+def run_plant(cfg: Config, rate_at, duration_s: float, start_lag_polls: int = 2):
+    """A plant where one replica serves 10 req/s with one core and p95 breaks the SLO above 90% load.
+
+    New replicas serve after `start_lag_polls` polls. Returns (replica-seconds, polls over the SLO).
+    """
+    state, current, t = State(), 1, 0.0
+    started: list[tuple[float, int]] = []   # (ready at, count) of replicas still starting
+    ready = 1
+    replica_s, over_slo = 0.0, 0
+    while t <= duration_s:
+        ready += sum(n for at, n in started if at <= t)
+        started = [(at, n) for at, n in started if at > t]
+        ready = min(ready, current)
+        rate = rate_at(t)
+        load = rate / (10.0 * max(ready, 1))
+        p95 = 120.0 if load < 0.9 else 900.0
+        over_slo += p95 > cfg.slo_p95_ms
+        obs = Observation(current, ready, rate_rps=rate, p95_ms=p95, inflight=rate * p95 / 1000,
+                          cpu_cores=min(rate / 10.0, float(ready)))
+        d = decide(obs, state, cfg, t)
+        state = d.state
+        if d.replicas > current:
+            started.append((t + start_lag_polls * POLL_S, d.replicas - current))
+        current = d.replicas
+        replica_s += current * POLL_S
+        t += POLL_S
+    return replica_s, over_slo
+
+
+def burst_then_quiet(t: float) -> float:
+    return 30.0 if 100 <= t < 220 else 5.0
+
+
+def test_slo_uses_fewer_replica_seconds_than_hpa_at_no_worse_latency():
+    slo = run_plant(slo_config(capacity_learning=True, target_inflight_per_replica=4), burst_then_quiet, 700)
+    hpa50 = run_plant(hpa_config(hpa_target_cpu=0.5), burst_then_quiet, 700)
+    hpa90 = run_plant(hpa_config(hpa_target_cpu=0.9), burst_then_quiet, 700)
+    assert slo[0] < hpa50[0] and slo[1] <= hpa50[1], (slo, hpa50)
+    assert slo[0] < hpa90[0] and slo[1] <= hpa90[1], (slo, hpa90)
