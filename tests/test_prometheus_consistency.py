@@ -2,7 +2,7 @@
 
 A real service (gunicorn, random weights) and a real autoscaler (dry-run scaler, so it touches nothing)
 are started; their /metrics is the ground truth. Every metric name the rules, the autoscaler's default
-queries and the dashboard use must be exposed there, every recording rule they use must be defined, and
+queries, the dashboard and the load tester's replica plot use must be exposed there, every recording rule they use must be defined, and
 the local Prometheus config, scraping both, must turn real traffic into the recorded series.
 """
 
@@ -70,10 +70,17 @@ def dashboard_expressions() -> list[str]:
     return [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
 
 
+def loadtester_queries() -> list[str]:
+    from loadtester.prometheus import REPLICA_QUERIES
+
+    return list(REPLICA_QUERIES.values())
+
+
 SOURCES = {
     "rules": rule_expressions,
     "autoscaler-default-queries": autoscaler_default_queries,
     "dashboard": dashboard_expressions,
+    "loadtester-replica-queries": loadtester_queries,
 }
 
 
