@@ -275,10 +275,25 @@ HPA_CALC_CASES = {
 }
 
 
+HPA_MISSING_CASES = {
+    # (current, ready, missing, cpu cores of the ready pods) at target 50% -> replicas
+    "scale-down-counts-missing-at-100pct": ((4, 3, 1, 0.3), 3),   # 10% -> 1300m / 4 pods = 32%: ceil(0.64 x 4)
+    "scale-down-flipped-by-missing-holds": ((4, 2, 2, 0.4), 4),   # 20% -> 2400m / 4 pods = 60%: up, flips
+    "scale-up-counts-missing-at-0pct": ((4, 2, 2, 3.0), 6),       # 150% -> 3000/4000 = 75% -> ceil(1.5 x 4)
+    "scale-up-flipped-by-missing-holds": ((4, 2, 2, 1.2), 4),     # 60% -> 30%: direction flips
+}
+
+
 @pytest.mark.parametrize("args,expected", HPA_CALC_CASES.values(), ids=HPA_CALC_CASES.keys())
 def test_hpa_replica_calculation(args, expected):
     current, ready, unready, cpu, target = args
     assert calculate_replicas(current, ready, unready, cpu, target, 0.1) == expected
+
+
+@pytest.mark.parametrize("args,expected", HPA_MISSING_CASES.values(), ids=HPA_MISSING_CASES.keys())
+def test_hpa_missing_metrics_rules(args, expected):
+    current, ready, missing, cpu = args
+    assert calculate_replicas(current, ready, 0, cpu, 0.5, 0.1, missing=missing) == expected
 
 
 def test_hpa_utilization_is_whole_percent_truncated():
