@@ -514,3 +514,14 @@ def test_hpa_baseline_matches_the_autoscalers_bounds(rendered, file, target):
     assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": target}
     # One name for both: applying the other baseline replaces this one instead of adding a second HPA.
     assert hpa["metadata"]["name"] == "resnet18-inference"
+
+
+@pytest.mark.parametrize("path", [K8S / "autoscaler-rbac.yaml", PROMETHEUS / "prometheus-rbac.yaml"],
+                         ids=["autoscaler", "prometheus"])
+def test_binding_subjects_name_their_namespace_in_the_files(path):
+    """The API server rejects a ServiceAccount subject without a namespace under `kubectl apply -f`."""
+    bindings = [d for d in _docs(path) if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert bindings
+    for binding in bindings:
+        for subject in binding["subjects"]:
+            assert subject.get("namespace"), f"{path.name}: subject {subject['name']} has no namespace"
