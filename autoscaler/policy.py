@@ -47,6 +47,7 @@ class State:
     recommendations: tuple[tuple[float, int], ...] = ()  # (t_s, replicas) for scale-down stabilization
     last_scale_down_s: float | None = None
     panic_until_s: float | None = None
+    settled_at_s: float | None = None                   # metrics reflect the current replicas from then on
     capacity_rps: float | None = None                   # learned per-replica capacity
     # hpa policy
     hpa_recommendations: tuple[tuple[float, int], ...] = ()

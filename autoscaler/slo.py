@@ -92,12 +92,20 @@ def _ceil(x: float) -> int:
 def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
     current = obs.current_replicas
     capacity = state.capacity_rps if state.capacity_rps is not None else config.capacity_rps_per_replica
-    capacity = learn_capacity(obs, capacity, config)
+    # Windowed signals (rate, p95) describe the last RATE_WINDOW_S: after a change of capacity they
+    # still show the old one for that long. Latency feedback and capacity learning wait for them, or a
+    # single overload would be answered again (and learned from) once the new replicas already serve.
+    starting = max(current - obs.ready_replicas, 0)
+    settled_at = state.settled_at_s
+    if starting:
+        settled_at = now_s + config.rate_window_s
+    settled = settled_at is None or now_s >= settled_at
+    if settled:
+        capacity = learn_capacity(obs, capacity, config)
 
     # While replicas are starting, the backlog they will drain inflates the in-flight count: counting it
     # would answer the same shortage twice, so the rate alone speaks (unless it is unknown).
     # Such samples are also kept out of the windows, where they would inflate the next minute's demand.
-    starting = max(current - obs.ready_replicas, 0)
     use_inflight = not (starting and obs.rate_rps is not None and capacity > 0)
     samples = tuple(s for s in state.samples if s.t_s > now_s - config.stable_window_s)
     samples += (Sample(now_s, obs.rate_rps, obs.inflight if use_inflight else None),)
@@ -130,7 +138,7 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     p95 = obs.p95_ms
     slo_missed = p95 is not None and p95 > config.slo_p95_ms and (obs.rate_rps is None or obs.rate_rps > 0)
     latency_reason = f"p95 {_ms(p95)} > slo {_ms(config.slo_p95_ms)}" if slo_missed else ""
-    if slo_missed and starting == 0:
+    if slo_missed and starting == 0 and settled:
         want_latency = max(_ceil(current * min(p95 / config.slo_p95_ms, 2.0)), current + 1)
         if want_latency > want:
             want, driver = want_latency, "latency"
@@ -142,9 +150,11 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     details = {"need_stable": round(need_stable, 3), "need_panic": round(need_panic, 3),
                "need_forecast": round(need_forecast, 3), "capacity_rps": round(capacity, 3), "want": want}
     new_state = replace(state, samples=samples, recommendations=recommendations, panic_until_s=panic_until,
-                        capacity_rps=capacity)
+                        capacity_rps=capacity, settled_at_s=settled_at)
 
     def done(replicas: int, reason: str, kind: str, **changes) -> Decision:
+        if replicas > current:  # (after a scale-down the lagging p95 understates, so no wait is needed)
+            changes["settled_at_s"] = now_s + config.rate_window_s
         return Decision(replicas, replace(new_state, **changes), reason, kind, panic, details)
 
     load_text = _load_text(obs, need, capacity, config)
@@ -185,6 +195,9 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
 
     if slo_missed and starting:
         return done(current, f"hold: {latency_reason}, waiting for {starting} starting replica(s)", "starting")
+    if slo_missed and not settled:
+        return done(current, f"hold: {latency_reason}, waiting {settled_at - now_s:.0f}s for the metrics to "
+                    "show the new capacity", "settling")
     if current == config.max_replicas and unbounded > current:
         why = latency_reason or load_text
         return done(current, f"hold: at MAX_REPLICAS {config.max_replicas} ({why})", "at-max")

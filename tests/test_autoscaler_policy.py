@@ -188,6 +188,17 @@ def test_slo_single_decisions(overrides, obs, want, kind, reason):
     assert d.state.failures == 0
 
 
+def test_latency_feedback_and_learning_wait_until_the_windows_show_the_new_capacity():
+    cfg = slo_config(capacity_learning=True, rate_window_s=30)
+    lagging = Observation(2, 2, rate_rps=12.0, p95_ms=812.0, inflight=1.0)  # p95 of the window before the scale-up
+    up = decide(Observation(1, 1, rate_rps=12.0, p95_ms=812.0, inflight=1.0), State(started_s=0.0), cfg, 100.0)
+    assert up.replicas == 2
+    d = decide(lagging, up.state, cfg, 110.0)
+    assert (d.replicas, d.kind) == (2, "settling") and d.state.capacity_rps == 10
+    d = decide(lagging, d.state, cfg, 131.0)  # 30 s on, the p95 is the new replicas' own
+    assert (d.replicas, d.kind) == (4, "latency") and d.state.capacity_rps < 10
+
+
 @pytest.mark.parametrize("p95_ms,rate,expected", [
     (450.0, 12.0, "lower"),     # near the SLO at 6 req/s per replica: capacity was overestimated
     (100.0, 30.0, "higher"),    # 15 req/s per replica with room: underestimated
