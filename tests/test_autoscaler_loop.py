@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import subprocess
 import threading
 
 import pytest
@@ -16,7 +17,7 @@ from autoscaler.config import Config
 from autoscaler.loop import Loop, problem_kind
 from autoscaler.scalers import FatalScalerError, ScalerError, ScalerStatus
 from autoscaler.telemetry import Telemetry, TelemetryServer
-from tests.support import PYTHON, free_port, start_child, wait_until
+from tests.support import PYTHON, REPO, free_port, start_child, wait_until
 
 
 class FakeSource:
@@ -200,3 +201,12 @@ def test_process_serves_metrics_holds_without_prometheus_and_exits_cleanly_on_si
     assert records[0]["event"] == "config" and records[0]["scaler"] == "dry-run"
     assert records[0]["queries"]["query_rate_rps"].startswith("sum(rate(inference_requests_total{job=")
     assert records[-1] == {"event": "stopped"}
+
+
+def test_process_without_kubernetes_credentials_exits_1_with_the_reason(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "missing"),
+           "METRICS_PORT": "0"}
+    proc = subprocess.run([PYTHON, "-m", "autoscaler", "--scaler", "kubernetes"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "autoscaler: fatal: no Kubernetes credentials" in proc.stderr
