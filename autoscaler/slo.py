@@ -38,6 +38,9 @@ LEARN_BOUND = 8.0
 NEAR_SLO = 0.8
 # ... and at or below this fraction means they have room.
 ROOM_SLO = 0.5
+# The utilization law needs replicas busy enough to measure (cores per replica) and not saturated.
+CPU_BUSY = 0.1
+CPU_SATURATED = 0.9
 
 
 def _mean(values) -> float | None:
@@ -60,7 +63,14 @@ def _slope(samples: tuple[Sample, ...]) -> float | None:
 
 
 def learn_capacity(obs: Observation, capacity_rps: float, config: Config) -> float:
-    """Move the per-replica capacity toward what replicas actually sustained near the SLO."""
+    """Move the per-replica capacity toward what replicas actually sustain.
+
+    - p95 near the SLO: the replicas are at their capacity, so it is what each serves now (if lower);
+    - otherwise, with CPU data, the utilization law: a request costs cpu_cores / rate core-seconds,
+      so one replica (one core) serves rate / cpu_cores per second. Skipped when replicas are nearly
+      saturated (their rate then counts fast rejections) or barely busy (noise);
+    - without CPU data, p95 well below the SLO while each replica serves more than assumed raises it.
+    """
     if (not config.capacity_learning or config.capacity_rps_per_replica <= 0 or obs.p95_ms is None
             or obs.rate_rps is None or obs.rate_rps <= 0 or obs.ready_replicas <= 0
             or obs.ready_replicas < obs.current_replicas):
@@ -68,7 +78,13 @@ def learn_capacity(obs: Observation, capacity_rps: float, config: Config) -> flo
     per_replica = obs.rate_rps / obs.ready_replicas
     near = obs.p95_ms >= NEAR_SLO * config.slo_p95_ms
     room = obs.p95_ms <= ROOM_SLO * config.slo_p95_ms
-    if (near and per_replica < capacity_rps) or (room and per_replica > capacity_rps):
+    cpu_per_replica = obs.cpu_cores / obs.ready_replicas if obs.cpu_cores is not None else None
+    if near:
+        if per_replica < capacity_rps:
+            capacity_rps += LEARN_RATE * (per_replica - capacity_rps)
+    elif cpu_per_replica is not None and CPU_BUSY <= cpu_per_replica <= CPU_SATURATED:
+        capacity_rps += LEARN_RATE * (obs.rate_rps / obs.cpu_cores - capacity_rps)
+    elif cpu_per_replica is None and room and per_replica > capacity_rps:
         capacity_rps += LEARN_RATE * (per_replica - capacity_rps)
     base = config.capacity_rps_per_replica
     return min(max(capacity_rps, base / LEARN_BOUND), base * LEARN_BOUND)

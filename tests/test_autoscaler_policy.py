@@ -199,16 +199,24 @@ def test_latency_feedback_and_learning_wait_until_the_windows_show_the_new_capac
     assert (d.replicas, d.kind) == (4, "latency") and d.state.capacity_rps < 10
 
 
-@pytest.mark.parametrize("p95_ms,rate,expected", [
-    (450.0, 12.0, "lower"),     # near the SLO at 6 req/s per replica: capacity was overestimated
-    (100.0, 30.0, "higher"),    # 15 req/s per replica with room: underestimated
-    (300.0, 12.0, "same"),      # neither near the SLO nor with clear room
-], ids=["near-slo-lowers", "room-raises", "middle-keeps"])
-def test_capacity_is_corrected_online(p95_ms, rate, expected):
+CAPACITY_CASES = {
+    # id: (p95 ms, rate req/s, cpu cores over both replicas, learned capacity after one step)
+    "near-slo-lowers-to-what-replicas-serve": (450.0, 12.0, None, 10 + 0.2 * (6 - 10)),
+    "near-slo-ignores-cpu": (450.0, 12.0, 1.0, 10 + 0.2 * (6 - 10)),
+    "utilization-law-raises": (200.0, 20.0, 1.0, 10 + 0.2 * (20 - 10)),      # 20 req per core-second
+    "utilization-law-lowers": (200.0, 8.0, 1.6, 10 + 0.2 * (5 - 10)),        # 5 req per core-second
+    "saturated-cpu-is-not-a-measure": (300.0, 30.0, 1.9, 10),
+    "idle-cpu-is-not-a-measure": (100.0, 1.0, 0.1, 10),
+    "room-without-cpu-raises": (100.0, 30.0, None, 10 + 0.2 * (15 - 10)),  # 15 req/s per replica, p95 fine
+    "middle-without-cpu-keeps": (300.0, 12.0, None, 10),
+}
+
+
+@pytest.mark.parametrize("p95_ms,rate,cpu,expected", CAPACITY_CASES.values(), ids=CAPACITY_CASES.keys())
+def test_capacity_is_corrected_online(p95_ms, rate, cpu, expected):
     cfg = slo_config(capacity_learning=True)
-    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0)
-    cap = decide(obs, State(started_s=0.0), cfg, 100.0).state.capacity_rps
-    assert {"lower": cap < 10, "higher": cap > 10, "same": cap == 10}[expected]
+    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0, cpu_cores=cpu)
+    assert decide(obs, State(started_s=0.0), cfg, 100.0).state.capacity_rps == pytest.approx(expected)
 
 
 # --- missing data, shared by all policies -----------------------------------------------------------
