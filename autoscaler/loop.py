@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import threading
@@ -17,6 +18,8 @@ from .scalers import FatalScalerError, Scaler, ScalerError, ScalerStatus
 from .telemetry import Telemetry
 
 MAX_BACKOFF_S = 60.0
+
+log = logging.getLogger("autoscaler")
 
 
 def _num(value: float | None, digits: int = 3):
@@ -87,7 +90,13 @@ class Loop:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             began = self.clock()
-            self.step()
+            try:
+                self.step()
+            except FatalScalerError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug in one iteration must not end autoscaling
+                log.exception("loop iteration failed")
+                self._emit({"time": self._now_iso(), "event": "loop-error", "error": f"{type(exc).__name__}: {exc}"})
             wait = self.config.poll_interval_s
             if self.scaler_failures:
                 # Back off from a failing API server instead of hammering it every poll.

@@ -210,3 +210,27 @@ def test_process_without_kubernetes_credentials_exits_1_with_the_reason(tmp_path
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "autoscaler: fatal: no Kubernetes credentials" in proc.stderr
+
+
+def test_an_unexpected_error_in_one_iteration_does_not_end_the_loop():
+    class Broken(FakeSource):
+        calls = 0
+
+        def collect(self):
+            Broken.calls += 1
+            if Broken.calls == 1:
+                raise RuntimeError("boom")
+            return Metrics(rate_rps=1.0)
+
+    loop, out, clock = make_loop(Broken(), FakeScaler(1))
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):
+            clock.t += timeout
+            self.set()
+            return True
+
+    loop.run(Stop())   # the first iteration fails ...
+    loop.step()        # ... and the loop carries on
+    assert [line["event"] for line in lines(out)] == ["loop-error", "decision"]
+    assert lines(out)[0]["error"] == "RuntimeError: boom"
