@@ -1,0 +1,98 @@
+"""`python -m local demo|compare [options]` (`make demo`, `make compare`).
+
+Exit status: 0 done, 1 a part failed to start or died (its log is printed), 2 bad option, 130 interrupted.
+Whatever happens, every child is stopped before this exits.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+
+from local.compare import table_lines, target_lines, write_comparison
+from local.config import OptionError, load_options
+from local.machine import describe_machine
+from local.processes import StartError
+from local.report import console_summary, write_demo_report
+from local.run import execute, plan_for, prepare_trace
+from local.stack import check_ports, prometheus_binary
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_signal(signum, frame):
+    # Once: the stack's `with` blocks stop every child on the way out; a second signal must not cut that short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = load_options(argv)
+    except OptionError as exc:
+        print(f"local: bad option: {exc}\n(python -m local --help lists every option)", file=sys.stderr)
+        return 2
+    command = "python -m local " + shlex.join(argv)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        prometheus_binary()
+        check_ports(options)
+        return demo(options, command) if options.mode == "demo" else compare(options, command)
+    except StartError as exc:
+        print(f"local: {exc}", file=sys.stderr)
+        return 1
+    except (Interrupted, KeyboardInterrupt):
+        print("local: interrupted; every process of the run was stopped", file=sys.stderr)
+        return 130
+
+
+def demo(options, command: str) -> int:
+    run_dir = options.run_dir()
+    machine = describe_machine()
+    trace, scale, trace_text = prepare_trace(options, run_dir)
+    plan = plan_for(options.policy, options, trace, scale, run_dir)
+    print(f"local: run directory {run_dir}/; trace: {trace_text}", flush=True)
+    result = execute(options, plan)
+    report = write_demo_report(run_dir, options, result, machine, trace_text, command)
+    print(console_summary(run_dir, result))
+    _check_stopped(result)
+    print(f"report: {report} (timeline: {run_dir / 'timeline.png'})")
+    return 0
+
+
+def compare(options, command: str) -> int:
+    out_dir = options.run_dir()
+    machine = describe_machine()
+    trace, scale, trace_text = prepare_trace(options, out_dir)
+    print(f"local: comparison in {out_dir}/; trace: {trace_text}; runs: {', '.join(options.compare_runs)}",
+          flush=True)
+    results = {}
+    for name in options.compare_runs:
+        plan = plan_for(name, options, trace, scale, out_dir / name)
+        print(f"\nlocal: === {name} ===", flush=True)
+        check_ports(options)  # the previous run's servers must be gone
+        results[name] = execute(options, plan)
+        write_demo_report(plan.run_dir, options, results[name], machine, trace_text, command)
+        print(console_summary(plan.run_dir, results[name]), flush=True)
+        _check_stopped(results[name])
+    outcome = write_comparison(out_dir, options, results, machine, trace_text, command)
+    print("\n" + "\n".join(table_lines(outcome["rows"])) + "\n\n" + "\n".join(target_lines(outcome["targets"])))
+    print(f"report: {out_dir / 'report.md'} (plot: {out_dir / 'comparison.png'})")
+    return 0
+
+
+def _check_stopped(result: dict) -> None:
+    stop = result["stop"]
+    if stop.get("processes_left") or stop.get("ports_listening"):
+        raise StartError(f"after stopping, processes {stop['processes_left']} and ports {stop['ports_listening']} "
+                         "were still there")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""What a run ran on: CPU model, cores, memory, load, Python and library versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from local.config import available_cpus
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe_machine() -> dict:
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu_model": _cpu_model(),
+        "cpus_available": available_cpus(),
+        "cpus_total": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        # Other work on the machine slows every run: the load average at the start says how much there was.
+        "load_average_1_5_15": load,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "torchvision": _version("torchvision"),
+        "gunicorn": _version("gunicorn"),
+    }
+
+
+def machine_line(m: dict) -> str:
+    return (f"{m['cpu_model']}, {m['cpus_available']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, "
+            f"torch {m['torch']}")

@@ -1,0 +1,97 @@
+"""timeline.png of one run and comparison.png of several: load, latency against the SLO, replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"static-min": "tab:gray", "static-max": "tab:brown", "hpa-50": "tab:blue", "hpa-90": "tab:purple",
+          "slo": "tab:green"}
+
+
+def _window_p95(ax, windows: list[dict], window_s: float, **style) -> None:
+    mids = [w["start_s"] + window_s / 2 for w in windows]
+    ax.plot(mids, [w["p95_ms"] if w["p95_ms"] is not None else float("nan") for w in windows], marker=".", **style)
+
+
+def plot_timeline(path: Path, result: dict, slo_ms: float, title: str) -> None:
+    """Offered/achieved load; p95 per 10 s window; workers (Prometheus), desired and scale events."""
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8.4), sharex=True)
+    per_second = result["per_second"]
+    ax = axes[0]
+    if per_second:
+        ax.plot(per_second["second"], per_second["offered_rps"], color="0.55", lw=1, label="offered")
+        ax.plot(per_second["second"], per_second["achieved_rps"], color="tab:blue", lw=1.2, label="achieved (ok)")
+    ax.set_ylabel("requests/s")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+
+    ax = axes[1]
+    window_s = result["slo"]["window_s"]
+    _window_p95(ax, result["windows"], window_s, color="tab:orange", lw=1.2, label="p95 per window")
+    ax.axhline(slo_ms, color="k", ls="--", lw=1, label=f"SLO {slo_ms:g} ms")
+    for w in result["windows"]:
+        if w["requests"] and not w["meets_slo"]:
+            ax.axvspan(w["start_s"], w["start_s"] + window_s, color="tab:red", alpha=0.1, lw=0)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"latency ms ({window_s:g} s windows)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+
+    ax = axes[2]
+    replicas = result["replicas"]
+    if replicas.get("workers"):
+        pts = replicas["workers"]
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="tab:green", lw=1.5,
+                label="ready workers (Prometheus)")
+    if replicas.get("desired"):
+        pts = replicas["desired"]
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="k", ls=":", lw=1,
+                label="desired (autoscaler)")
+    for e in result["events"]:
+        ax.axvline(e["t_s"], color="tab:red" if e["direction"] == "up" else "tab:blue", alpha=0.4, lw=1)
+    ax.set_ylabel("replicas")
+    ax.set_ylim(0, max(result["max_workers"], 1) + 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("seconds since the start of the replay (vertical lines: scale-ups red, scale-downs blue)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_comparison(path: Path, results: dict[str, dict], slo_ms: float, title: str) -> None:
+    """One line per run: p95 per window against the SLO, and workers over time; offered load on top."""
+    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, gridspec_kw={"height_ratios": [1, 1.6, 1.3]})
+    first = next(iter(results.values()))
+    per_second = first["per_second"]
+    if per_second:
+        axes[0].plot(per_second["second"], per_second["offered_rps"], color="0.4", lw=1)
+    axes[0].set_ylabel("offered req/s")
+    axes[0].grid(alpha=0.3)
+    for name, result in results.items():
+        color = COLORS.get(name)
+        _window_p95(axes[1], result["windows"], result["slo"]["window_s"], color=color, lw=1.2, label=name)
+        pts = result["replicas"].get("workers") or result["decision_ready"]
+        if pts:
+            axes[2].step([p[0] for p in pts], [p[1] for p in pts], where="post", color=color, lw=1.4, label=name,
+                         alpha=0.85)
+    axes[1].axhline(slo_ms, color="k", ls="--", lw=1, label=f"SLO {slo_ms:g} ms")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("p95 ms per 10 s window")
+    axes[1].legend(loc="upper left", fontsize=8, ncol=3)
+    axes[1].grid(alpha=0.3, which="both")
+    axes[2].set_ylabel("ready workers")
+    axes[2].set_ylim(bottom=0)
+    axes[2].legend(loc="upper left", fontsize=8, ncol=3)
+    axes[2].grid(alpha=0.3)
+    axes[2].set_xlabel("seconds since the start of the replay")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

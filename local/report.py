@@ -1,0 +1,134 @@
+"""report.md of a demo run and the console lines printed at its end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loadtester.report import format_summary
+
+from local.config import Options
+from local.machine import machine_line
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def results_rows(result: dict) -> list[tuple[str, str]]:
+    req, lat, slo = result["requests"], result["latency_ms"], result["slo"]
+    errors = ", ".join(f"{k} {v}" for k, v in req["errors"].items() if v) or "none"
+    return [
+        ("requests scheduled / ok", f"{req['scheduled']} / {req['ok']}"),
+        ("failed requests", f"{req['failed']} ({errors})"),
+        ("latency p50 / p95 / p99 / max", f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])} / "
+                                          f"{_ms(lat['max'])} ms"),
+        (f"SLO: {slo['window_s']:g} s windows with p95 <= {slo['slo_ms']:g} ms",
+         f"{_pct(slo['window_attainment'])} ({slo['windows_met']}/{slo['windows']})"),
+        ("SLO: requests ok within the SLO", _pct(slo["request_attainment"])),
+        ("replica-seconds (cost)", f"{result['replica_seconds']:.0f} (mean {result['mean_replicas']:.2f} workers "
+                                   f"over {result['duration_s']:.0f} s, from {result['replica_seconds_source']})"),
+        ("autoscaler decisions", f"{result['decisions']}: {result['scale_ups']} up, {result['scale_downs']} down, "
+                                 f"{result['reversals']} direction reversals"),
+    ]
+
+
+def decisions_line(result: dict) -> str:
+    return (f"autoscaler: {result['decisions']} decisions, {result['scale_ups']} scale-ups, "
+            f"{result['scale_downs']} scale-downs, {result['reversals']} reversals; cost "
+            f"{result['replica_seconds']:.0f} replica-seconds (mean {result['mean_replicas']:.2f} workers)")
+
+
+def console_summary(run_dir: Path, result: dict) -> str:
+    summary = json.loads((run_dir / "loadtest" / "summary.json").read_text())
+    return format_summary(summary) + "\n" + decisions_line(result)
+
+
+def events_table(result: dict, limit: int = 40) -> list[str]:
+    events = result["events"]
+    if not events:
+        return ["No scale events."]
+    lines = ["| t (s) | direction | workers | reason |", "|---:|---|---|---|"]
+    for e in events[:limit]:
+        lines.append(f"| {e['t_s']:.0f} | {e['direction']} | {e['from']} -> {e['to']} | {e['reason']} |")
+    if len(events) > limit:
+        lines.append(f"| ... | | | {len(events) - limit} more in decisions.jsonl |")
+    return lines
+
+
+def missed_windows(result: dict) -> list[str]:
+    """The windows that missed the SLO with what was happening then: the first thing to read when tuning."""
+    rows = []
+    workers = result["replicas"].get("workers") or result["decision_ready"]
+    window_s = result["slo"]["window_s"]
+    for w in result["windows"]:
+        if not w["requests"] or w["meets_slo"]:
+            continue
+        during = [v for t, v in workers if w["start_s"] <= t < w["start_s"] + window_s]
+        offered = result["per_second"].get("offered_rps", [])[int(w["start_s"]):int(w["start_s"] + window_s)]
+        near = [f"{e['direction']} at {e['t_s']:.0f}s" for e in result["events"]
+                if w["start_s"] - 15 <= e["t_s"] < w["start_s"] + window_s]
+        rows.append(f"| {w['start_s']:.0f}-{w['start_s'] + window_s:.0f} | "
+                    f"{sum(offered) / max(len(offered), 1):.1f} | {_ms(w['p95_ms'])} | "
+                    f"{100 * (w['error_rate'] or 0):.1f}% | "
+                    f"{min(during):.0f}-{max(during):.0f} | {', '.join(near) or '-'} |" if during else
+                    f"| {w['start_s']:.0f} | - | {_ms(w['p95_ms'])} | - | - | - |")
+    if not rows:
+        return ["Every window met the SLO."]
+    return ["| window (s) | offered req/s | p95 ms | errors | ready workers | scale events (from 15 s before) |",
+            "|---|---:|---:|---:|---|---|"] + rows
+
+
+def what_ran(options: Options, plan_text: str, trace_text: str, machine: dict, command: str) -> list[str]:
+    t = options.timings
+    return [
+        f"- command: `{command}`",
+        f"- machine: {machine_line(machine)}; load average at start {machine['load_average_1_5_15']} "
+        f"({machine['os']})",
+        f"- trace: {trace_text}; Poisson arrivals, seed {options.seed}",
+        f"- {plan_text}",
+        f"- service: gunicorn workers as replicas, TORCH_THREADS=1 each, MODEL_WEIGHTS={options.model_weights}, "
+        f"MAX_QUEUE={options.max_queue} images per worker",
+        f"- SLO: p95 <= {options.slo_p95_ms:g} ms per 10 s window; autoscaler capacity estimate "
+        f"{options.capacity_within_slo_rps:g} req/s per worker, {options.target_inflight_per_replica:g} in flight",
+        f"- autoscaler windows: poll {t.poll_interval_s:g} s, rate {t.rate_window_s} s, stable {t.stable_window_s:g} s, "
+        f"panic {t.panic_window_s:g} s, scale-down stabilization {t.scale_down_stabilization_s:g} s, one step per "
+        f"{t.scale_down_step_s:g} s, forecast {t.forecast_horizon_s:g} s; HPA scale-down stabilization "
+        f"{t.hpa_scale_down_stabilization_s:g} s",
+        "- Prometheus: the `prometheus` binary, prometheus/prometheus-local.yml (1 s scrape), data in "
+        "`prometheus/data/`",
+    ]
+
+
+def write_demo_report(run_dir: Path, options: Options, result: dict, machine: dict, trace_text: str,
+                      command: str) -> Path:
+    plan = result["plan"]
+    policy = plan["policy"] + (f" at {plan['hpa_target_cpu']:.0%} CPU" if plan.get("hpa_target_cpu") else "")
+    lines = [f"# Local stack run: {result['name']}", ""]
+    lines += what_ran(options, f"policy: {policy}, {plan['min_replicas']}..{plan['max_replicas']} workers "
+                               f"(started with {plan['initial_replicas']})", trace_text, machine, command)
+    lines += ["", "## Results", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in results_rows(result)]
+    lines += ["", "![timeline](timeline.png)", "",
+              "The load tester's own plot (offered and achieved load, latency, errors, replicas):", "",
+              "![load tester timeline](loadtest/timeline.png)", "", "## Scale events", ""]
+    lines += events_table(result)
+    lines += ["", "## Windows that missed the SLO", ""] + missed_windows(result)
+    lines += ["", "## Files", "",
+              "- `loadtest/`: the load tester's requests.csv (one row per request), summary.json, timeline.png, "
+              "replicas.csv",
+              "- `decisions.jsonl`: the autoscaler's decision log (one JSON line per decision)",
+              "- `run.json`: every number above, the replica series and the scale events",
+              "- `logs/`: gunicorn, Prometheus, autoscaler and load tester output",
+              "- `prometheus/`: the configuration used and Prometheus' data (`prometheus --storage.tsdb.path=...` "
+              "reopens it)", ""]
+    problems = result["replica_problems"]
+    if problems:
+        lines += ["Prometheus problems while fetching replicas: " + "; ".join(problems), ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,78 @@
+"""One run from plan to numbers: the trace it replays, the stack, the fetched replica series, the plot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from loadtester.workload import load_workload
+
+from local.analysis import analyse, fetch_replicas
+from local.config import QUICK_SLICE, Options
+from local.plots import plot_timeline
+from local.stack import RunPlan, Stack
+
+
+def prepare_trace(options: Options, run_root: Path) -> tuple[Path, float, str]:
+    """The trace to replay (the whole file, or the quick slice written next to the report), its scale, and
+    a sentence saying what it is."""
+    workload = load_workload(options.trace)
+    rates = list(workload.rates_rps)
+    name = Path(options.trace).name
+    if options.quick:
+        lo, hi = QUICK_SLICE
+        rates = rates[lo:hi] if len(rates) >= hi else rates[:hi - lo]
+        run_root.mkdir(parents=True, exist_ok=True)
+        path = run_root / "trace-quick.txt"
+        path.write_text(f"# seconds {lo}-{hi - 1} of {name} (the quick slice with its burst)\n"
+                        + "".join(f"{r:g}\n" for r in rates))
+        what = f"seconds {lo}-{hi - 1} of {name}"
+    else:
+        path = Path(options.trace).resolve()
+        what = f"all of {name}"
+    scale = options.scale_for(max(rates))
+    peak = max(rates) * scale
+    what += (f" ({len(rates)} s, {sum(rates) * scale:.0f} requests, peak {peak:.1f} req/s after scale {scale:g}; "
+             f"one worker saturates at ~{options.worker_capacity_rps:g} req/s)")
+    return path, scale, what
+
+
+def plan_for(name: str, options: Options, trace: Path, scale: float, run_dir: Path) -> RunPlan:
+    """The comparison's runs: static at the bounds, HPA at the prototypes' CPU targets, and slo."""
+    lo, hi = options.min_replicas, options.max_replicas_effective
+    if name == "static-min":
+        return RunPlan(name, "static", lo, lo, lo, trace, scale, run_dir)
+    if name == "static-max":
+        return RunPlan(name, "static", hi, hi, hi, trace, scale, run_dir)
+    if name.startswith("hpa-"):
+        return RunPlan(name, "hpa", lo, hi, lo, trace, scale, run_dir, hpa_target_cpu=int(name[4:]) / 100)
+    if name == "hpa":
+        return RunPlan(f"hpa-{options.hpa_target_cpu * 100:g}", "hpa", lo, hi, lo, trace, scale, run_dir,
+                       hpa_target_cpu=options.hpa_target_cpu)
+    if name == "static":
+        return RunPlan("static-min", "static", lo, lo, lo, trace, scale, run_dir)
+    return RunPlan(name, name, lo, hi, lo, trace, scale, run_dir)
+
+
+def execute(options: Options, plan: RunPlan, console: TextIO = sys.stdout) -> dict:
+    """Run the stack over the trace; return the analysed result (also written to run.json)."""
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(options, plan, console)
+    with stack:
+        stack.replay()
+        summary = json.loads((stack.loadtest_dir / "summary.json").read_text())
+        replicas, problems = fetch_replicas(stack.prometheus_url, summary["run"]["start_unix_s"],
+                                            summary["run"]["end_unix_s"])
+    result = analyse(plan.run_dir, replicas, problems)
+    result["name"] = plan.name
+    result["plan"] = plan.as_dict()
+    result["stop"] = stack.stop_report
+    result["autoscaler_env"] = {k: v for k, v in stack.autoscaler_env().items()
+                                if k not in ("PROMETHEUS_URL", "GUNICORN_PIDFILE")}
+    (plan.run_dir / "run.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_timeline(plan.run_dir / "timeline.png", result, options.slo_p95_ms,
+                  f"{plan.name}: {Path(plan.trace).name} x{plan.scale:g}, {plan.min_replicas}..{plan.max_replicas} "
+                  f"workers, SLO p95 {options.slo_p95_ms:g} ms")
+    return result

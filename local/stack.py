@@ -1,0 +1,237 @@
+"""One run of the local stack: gunicorn, Prometheus, the autoscaler, then the load tester; then stop all.
+
+Order matters both ways. Up: the service first (Prometheus scrapes it, the autoscaler signals its
+master), Prometheus second (the autoscaler's only input), the autoscaler third, the load tester last,
+once every part answers its readiness check. Down: the load tester first (no new requests), the
+autoscaler (nothing signals gunicorn while it stops), gunicorn (its workers finish what they hold), and
+Prometheus last, after the report's queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import requests
+
+from local.config import REPO, Options
+from local.processes import HOST, Child, StartError, child_env, group_members, listening, port_in_use, wait_for
+from local.prometheus_config import write_config
+
+PYTHON = sys.executable
+# Readiness probes are cheap; polling them fast shortens every run's start-up.
+PROBE_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run does: the policy, its replica bounds, and where it writes."""
+
+    name: str                 # slo, static-min, static-max, hpa-50, hpa-90
+    policy: str               # the autoscaler's POLICY
+    min_replicas: int
+    max_replicas: int
+    initial_replicas: int
+    trace: Path
+    scale: float
+    run_dir: Path
+    hpa_target_cpu: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def check_ports(options: Options) -> None:
+    """Refuse to start when a port is taken, naming the option that moves it."""
+    for flag, port in (("--service-port", options.service_port), ("--prometheus-port", options.prometheus_port),
+                       ("--autoscaler-port", options.autoscaler_port)):
+        if port_in_use(port):
+            raise StartError(f"port {port} on {HOST} is already in use (by another program or an earlier run "
+                             f"still stopping); stop it or choose another port with {flag}")
+
+
+def prometheus_binary() -> str:
+    import shutil
+
+    path = shutil.which("prometheus")
+    if not path:
+        raise StartError("the `prometheus` binary is not on PATH: run `make setup` as root (installs Debian's "
+                         "prometheus package) or `sudo apt-get install -y prometheus`")
+    return path
+
+
+def _http_ok(url: str) -> bool:
+    return requests.get(url, timeout=2).status_code == 200
+
+
+class Stack:
+    """Context manager: `with Stack(...) as stack: stack.replay()`; leaving it stops every child."""
+
+    def __init__(self, options: Options, plan: RunPlan, console: TextIO = sys.stdout):
+        self.options = options
+        self.plan = plan
+        self.console = console
+        self.run_dir = plan.run_dir
+        self.log_dir = plan.run_dir / "logs"
+        self.state_dir = plan.run_dir / "state"
+        self.pidfile = self.state_dir / "gunicorn.pid"
+        self.children: dict[str, Child] = {}
+        self.service_url = f"http://{HOST}:{options.service_port}"
+        self.prometheus_url = f"http://{HOST}:{options.prometheus_port}"
+        self.autoscaler_url = f"http://{HOST}:{options.autoscaler_port}"
+        self.decision_log = plan.run_dir / "decisions.jsonl"
+        self.loadtest_dir = plan.run_dir / "loadtest"
+        self.stop_report: dict = {}
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> "Stack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        check_ports(self.options)
+        binary = prometheus_binary()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._say(f"starting the service: gunicorn with {self.plan.initial_replicas} worker(s) on {self.service_url}")
+        self._start_gunicorn()
+        self._say(f"starting Prometheus on {self.prometheus_url}")
+        self._start_prometheus(binary)
+        self._say(f"starting the autoscaler (policy {self._policy_text()}, {self.plan.min_replicas}.."
+                  f"{self.plan.max_replicas} workers) on {self.autoscaler_url}")
+        self._start_autoscaler()
+
+    def stop(self) -> None:
+        """Stop every child in order, then make sure no process of theirs and none of the ports is left."""
+        for name in ("loadtester", "autoscaler", "gunicorn", "prometheus"):
+            child = self.children.get(name)
+            if child is not None:
+                status = child.stop(timeout_s=45.0 if name == "gunicorn" else 20.0)
+                self.stop_report[name] = {"pid": child.pid, "exit_status": status}
+        ports = (self.options.service_port, self.options.prometheus_port, self.options.autoscaler_port)
+        wait_for(lambda: not any(listening(p) for p in ports), 15.0)
+        self.stop_report["ports_listening"] = [p for p in ports if listening(p)]
+        self.stop_report["processes_left"] = sorted(
+            pid for child in self.children.values() for pid in group_members(child.pid))
+
+    # --- the parts --------------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = REPO,
+               stdout_path: Path | None = None) -> Child:
+        console = self.console if self.options.verbose else None
+        child = Child(name, argv, self.log_dir, child_env(env), cwd, console=console, stdout_path=stdout_path)
+        self.children[name] = child
+        return child
+
+    def _wait_ready(self, child: Child, condition, what: str) -> None:
+        ok = wait_for(lambda: child.alive() and condition(), self.options.ready_timeout_s, PROBE_INTERVAL_S)
+        if not ok:
+            why = (f"exited with status {child.proc.returncode}" if not child.alive()
+                   else f"was not ready within {self.options.ready_timeout_s:g} s")
+            raise StartError(f"{child.name} {why} ({what}); the end of {child.log_path}:\n{child.log_tail()}")
+
+    def _start_gunicorn(self) -> None:
+        o, p = self.options, self.plan
+        env = {
+            "PORT": str(o.service_port), "BIND_HOST": HOST, "WEB_CONCURRENCY": str(p.initial_replicas),
+            "GUNICORN_PIDFILE": str(self.pidfile), "PROMETHEUS_MULTIPROC_DIR": str(self.state_dir / "metrics"),
+            # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
+            "TORCH_THREADS": "1", "MODEL_WEIGHTS": o.model_weights, "MAX_QUEUE": str(o.max_queue),
+        }
+        child = self._spawn("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], env)
+        self._wait_ready(child, lambda: _http_ok(f"{self.service_url}/readyz")
+                         and len(self.ready_workers()) >= p.initial_replicas,
+                         f"{self.service_url}/readyz and {p.initial_replicas} warmed-up worker(s)")
+
+    def _start_prometheus(self, binary: str) -> None:
+        conf_dir = self.run_dir / "prometheus"
+        config = write_config(conf_dir, self.options.service_port, self.options.autoscaler_port)
+        argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={conf_dir / 'data'}",
+                f"--web.listen-address={HOST}:{self.options.prometheus_port}", "--log.level=warn"]
+        child = self._spawn("prometheus", argv, {}, cwd=conf_dir)
+        self._wait_ready(child, lambda: _http_ok(f"{self.prometheus_url}/-/ready"), f"{self.prometheus_url}/-/ready")
+        # The first seconds of the replay need data: wait for the first scrape of the service.
+        self._wait_ready(child, self._service_scraped, "a first scrape of the service")
+
+    def _service_scraped(self) -> bool:
+        body = requests.get(f"{self.prometheus_url}/api/v1/query", timeout=2,
+                            params={"query": 'up{job="resnet18-inference"}'}).json()
+        return any(r["value"][1] == "1" for r in body["data"]["result"])
+
+    def autoscaler_env(self) -> dict[str, str]:
+        o, p = self.options, self.plan
+        # Sizing defaults: a value already set in the environment wins, so any knob can be tuned by hand.
+        tunable = {
+            **o.timings.autoscaler_env(),
+            "CAPACITY_RPS_PER_REPLICA": str(o.capacity_within_slo_rps),
+            "TARGET_INFLIGHT_PER_REPLICA": str(o.target_inflight_per_replica),
+            # Several 1 s scrapes: one missed scrape is not an outage.
+            "STALE_AFTER_S": "10",
+        }
+        env = {k: v for k, v in tunable.items() if not os.environ.get(k)}
+        env.update({
+            "SCALER": "gunicorn", "GUNICORN_PIDFILE": str(self.pidfile), "PROMETHEUS_URL": self.prometheus_url,
+            "POLICY": p.policy, "MIN_REPLICAS": str(p.min_replicas), "MAX_REPLICAS": str(p.max_replicas),
+            "SLO_P95_MS": f"{o.slo_p95_ms:g}", "METRICS_HOST": HOST, "METRICS_PORT": str(o.autoscaler_port),
+        })
+        if p.hpa_target_cpu is not None:
+            env["HPA_TARGET_CPU"] = f"{p.hpa_target_cpu:g}"
+        return env
+
+    def _start_autoscaler(self) -> None:
+        child = self._spawn("autoscaler", [PYTHON, "-m", "autoscaler"], self.autoscaler_env(),
+                            stdout_path=self.decision_log)
+        self._wait_ready(child, lambda: _http_ok(f"{self.autoscaler_url}/healthz"), f"{self.autoscaler_url}/healthz")
+
+    def replay(self) -> int:
+        """Run the load tester to the end of the trace; return its exit status. Fails if a part dies meanwhile."""
+        o, p = self.options, self.plan
+        argv = [PYTHON, "-m", "loadtester", "--url", self.service_url, "--trace", str(p.trace),
+                "--out", str(self.loadtest_dir), "--seed", str(o.seed), "--scale", f"{p.scale:g}",
+                "--slo-ms", f"{o.slo_p95_ms:g}", "--window", "10", "--prometheus", self.prometheus_url,
+                "--no-progress"]
+        self._say(f"replaying {p.trace.name} (scale {p.scale:g}, seed {o.seed}) against {self.service_url}")
+        child = self._spawn("loadtester", argv, {})
+        while child.alive():
+            for name in ("gunicorn", "prometheus", "autoscaler"):
+                part = self.children[name]
+                if not part.alive():
+                    raise StartError(f"{name} exited with status {part.proc.returncode} during the replay; "
+                                     f"the end of {part.log_path}:\n{part.log_tail()}")
+            time.sleep(0.5)
+        status = child.stop()
+        if status not in (0, None) or not (self.loadtest_dir / "summary.json").is_file():
+            raise StartError(f"the load tester exited with status {status}; the end of {child.log_path}:\n"
+                             f"{child.log_tail()}")
+        return status
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def ready_workers(self) -> list[int]:
+        pids = []
+        for marker in self.state_dir.glob(self.pidfile.name + ".*.ready"):
+            pid = int(marker.name[len(self.pidfile.name) + 1:-len(".ready")])
+            if Path(f"/proc/{pid}").exists():
+                pids.append(pid)
+        return sorted(pids)
+
+    def _policy_text(self) -> str:
+        if self.plan.policy == "hpa":
+            return f"hpa at {self.plan.hpa_target_cpu:.0%} CPU"
+        return self.plan.policy
+
+    def _say(self, text: str) -> None:
+        print(f"local: {text}", file=self.console, flush=True)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
