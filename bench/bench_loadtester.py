@@ -6,7 +6,7 @@ inference service does) and once with keep-alive. A rate counts as sustained whe
 succeeded, the sent rate is within 2% of the target and the sender's p99 lag stays under 10 ms.
 Requirement: at least 300 requests/s.
 
-    python -m bench.bench_loadtester [--seconds 5] [--rates 300,600,...] [--delay-ms 20]
+    python -m bench.bench_loadtester [--seconds 4] [--rates 300,1000,2000,3000] [--delay-ms 20]
 
 Results go to the console and to bench/results/loadtester.json.
 """
@@ -97,9 +97,9 @@ def measure(url: str, rate_rps: float, seconds: float, photos, server_pid: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each constant-rate step, s (default 5)")
-    parser.add_argument("--rates", default="300,600,900,1200,1600",
-                        help="comma-separated request rates to try, req/s (default 300,600,900,1200,1600)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each constant-rate step, s (default 4)")
+    parser.add_argument("--rates", default="300,1000,2000,3000",
+                        help="comma-separated request rates to try, req/s (default 300,1000,2000,3000)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="stub server answer delay, ms (default 20)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "loadtester.json")
     args = parser.parse_args(argv)

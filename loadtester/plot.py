@@ -17,8 +17,9 @@ def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: flo
     seconds = per_second["second"]
 
     ax = axes[0]
-    ax.plot(seconds, per_second["offered_rps"], color="0.55", lw=1, label="offered (scheduled)")
-    ax.plot(seconds, per_second["achieved_rps"], color="tab:blue", lw=1.2, label="achieved (ok responses)")
+    ax.step(seconds, per_second["offered_rps"], where="post", color="0.55", lw=1, label="offered (scheduled)")
+    ax.step(seconds, per_second["achieved_rps"], where="post", color="tab:blue", lw=1.2,
+            label="achieved (ok responses)")
     ax.set_ylabel("requests/s")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
@@ -38,10 +39,10 @@ def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: flo
     ax.grid(alpha=0.3, which="both")
 
     ax = axes[2]
-    ax.step([w["start_s"] for w in windows], [100.0 * (w["error_rate"] or 0.0) for w in windows],
-            where="post", color="tab:red")
-    ax.set_ylabel("errors %")
-    ax.set_ylim(bottom=0)
+    error_pct = [100.0 * (w["error_rate"] or 0.0) for w in windows]
+    ax.step([w["start_s"] for w in windows], error_pct, where="post", color="tab:red")
+    ax.set_ylabel(f"errors % ({window_s:g}-s windows)")
+    ax.set_ylim(0, max([5.0] + error_pct) * 1.1)
     ax.grid(alpha=0.3)
 
     if replicas:

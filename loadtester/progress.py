@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import numpy as np
@@ -23,8 +24,15 @@ async def show_progress(replayer: Replayer, window_s: float, enabled: bool, stre
         from tqdm import tqdm
 
         total = round(replayer.schedule.duration_s, 1)
-        bar = tqdm(total=total, unit="s", file=stream, dynamic_ncols=True, mininterval=0, leave=True,
-                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
+        try:
+            size = os.get_terminal_size(stream.fileno())
+            sized = size.columns > 0 and size.lines > 0
+        except (OSError, ValueError, AttributeError):
+            sized = False
+        # A terminal that reports a 0x0 size (some pseudo-terminals) would get an invisible bar.
+        shape = {"dynamic_ncols": True} if sized else {"ncols": 120, "nrows": 24}
+        bar = tqdm(total=total, unit="s", file=stream, mininterval=0, leave=True,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s{postfix}", **shape)
     loop = asyncio.get_running_loop()
     offsets = replayer.schedule.offsets_s
     live = replayer.live

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
 import subprocess
@@ -123,3 +124,30 @@ def test_ctrl_c_stops_and_writes_what_it_has(stub, tmp_path):
     assert set(table.kind.tolist()) <= {"ok", "cancelled"}
     assert (out / "timeline.png").exists()
     assert "interrupted" in child.log()
+
+
+def test_python_api_run_and_stop_event(stub, tmp_path):
+    """The API the local demo uses: run() in a thread, ended early by a stop event."""
+    import threading
+
+    from loadtester import Options, run
+
+    stop = threading.Event()
+    result = {}
+    options = Options(url=stub, out=tmp_path / "api", progress=False, arrivals="uniform", scale=2.0)
+    before = requests.get(f"{stub}/stats", timeout=5).json()["requests"]
+    console = io.StringIO()
+    worker = threading.Thread(target=lambda: result.update(summary=run(options, stop=stop, console=console)))
+    worker.start()
+    try:
+        wait_until(lambda: requests.get(f"{stub}/stats", timeout=5).json()["requests"] >= before + 5,
+                   timeout_s=60, what="the replay's first requests")
+    finally:
+        stop.set()
+        worker.join(60)
+    assert not worker.is_alive()
+    summary = result["summary"]
+    assert summary["run"]["interrupted"] is True
+    assert summary == json.loads((tmp_path / "api" / "summary.json").read_text())
+    assert 0 < summary["throughput"]["duration_s"] < summary["run"]["planned_duration_s"]
+    assert "latency p95" in console.getvalue()
