@@ -3,7 +3,10 @@
 Replays constant-rate traces of increasing rate against the stub server (loadtester/stub_server.py,
 a separate process answering after a fixed delay), once with `Connection: close` (what the
 inference service does) and once with keep-alive. A rate counts as sustained when every request
-succeeded, the sent rate is within 2% of the target and the sender's p99 lag stays under 10 ms.
+succeeded, the sent rate is within 2% of the target, and the sender's lag behind the schedule stays
+small (median under 5 ms, p99 under 50 ms): a sender that cannot keep up builds a backlog, and its
+lag grows to hundreds of milliseconds and more. (The p99 bound leaves room for the scheduling
+jitter of a shared 2-core machine, which is not the sender's doing; the load average is recorded.)
 Requirement: at least 300 requests/s.
 
     python -m bench.bench_loadtester [--seconds 4] [--rates 300,1000,2000,3000] [--delay-ms 20]
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -36,7 +40,8 @@ from loadtester.sender import Replayer  # noqa: E402
 from loadtester.stats import summarize  # noqa: E402
 
 REQUIRED_RPS = 300.0
-MAX_LAG_P99_MS = 10.0
+MAX_LAG_P50_MS = 5.0
+MAX_LAG_P99_MS = 50.0
 
 
 def _free_port() -> int:
@@ -58,7 +63,7 @@ def _start_stub(delay_ms: float, keep_alive: bool) -> tuple[subprocess.Popen, st
 def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / float(__import__("os").sysconf("SC_CLK_TCK"))
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
 def measure(url: str, rate_rps: float, seconds: float, photos, server_pid: int) -> dict:
@@ -82,6 +87,7 @@ def measure(url: str, rate_rps: float, seconds: float, photos, server_pid: int) 
         "ok": summary["requests"]["ok"],
         "requests": len(schedule),
         "errors": {k: v for k, v in summary["requests"]["errors"].items() if v},
+        "lag_p50_ms": lag["p50"],
         "lag_p99_ms": lag["p99"],
         "lag_max_ms": lag["max"],
         "latency_p50_ms": summary["latency_ms"]["p50"],
@@ -91,7 +97,8 @@ def measure(url: str, rate_rps: float, seconds: float, photos, server_pid: int) 
         "server_cpu_share": round(server_cpu_s / wall_s, 3),
     }
     result["sustained"] = bool(ok and abs(sent_rps - target_rps) <= 0.02 * target_rps
-                               and lag["p99"] is not None and lag["p99"] < MAX_LAG_P99_MS)
+                               and lag["p99"] is not None and lag["p50"] < MAX_LAG_P50_MS
+                               and lag["p99"] < MAX_LAG_P99_MS)
     return result
 
 
@@ -106,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in args.rates.split(",")]
     photos = load_images(BUNDLED_IMAGES)
     report = {"required_rps": REQUIRED_RPS, "seconds_per_step": args.seconds, "server_delay_ms": args.delay_ms,
-              "modes": {}}
-    print(f"{'mode':<17}{'target':>8}{'sent':>8}{'ok':>7}{'lag p99':>9}{'cpu':>6}{'us/req':>8}{'srv cpu':>8}  sustained")
+              "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+              "cpu_count": os.cpu_count(), "modes": {}}
+    print(f"load average {report['load_average_at_start']} on {report['cpu_count']} CPUs")
+    print(f"{'mode':<17}{'target':>8}{'sent':>8}{'ok':>7}{'lag p50':>9}{'lag p99':>9}{'cpu':>6}{'us/req':>8}"
+          f"{'srv cpu':>8}  sustained")
     for mode, keep_alive in (("connection-close", False), ("keep-alive", True)):
         proc, url = _start_stub(args.delay_ms, keep_alive)
         try:
@@ -115,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             for rate in rates:
                 r = measure(url, rate, args.seconds, photos, proc.pid)
                 steps.append(r)
-                print(f"{mode:<17}{r['target_rps']:>8.0f}{r['sent_rps']:>8.1f}{r['ok']:>7}{r['lag_p99_ms']:>8.1f}m"
+                print(f"{mode:<17}{r['target_rps']:>8.0f}{r['sent_rps']:>8.1f}{r['ok']:>7}{r['lag_p50_ms']:>8.1f}m"
+                      f"{r['lag_p99_ms']:>8.1f}m"
                       f"{100 * r['client_cpu_share']:>5.0f}%{r['client_cpu_us_per_request']:>8.0f}"
                       f"{100 * r['server_cpu_share']:>7.0f}%  {'yes' if r['sustained'] else 'NO'}", flush=True)
                 if not r["sustained"]:
