@@ -258,11 +258,13 @@ class Client:
         self._loop = asyncio.get_running_loop()
         self._idle: list[_Connection] = []
         self._ssl = ssl.create_default_context() if target.tls else None
+        # TLS checks the certificate against the name in the URL, not the address it resolved to.
+        self._server_hostname = urlsplit(target.url).hostname if target.tls else None
 
     async def _connect(self) -> _Connection:
         _, conn = await self._loop.create_connection(
             lambda: _Connection(self._loop), self.target.address, self.target.port, ssl=self._ssl,
-            server_hostname=urlsplit(self.target.url).hostname if self._ssl else None)
+            server_hostname=self._server_hostname)
         return conn
 
     async def post(self, request: bytes) -> Reply:

@@ -39,7 +39,10 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     Returns the summary written to summary.json.
     """
     options = options or Options()
+    known = set(Options.__dataclass_fields__)
     for key, value in overrides.items():
+        if key not in known:
+            raise TypeError(f"run() got an unknown option {key!r}; options are: {', '.join(sorted(known))}")
         setattr(options, key, value)
     options.validate()
     console = console or sys.stdout
