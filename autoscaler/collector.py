@@ -60,10 +60,9 @@ class PrometheusSource:
             if age.ok and age.value > self.config.stale_after_s:
                 return Metrics(problem=f"stale: newest sample {age.value:.0f}s old",
                                errors=(("age_s", "stale"),))
-            if age.problem == "empty":
-                return Metrics(problem=f"no series from job {self.config.service_job}",
-                               errors=(("age_s", "empty"),))
             if not age.ok:
+                # Empty right after one failed scrape too (Prometheus marks the series stale at once),
+                # while the windowed queries still have their samples: only those decide.
                 errors.append(("age_s", age.problem))
         values: dict[str, float | None] = {}
         for name, promql in self.queries.items():
@@ -84,6 +83,9 @@ class PrometheusSource:
                 continue
             values[name] = res.value
         p95_s = values["p95_s"]
+        problem = None
+        if values["rate_rps"] is None and values["inflight"] is None and ("age_s", "empty") in errors:
+            problem = f"no series from job {self.config.service_job}"
         return Metrics(rate_rps=values["rate_rps"], p95_ms=None if p95_s is None else p95_s * 1000.0,
                        inflight=values["inflight"], queue_depth=values["queue"], cpu_cores=values["cpu_cores"],
-                       errors=tuple(errors))
+                       problem=problem, errors=tuple(errors))

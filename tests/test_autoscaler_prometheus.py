@@ -151,7 +151,9 @@ COLLECTOR_CASES = {
                                "prometheus: connection refused", 1),
     "timeout-mid-poll-stops-it": ({"histogram_quantile": QueryResult(None, "timeout")}, "prometheus: timeout", 3),
     "stale-data": ({"timestamp(": QueryResult(95.0)}, "stale: newest sample 95s old", 1),
-    "no-series-for-job": ({"timestamp(": QueryResult(None, "empty")}, "no series from job resnet18-inference", 1),
+    "no-series-for-job": ({"timestamp(": QueryResult(None, "empty"),
+                           "inference_requests_total": QueryResult(None, "empty"),
+                           "inflight": QueryResult(None, "empty")}, "no series from job resnet18-inference", 6),
 }
 
 
@@ -163,6 +165,9 @@ def test_collector_poll_level_problems(changes, problem, queries):
 
 
 INPUT_CASES = {
+    # A failed scrape stales the series at once (empty age) while the windows still hold samples.
+    "age-empty-windows-still-decide": ({"timestamp(": QueryResult(None, "empty")}, "rate_rps", 8.0,
+                                       (("age_s", "empty"),)),
     "idle-p95-nan-is-not-an-error": ({"histogram_quantile": QueryResult(None, "nan")}, "p95_ms", None, ()),
     "p95-in-inf-bucket-is-kept": ({"histogram_quantile": QueryResult(math.inf, "inf")}, "p95_ms", math.inf, ()),
     "empty-rate": ({"inference_requests_total": QueryResult(None, "empty")}, "rate_rps", None,
