@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: float, window_s: float,
@@ -40,7 +41,9 @@ def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: flo
 
     ax = axes[2]
     error_pct = [100.0 * (w["error_rate"] or 0.0) for w in windows]
-    ax.step([w["start_s"] for w in windows], error_pct, where="post", color="tab:red")
+    # Repeat the last value at the end of its window so the last step has its full width.
+    starts = [w["start_s"] for w in windows] + ([windows[-1]["start_s"] + window_s] if windows else [])
+    ax.step(starts, error_pct + error_pct[-1:], where="post", color="tab:red")
     ax.set_ylabel(f"errors % ({window_s:g}-s windows)")
     ax.set_ylim(0, max([5.0] + error_pct) * 1.1)
     ax.grid(alpha=0.3)
@@ -50,7 +53,8 @@ def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: flo
         for name, points in replicas.items():
             ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=name)
         ax.set_ylabel("replicas / workers")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max([1.0] + [p[1] for points in replicas.values() for p in points]) + 0.5)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
 
