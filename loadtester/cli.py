@@ -50,6 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load_tester: error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
-        print("load_tester: interrupted before the replay started; nothing written", file=sys.stderr)
+        print("load_tester: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_INTERRUPTED if summary["run"]["interrupted"] else EXIT_OK

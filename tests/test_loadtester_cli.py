@@ -151,3 +151,15 @@ def test_python_api_run_and_stop_event(stub, tmp_path):
     assert summary == json.loads((tmp_path / "api" / "summary.json").read_text())
     assert 0 < summary["throughput"]["duration_s"] < summary["run"]["planned_duration_s"]
     assert "latency p95" in console.getvalue()
+
+
+def test_unreachable_prometheus_is_a_note_not_a_failure(stub, short_trace, tmp_path):
+    out = tmp_path / "out"
+    proc = cli("--url", stub, "--trace", str(short_trace), "--out", str(out),
+               "--prometheus", f"http://127.0.0.1:{free_port()}")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"]["ok"] == summary["requests"]["scheduled"] > 0
+    assert summary["replicas"] == {} and len(summary["run"]["prometheus_problems"]) == 3
+    assert not (out / "replicas.csv").exists()
+    assert "note: Prometheus: workers" in proc.stdout
