@@ -163,3 +163,12 @@ def test_unreachable_prometheus_is_a_note_not_a_failure(stub, short_trace, tmp_p
     assert summary["replicas"] == {} and len(summary["run"]["prometheus_problems"]) == 3
     assert not (out / "replicas.csv").exists()
     assert "note: Prometheus: workers" in proc.stdout
+
+
+def test_script_runs_from_its_own_directory(tmp_path):
+    """`cd loadtester && python load_tester.py` (how earlier versions were started) finds the package."""
+    trace = tmp_path / "bad.txt"
+    trace.write_text("x\n")
+    proc = subprocess.run([PYTHON, "load_tester.py", "--trace", str(trace)], cwd=REPO / "loadtester",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"{trace}:1: not a number: 'x'" in proc.stderr, proc.stderr
