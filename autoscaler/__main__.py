@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     server = None
     try:
-        scaler = build_scaler(config)
+        scaler = build_scaler(config, stop)
         telemetry = Telemetry(config.stall_after_s)
         if config.metrics_port:
             try:

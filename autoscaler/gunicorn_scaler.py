@@ -49,7 +49,8 @@ def start_ticks(pid: int) -> int:
 class GunicornScaler:
     def __init__(self, pidfile: str | os.PathLike, drain_timeout_s: float = 35.0, spawn_timeout_s: float = 10.0,
                  resync_after_s: float = 60.0, poll_s: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 should_stop: Callable[[], bool] = lambda: False):
         self.pidfile = Path(pidfile)
         self.drain_timeout_s = drain_timeout_s
         self.spawn_timeout_s = spawn_timeout_s
@@ -57,6 +58,7 @@ class GunicornScaler:
         self.poll_s = poll_s
         self.clock = clock
         self.sleep = sleep
+        self.should_stop = should_stop
         self._master: int | None = None
         self._target: int | None = None
         self._draining: set[int] = set()
@@ -124,7 +126,7 @@ class GunicornScaler:
     def _wait(self, condition: Callable[[], object], timeout_s: float) -> bool:
         deadline = self.clock() + timeout_s
         while not condition():
-            if self.clock() > deadline:
+            if self.clock() > deadline or self.should_stop():
                 return False
             self.sleep(self.poll_s)
         return True

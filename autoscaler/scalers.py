@@ -9,6 +9,7 @@ deciding from `live`, which lags, repeats the same step on every poll.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,12 +53,16 @@ class DryRunScaler:
         self.replicas = replicas
 
 
-def build_scaler(config: Config) -> Scaler:
+def build_scaler(config: Config, stop: threading.Event | None = None) -> Scaler:
+    """The configured scaler. Its waits (drain, retry backoff) end early once `stop` is set, so SIGTERM
+    is not held up by a worker that takes its time to drain."""
+    stop = stop or threading.Event()
     if config.scaler == "dry-run":
         return DryRunScaler(config.min_replicas)
     if config.scaler == "gunicorn":
         from .gunicorn_scaler import GunicornScaler
-        return GunicornScaler(config.gunicorn_pidfile, drain_timeout_s=config.drain_timeout_s)
+        return GunicornScaler(config.gunicorn_pidfile, drain_timeout_s=config.drain_timeout_s,
+                              should_stop=stop.is_set)
     from .kubernetes_scaler import KubernetesScaler, build_apps_api
     return KubernetesScaler(build_apps_api(), config.target_namespace, config.target_deployment,
-                            timeout_s=config.scaler_timeout_s)
+                            timeout_s=config.scaler_timeout_s, sleep=stop.wait)
