@@ -11,10 +11,11 @@ about 4 s from fork to a warmed-up worker. From that:
   a batch started waits for it, then runs in the next one;
 - one worker sustains about 75% of its saturation rate (15 req/s) within that SLO, which is the
   autoscaler's starting capacity estimate;
-- the trace is scaled so its peak is 1.2x one worker's saturation rate: one worker cannot carry it, two
-  can with room to spare. The quick slice peaks at 0.8x: still well above what the autoscaler plans per
-  worker (70% of 15 req/s), so it scales up, while the single worker that serves the burst until the second
-  is ready does not build a backlog that would outlast the slice on a busy machine;
+- the trace is scaled so its peak equals one worker's saturation rate (20 req/s): one worker cannot carry
+  it within the SLO (it sustains ~15 req/s there), two can with room left for the other tenants of a
+  shared machine. The quick slice peaks at 0.65x: still above what the autoscaler plans per worker
+  (70% of 15 req/s), so it scales up, while the single worker that serves the burst until the second is
+  ready does not build a backlog that would outlast the slice;
 - the queue holds 3 s of one worker's work, longer than a new worker takes to start, so a burst's excess
   waits instead of being rejected, yet still well inside REQUEST_TIMEOUT_S;
 - the policy windows are a few multiples of the 1 s scrape and the ~4 s start-up (see `Timings`).
@@ -41,8 +42,8 @@ COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
 # Quick mode: a slice of wl.txt with its step burst (seconds 115-204: 5 s of moderate load, the 45 s
 # burst, 40 s of quiet in which the replicas come back down).
 QUICK_SLICE = (115, 205)
-PEAK_FACTOR = 1.2
-QUICK_PEAK_FACTOR = 0.8
+PEAK_FACTOR = 1.0
+QUICK_PEAK_FACTOR = 0.65
 # One worker sustains this fraction of its saturation rate within the SLO (measured: p95 ~700 ms at 15 of
 # 20 req/s, ~2 s at 20 of 20).
 WITHIN_SLO_FRACTION = 0.75

@@ -109,14 +109,15 @@ class Child:
     """One running part of the stack."""
 
     def __init__(self, name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str],
-                 cwd: Path, console: TextIO | None = None, stdout_path: Path | None = None):
+                 cwd: Path, console: TextIO | None = None, stdout_path: Path | None = None, nice: int = 0):
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self.stdout_path = stdout_path or self.log_path
         self.argv = list(argv)
         self.proc = subprocess.Popen(self.argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
         prefix = f"[{name}]"
         self._pumps = [_Pump(self.proc.stdout, self.stdout_path, prefix, console, _CONSOLE_LOCK),
                        _Pump(self.proc.stderr, self.log_path, prefix, console, _CONSOLE_LOCK)]

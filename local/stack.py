@@ -26,6 +26,7 @@ from local.prometheus_config import write_config
 PYTHON = sys.executable
 # Readiness probes are cheap; polling them fast shortens every run's start-up.
 PROBE_INTERVAL_S = 0.25
+SERVICE_NICE = 5
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,10 @@ class Stack:
 
     # --- the parts --------------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = REPO,
-               stdout_path: Path | None = None) -> Child:
+               stdout_path: Path | None = None, nice: int = 0) -> Child:
         console = self.console if self.options.verbose else None
-        child = Child(name, argv, self.log_dir, child_env(env), cwd, console=console, stdout_path=stdout_path)
+        child = Child(name, argv, self.log_dir, child_env(env), cwd, console=console, stdout_path=stdout_path,
+                      nice=nice)
         self.children[name] = child
         return child
 
@@ -148,7 +150,12 @@ class Stack:
             # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
             "TORCH_THREADS": "1", "MODEL_WEIGHTS": o.model_weights, "MAX_QUEUE": str(o.max_queue),
         }
-        child = self._spawn("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], env)
+        # On a shared machine the workers (dozens of threads each) would starve the load tester, whose
+        # send times would then slip and be counted as service latency. Lower priority for the
+        # service keeps the client on schedule, as if it ran on its own machine; the workers still get
+        # every cycle the others leave.
+        child = self._spawn("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], env,
+                            nice=SERVICE_NICE)
         self._wait_ready(child, lambda: _http_ok(f"{self.service_url}/readyz")
                          and len(self.ready_workers()) >= p.initial_replicas,
                          f"{self.service_url}/readyz and {p.initial_replicas} warmed-up worker(s)")
