@@ -19,7 +19,7 @@ import requests
 
 from autoscaler.collector import PrometheusSource
 from autoscaler.config import Config
-from autoscaler.gunicorn_scaler import GunicornScaler
+from autoscaler.gunicorn_scaler import GunicornScaler, alive
 from tests.support import (PYTHON, Child, free_port, gunicorn_master_pid, ready_workers, sample_jpeg, start_child,
                            start_gunicorn, start_prometheus, wait_until, worker_pids)
 
@@ -127,8 +127,11 @@ def test_gunicorn_scaler_adds_a_serving_worker_and_removes_one_without_failed_re
     with Load(gunicorn.extra["url"], threads=3) as load:
         wait_until(lambda: sum(load.codes.values()) >= 10, timeout_s=60, what="load to flow")
         scaler.set_replicas(1)
-        # gunicorn removes the OLDEST worker; set_replicas returns once it has drained and exited.
-        assert worker_pids(gunicorn_master_pid(pidfile)) == [added]
+        # gunicorn removes the OLDEST worker; set_replicas returns once it has drained and exited (the
+        # master may take a moment more to reap it).
+        assert not any(alive(pid) for pid in first)
+        wait_until(lambda: worker_pids(gunicorn_master_pid(pidfile)) == [added], timeout_s=30,
+                   what="only the added worker left")
         status = scaler.status()
         assert (status.current, status.live) == (1, 1)
         done = sum(load.codes.values())
