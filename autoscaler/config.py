@@ -280,9 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         meta = f.metadata
         unit = f" [{meta['unit']}]" if meta.get("unit") else ""
         default = f.default if f.default is not MISSING else None
-        zero = f" ({'empty' if isinstance(default, str) else '0'} = {meta['zero_means']})" if meta.get("zero_means") else ""
+        zero = ""
+        if meta.get("zero_means"):
+            zero = f" ({'empty' if isinstance(default, str) else '0'} = {meta['zero_means']})"
+        text = f"{meta['doc']}{unit} Default: {default!r}{zero}. Env: {f.name.upper()}."
         parser.add_argument(flag_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
-                            help=f"{meta['doc']}{unit} Default: {default!r}{zero}. Env: {f.name.upper()}.".replace("%", "%%"))
+                            help=text.replace("%", "%%"))  # argparse formats help with %
     return parser
 
 

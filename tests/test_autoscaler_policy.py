@@ -224,7 +224,8 @@ def test_capacity_is_corrected_online(p95_ms, rate, cpu, expected):
 NO_DATA_CASES = {
     "prometheus-down": (Observation(3, 3, problem="prometheus: connection refused"),
                         "hold: no-data (prometheus: connection refused)"),
-    "stale": (Observation(3, 3, problem="stale: newest sample 90s old"), "hold: no-data (stale: newest sample 90s old)"),
+    "stale": (Observation(3, 3, problem="stale: newest sample 90s old"),
+              "hold: no-data (stale: newest sample 90s old)"),
     "nan-rate-and-inflight": (Observation(3, 3, rate_rps=None, inflight=None, p95_ms=None),
                               "hold: no-data (no request rate or in-flight data)"),
 }

@@ -141,7 +141,8 @@ def test_gunicorn_scaler_adds_a_serving_worker_and_removes_one_without_failed_re
 
 def restart(child: Child, log_dir: Path) -> Child:
     """The same server again (same argv, so the same port and data), after it was stopped."""
-    again = start_child(child.name + "-again", child.proc.args, log_dir, cwd=Path(child.proc.args[1].split("=", 1)[1]).parent)
+    conf_dir = Path(child.proc.args[1].split("=", 1)[1]).parent  # from --config.file=...
+    again = start_child(child.name + "-again", child.proc.args, log_dir, cwd=conf_dir)
     again.extra.update(child.extra)
     wait_until(lambda: requests.get(f"{child.extra['url']}/-/ready", timeout=2).status_code == 200, timeout_s=90,
                what="prometheus back")
