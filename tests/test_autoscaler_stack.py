@@ -79,14 +79,15 @@ class Load:
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stack")
     gunicorn = start_gunicorn(tmp, workers=1, env={"GRACEFUL_TIMEOUT_S": "20"})
-    prometheus = None
+    # Tests may replace a server (the outage test restarts Prometheus): stop whatever is here at the end.
+    stack = {"tmp": tmp, "gunicorn": gunicorn, "started": [gunicorn]}
     try:
-        prometheus = start_prometheus(tmp, PROMETHEUS_YML.format(port=gunicorn.extra["port"]))
-        yield {"tmp": tmp, "gunicorn": gunicorn, "prometheus": prometheus}
+        stack["prometheus"] = start_prometheus(tmp, PROMETHEUS_YML.format(port=gunicorn.extra["port"]))
+        stack["started"].append(stack["prometheus"])
+        yield stack
     finally:
-        for child in (prometheus, gunicorn):
-            if child is not None:
-                child.stop()
+        for child in reversed(stack["started"]):
+            child.stop()
 
 
 def one_worker(gunicorn: Child) -> bool:
@@ -144,8 +145,12 @@ def restart(child: Child, log_dir: Path) -> Child:
     conf_dir = Path(child.proc.args[1].split("=", 1)[1]).parent  # from --config.file=...
     again = start_child(child.name + "-again", child.proc.args, log_dir, cwd=conf_dir)
     again.extra.update(child.extra)
-    wait_until(lambda: requests.get(f"{child.extra['url']}/-/ready", timeout=2).status_code == 200, timeout_s=90,
-               what="prometheus back")
+    try:
+        wait_until(lambda: requests.get(f"{child.extra['url']}/-/ready", timeout=2).status_code == 200,
+                   timeout_s=90, what="prometheus back")
+    except AssertionError:
+        again.stop()
+        raise
     return again
 
 
@@ -196,6 +201,7 @@ def test_end_to_end_burst_scales_up_quiet_scales_down_and_prometheus_outage_hold
 
         seen = len(decisions(autoscaler))
         prometheus_again = restart(prometheus, tmp / "logs")
+        stack["started"].append(prometheus_again)
         wait_until(lambda: any(d["kind"] != "no-data" for d in decisions(autoscaler)[seen:]), timeout_s=90,
                    what="decisions from data again after Prometheus is back")
 
@@ -205,7 +211,6 @@ def test_end_to_end_burst_scales_up_quiet_scales_down_and_prometheus_outage_hold
         assert requests.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5).status_code == 200
     finally:
         autoscaler.stop()
-        # Later tests in this module (and the fixture's teardown) expect the server it started with.
-        if prometheus_again is not None:
+        if prometheus_again is not None:  # later tests query the server that runs now
             stack["prometheus"] = prometheus_again
     assert autoscaler.proc.returncode == 0, autoscaler.log()[-3000:]
