@@ -6,11 +6,15 @@ Python API (what the command line uses):
     window_stats(rows, slo_ms, window_s=10)      per-window counts, percentiles, SLO verdicts
     per_second_rates(rows)                       offered and achieved requests per second
     read_requests_csv(path)                      requests.csv -> RequestTable
+run() raises OptionError, WorkloadError, ImageDirError or UnreachableError before sending anything.
 """
 
 from loadtester.config import OptionError, Options
+from loadtester.http_client import UnreachableError
+from loadtester.images import ImageDirError
 from loadtester.records import RequestTable, read_requests_csv
 from loadtester.stats import per_second_rates, summarize, window_stats
+from loadtester.workload import WorkloadError
 
 
 def run(options=None, **kwargs):
@@ -19,5 +23,5 @@ def run(options=None, **kwargs):
     return _run(options, **kwargs)
 
 
-__all__ = ["Options", "OptionError", "RequestTable", "read_requests_csv", "run", "summarize", "window_stats",
-           "per_second_rates"]
+__all__ = ["Options", "OptionError", "WorkloadError", "ImageDirError", "UnreachableError", "RequestTable",
+           "read_requests_csv", "run", "summarize", "window_stats", "per_second_rates"]
