@@ -72,19 +72,29 @@ def compare(options, command: str) -> int:
     trace, scale, trace_text = prepare_trace(options, out_dir)
     print(f"local: comparison in {out_dir}/; trace: {trace_text}; runs: {', '.join(options.compare_runs)}",
           flush=True)
-    results = {}
+    results, failed = {}, {}
     for name in options.compare_runs:
         plan = plan_for(name, options, trace, scale, out_dir / name)
         print(f"\nlocal: === {name} ===", flush=True)
-        check_ports(options)  # the previous run's servers must be gone
-        results[name] = execute(options, plan)
+        try:
+            check_ports(options)  # the previous run's servers must be gone
+            results[name] = execute(options, plan)
+            _check_stopped(results[name])
+        except StartError as exc:
+            # One broken run must not throw away the others' half hour: report it and go on.
+            print(f"local: the {name} run failed: {exc}", file=sys.stderr, flush=True)
+            failed[name] = str(exc).splitlines()[0]
+            continue
         write_demo_report(plan.run_dir, options, results[name], machine, trace_text, command)
         print(console_summary(plan.run_dir, results[name]), flush=True)
-        _check_stopped(results[name])
-    outcome = write_comparison(out_dir, options, results, machine, trace_text, command)
+    if not results:
+        raise StartError("every run of the comparison failed")
+    outcome = write_comparison(out_dir, options, results, machine, trace_text, command, failed)
     print("\n" + "\n".join(table_lines(outcome["rows"])) + "\n\n" + "\n".join(target_lines(outcome["targets"])))
+    for name, why in failed.items():
+        print(f"failed run {name}: {why}")
     print(f"report: {out_dir / 'report.md'} (plot: {out_dir / 'comparison.png'})")
-    return 0
+    return 1 if failed else 0
 
 
 def _check_stopped(result: dict) -> None:

@@ -96,7 +96,7 @@ def target_lines(checks: list[dict]) -> list[str]:
 
 
 def write_comparison(out_dir: Path, options: Options, results: dict[str, dict], machine: dict, trace_text: str,
-                     command: str) -> dict:
+                     command: str, failed: dict[str, str] | None = None) -> dict:
     rows = {name: row_of(name, result) for name, result in results.items()}
     checks = targets(rows)
     (out_dir / "comparison.json").write_text(json.dumps({"machine": machine, "options": options.as_dict(),
@@ -124,6 +124,7 @@ def write_comparison(out_dir: Path, options: Options, results: dict[str, dict], 
     lines += ["", "![comparison](comparison.png)", ""]
     if "slo" in results:
         lines += ["## Windows the slo run missed", ""] + missed_windows(results["slo"]) + [""]
-    lines += ["## Runs", ""] + [f"- [{name}]({name}/report.md): `{name}/`" for name in rows] + [""]
+    lines += ["## Runs", ""] + [f"- [{name}]({name}/report.md): `{name}/`" for name in rows]
+    lines += [f"- {name}: FAILED ({why}); see `{name}/logs/`" for name, why in (failed or {}).items()] + [""]
     (out_dir / "report.md").write_text("\n".join(lines))
     return {"rows": rows, "targets": checks}

@@ -91,11 +91,13 @@ class Timings:
         return {f.name.upper(): _fmt(getattr(self, f.name)) for f in fields(self)}
 
 
-# Decisions every 2 s (two scrapes); rates over 10 s (ten samples); a 30 s stable window and stabilization
-# (the trace's phases last 45 s); a 6 s panic window; one replica released per 10 s; a forecast twice a
-# worker's start-up ahead. The HPA keeps the upstream 300 s scale-down stabilization: that is the baseline.
-FULL_TIMINGS = Timings(poll_interval_s=2, rate_window_s=10, stable_window_s=30, panic_window_s=6,
-                       scale_down_stabilization_s=30, scale_down_step_s=10, forecast_horizon_s=8,
+# Decisions every 2 s (two scrapes); rates over 10 s (ten samples); a 20 s stable window and stabilization,
+# so that after a burst (panic forbids scale-down for one stable window, then stabilization) a replica
+# can be released inside the trace's 45 s phases; a 4 s panic window (two polls); one replica released per
+# 10 s; a forecast twice a worker's start-up ahead. The HPA keeps the upstream 300 s scale-down
+# stabilization: that is the baseline being compared with.
+FULL_TIMINGS = Timings(poll_interval_s=2, rate_window_s=10, stable_window_s=20, panic_window_s=4,
+                       scale_down_stabilization_s=20, scale_down_step_s=10, forecast_horizon_s=8,
                        hpa_scale_down_stabilization_s=300)
 QUICK_TIMINGS = Timings(poll_interval_s=1, rate_window_s=5, stable_window_s=8, panic_window_s=3,
                         scale_down_stabilization_s=6, scale_down_step_s=3, forecast_horizon_s=5,

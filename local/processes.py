@@ -83,6 +83,13 @@ def wait_for(condition: Callable[[], object], timeout_s: float, interval_s: floa
         time.sleep(interval_s)
 
 
+def _renice(increment: int) -> None:
+    try:
+        os.nice(increment)
+    except OSError:  # raising priority needs CAP_SYS_NICE; without it the child runs at the usual priority
+        pass
+
+
 class _Pump(threading.Thread):
     """Copies one output stream of a child to a file and, when verbose, to the console with a prefix."""
 
@@ -117,7 +124,7 @@ class Child:
         self.argv = list(argv)
         self.proc = subprocess.Popen(self.argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                                     preexec_fn=(lambda: _renice(nice)) if nice else None)
         prefix = f"[{name}]"
         self._pumps = [_Pump(self.proc.stdout, self.stdout_path, prefix, console, _CONSOLE_LOCK),
                        _Pump(self.proc.stderr, self.log_path, prefix, console, _CONSOLE_LOCK)]

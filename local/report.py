@@ -62,21 +62,21 @@ def events_table(result: dict, limit: int = 40) -> list[str]:
 
 def missed_windows(result: dict) -> list[str]:
     """The windows that missed the SLO with what was happening then: the first thing to read when tuning."""
-    rows = []
     workers = result["replicas"].get("workers") or result["decision_ready"]
     window_s = result["slo"]["window_s"]
+    offered_rps = result["per_second"].get("offered_rps", [])
+    rows = []
     for w in result["windows"]:
         if not w["requests"] or w["meets_slo"]:
             continue
-        during = [v for t, v in workers if w["start_s"] <= t < w["start_s"] + window_s]
-        offered = result["per_second"].get("offered_rps", [])[int(w["start_s"]):int(w["start_s"] + window_s)]
-        near = [f"{e['direction']} at {e['t_s']:.0f}s" for e in result["events"]
-                if w["start_s"] - 15 <= e["t_s"] < w["start_s"] + window_s]
-        rows.append(f"| {w['start_s']:.0f}-{w['start_s'] + window_s:.0f} | "
-                    f"{sum(offered) / max(len(offered), 1):.1f} | {_ms(w['p95_ms'])} | "
-                    f"{100 * (w['error_rate'] or 0):.1f}% | "
-                    f"{min(during):.0f}-{max(during):.0f} | {', '.join(near) or '-'} |" if during else
-                    f"| {w['start_s']:.0f} | - | {_ms(w['p95_ms'])} | - | - | - |")
+        lo, hi = w["start_s"], w["start_s"] + window_s
+        during = [v for t, v in workers if lo <= t < hi]
+        offered = offered_rps[int(lo):int(hi)]
+        near = [f"{e['direction']} at {e['t_s']:.0f}s" for e in result["events"] if lo - 15 <= e["t_s"] < hi]
+        ready = f"{min(during):.0f}-{max(during):.0f}" if during else "-"
+        rate = f"{sum(offered) / len(offered):.1f}" if offered else "-"
+        rows.append(f"| {lo:.0f}-{hi:.0f} | {rate} | {_ms(w['p95_ms'])} | {100 * (w['error_rate'] or 0):.1f}% | "
+                    f"{ready} | {', '.join(near) or '-'} |")
     if not rows:
         return ["Every window met the SLO."]
     return ["| window (s) | offered req/s | p95 ms | errors | ready workers | scale events (from 15 s before) |",

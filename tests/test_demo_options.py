@@ -1,0 +1,136 @@
+"""The local stack's options: defaults, sizing, validation messages and exit statuses, and the generated
+Prometheus configuration (checked with the real promtool)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+
+import pytest
+import yaml
+
+from local.config import (COMPARE_RUNS, FULL_TIMINGS, QUICK_TIMINGS, OptionError, Options, default_max_replicas,
+                          describe, load_options)
+from local.prometheus_config import scrape_interval_s, write_config
+from local.run import plan_for
+from tests.support import PYTHON, REPO, free_port, promtool_binary
+
+
+def test_defaults_fit_a_two_core_machine():
+    options = load_options(["demo"], environ={})
+    assert (options.min_replicas, options.policy, options.model_weights) == (1, "slo", "random")
+    assert (options.service_port, options.prometheus_port, options.autoscaler_port) == (8000, 9090, 9100)
+    assert options.slo_p95_ms == 1000
+    assert options.capacity_within_slo_rps == 15
+    assert options.timings == FULL_TIMINGS
+    assert load_options(["demo", "--quick"], environ={}).timings == QUICK_TIMINGS
+
+
+@pytest.mark.parametrize("cpus, expected", [(1, 1), (2, 2), (3, 2), (4, 3), (16, 15)],
+                         ids=["1-cpu", "2-cpus", "3-cpus", "4-cpus", "16-cpus"])
+def test_default_max_replicas_leaves_a_core_to_the_rest_above_two_cpus(cpus, expected):
+    assert default_max_replicas(cpus) == expected
+
+
+@pytest.mark.parametrize("quick, peak_rps, expected", [(False, 32.6, 0.6135), (True, 32.6, 0.3988),
+                                                       (False, 10.0, 2.0)],
+                         ids=["full-wl", "quick-wl", "small-trace"])
+def test_trace_scale_puts_the_peak_at_a_multiple_of_one_workers_capacity(quick, peak_rps, expected):
+    assert Options(quick=quick).scale_for(peak_rps) == pytest.approx(expected, abs=1e-4)
+
+
+def test_an_explicit_trace_scale_wins():
+    assert Options(trace_scale=0.5).scale_for(32.6) == 0.5
+
+
+@pytest.mark.parametrize("argv, environ, message", [
+    (["demo", "--max-replicas", "1.5"], {}, "--max-replicas='1.5' (from command line): expected a whole number"),
+    (["demo", "--min-replicas", "0"], {}, "--min-replicas=0: expected 1..64 workers"),
+    (["demo", "--min-replicas", "3", "--max-replicas", "2"], {}, "--max-replicas=2 must be >= --min-replicas=3"),
+    (["demo", "--service-port", "70000"], {}, "--service-port=70000: expected 1..65535 port"),
+    (["demo", "--service-port", "9090"], {}, "ports must differ"),
+    (["demo", "--slo-ms", "nan"], {}, "--slo-ms=nan: expected 10..60000 ms"),
+    (["demo", "--policy", "fastest"], {}, "--policy='fastest': expected one of slo, hpa, static"),
+    (["compare", "--policies", "slo,hpa-70"], {}, "--policies='slo,hpa-70': expected a comma-separated subset"),
+    (["demo", "--trace", "/nonexistent/wl.txt"], {}, "--trace='/nonexistent/wl.txt': no such file"),
+    (["demo"], {"MAX_REPLICAS": "many"}, "--max-replicas='many' (from environment variable MAX_REPLICAS)"),
+    (["demo"], {"HPA_TARGET_CPU": "1.5"}, "--hpa-target-cpu=1.5: expected 0.01..1 fraction"),
+    (["serve"], {}, "invalid choice: 'serve'"),
+    (["demo", "--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
+], ids=["fractional-replicas", "zero-min", "min-above-max", "port-out-of-range", "same-ports", "nan-slo",
+        "unknown-policy", "unknown-compare-run", "missing-trace", "bad-env-value", "env-out-of-range",
+        "unknown-mode", "unknown-flag"])
+def test_bad_options_name_the_option_the_value_and_the_range(argv, environ, message):
+    with pytest.raises(OptionError) as info:
+        load_options(argv, environ=environ)
+    assert message in str(info.value)
+
+
+def test_flags_win_over_environment_variables():
+    options = load_options(["demo", "--max-replicas", "2"], environ={"MAX_REPLICAS": "4", "SEED": "7"})
+    assert (options.max_replicas, options.seed) == (2, 7)
+
+
+def test_every_option_is_documented_with_unit_and_default():
+    rows = describe()
+    assert {r[0] for r in rows} >= {"--quick", "-v", "--out", "--service-port", "--max-replicas", "--slo-ms"}
+    for flag, env, default, unit, doc in rows:
+        assert doc and default != "", flag
+        if flag.endswith("-port"):
+            assert unit == "port"
+
+
+def run_local(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "local", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def test_a_bad_option_exits_2_before_anything_starts(tmp_path):
+    out = tmp_path / "run"
+    result = run_local("demo", "--min-replicas", "0", "--out", str(out))
+    assert result.returncode == 2
+    assert "--min-replicas=0" in result.stderr
+    assert not out.exists()
+
+
+def test_a_taken_port_is_refused_with_the_option_that_moves_it(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = tmp_path / "run"
+        result = run_local("demo", "--quick", "--out", str(out), "--service-port", str(free_port()),
+                           "--prometheus-port", str(port), "--autoscaler-port", str(free_port()))
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--prometheus-port" in result.stderr
+    assert not (out / "logs").exists()
+
+
+@pytest.mark.parametrize("name, policy, bounds, initial, hpa", [
+    ("static-min", "static", (1, 1), 1, None),
+    ("static-max", "static", (2, 2), 2, None),
+    ("hpa-50", "hpa", (1, 2), 1, 0.5),
+    ("hpa-90", "hpa", (1, 2), 1, 0.9),
+    ("slo", "slo", (1, 2), 1, None),
+], ids=list(COMPARE_RUNS))
+def test_each_compared_run_has_its_policy_and_bounds(tmp_path, name, policy, bounds, initial, hpa):
+    plan = plan_for(name, Options(max_replicas=2), tmp_path / "t.txt", 0.5, tmp_path)
+    assert (plan.policy, (plan.min_replicas, plan.max_replicas), plan.initial_replicas, plan.hpa_target_cpu) == \
+        (policy, bounds, initial, hpa)
+
+
+def test_the_generated_prometheus_config_scrapes_the_runs_ports_and_passes_promtool(tmp_path):
+    path = write_config(tmp_path / "prometheus", service_port=18123, autoscaler_port=18124)
+    result = subprocess.run([promtool_binary(), "check", "config", str(path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(path.read_text())
+    targets = {}
+    for job in config["scrape_configs"]:
+        for sd in job["file_sd_configs"]:
+            for name in sd["files"]:
+                targets[job["job_name"]] = json.loads((path.parent / name).read_text())[0]["targets"]
+    assert targets == {"resnet18-inference": ["127.0.0.1:18123"], "autoscaler": ["127.0.0.1:18124"]}
+    assert 1 <= scrape_interval_s(path) <= 2
