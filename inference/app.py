@@ -89,24 +89,26 @@ class InferenceState:
                            "(MAX_QUEUE) fit", "too_large")
         try:
             # Refuse before spending CPU on decoding work that could not be queued anyway.
-            self.batcher.check_room(len(images))
+            self.batcher.admit(len(images))
         except Overloaded as exc:
             self._overloaded(exc)
-        started = time.perf_counter()
-        tensors = []
-        for i, data in enumerate(images):
-            what = "image" if len(images) == 1 else f"image {i + 1} of {len(images)}"
-            try:
-                tensors.append(preprocess(data, self.config.max_image_pixels, what))
-            except ImageError as exc:
-                raise ApiError(exc.status, str(exc), exc.reason) from None
-        preprocess_s = time.perf_counter() - started
-        self.metrics.preprocess_duration.observe(preprocess_s)
-        deadline = g.started_monotonic + self.config.request_timeout_s
         try:
-            job = self.batcher.submit(torch.stack(tensors), deadline)
-        except Overloaded as exc:
-            self._overloaded(exc)
+            started = time.perf_counter()
+            tensors = []
+            for i, data in enumerate(images):
+                what = "image" if len(images) == 1 else f"image {i + 1} of {len(images)}"
+                try:
+                    tensors.append(preprocess(data, self.config.max_image_pixels, what))
+                except ImageError as exc:
+                    raise ApiError(exc.status, str(exc), exc.reason) from None
+            preprocess_s = time.perf_counter() - started
+            self.metrics.preprocess_duration.observe(preprocess_s)
+            job = self.batcher.submit(torch.stack(tensors), g.started_monotonic + self.config.request_timeout_s,
+                                      admitted=True)
+        except BaseException:
+            self.batcher.cancel(len(images))
+            raise
+        deadline = job.deadline
         # Once its forward starts a job finishes in bounded time; the margin only guards against a hung model.
         if not job.done.wait(timeout=max(0.0, deadline - time.monotonic()) + 120.0):
             raise ApiError(504, "the model did not answer in time", "deadline")

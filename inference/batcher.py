@@ -75,7 +75,7 @@ class Batcher:
         self._on_expired = on_expired or (lambda job: None)
         self._clock = clock
         self._queue: collections.deque[Job] = collections.deque()
-        self._depth = 0  # images queued, not yet taken by the model thread
+        self._depth = 0  # images admitted (being preprocessed or queued), not yet taken by the model thread
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -85,22 +85,35 @@ class Batcher:
     def depth(self) -> int:
         return self._depth
 
-    def check_room(self, images: int) -> None:
-        """Raise Overloaded unless `images` more would be admitted now."""
-        if self._closing:
-            raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
-        if self._depth + images > self.max_queue:
-            raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
-                             "waiting); retry after a moment or add replicas")
+    def admit(self, images: int) -> None:
+        """Count `images` against the queue now, before they are preprocessed, or raise Overloaded.
 
-    def submit(self, images: torch.Tensor, deadline: float) -> Job:
-        job = Job(images=images, deadline=deadline)
+        Counting at admission (not only once preprocessed) bounds the request threads that can end up
+        waiting for the model, so some are always free to answer 503 quickly.
+        """
         with self._cond:
-            self.check_room(job.size)
+            if self._closing:
+                raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
+            if self._depth + images > self.max_queue:
+                raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
+                                 "waiting); retry after a moment or add replicas")
+            self._depth += images
+            self._on_depth(self._depth)
+
+    def cancel(self, images: int) -> None:
+        """Give back an admission whose images never reached the queue (the upload was bad)."""
+        with self._cond:
+            self._depth -= images
+            self._on_depth(self._depth)
+
+    def submit(self, images: torch.Tensor, deadline: float, admitted: bool = False) -> Job:
+        """Queue preprocessed images; `admitted` when `admit()` already counted them."""
+        job = Job(images=images, deadline=deadline)
+        if not admitted:
+            self.admit(job.size)
+        with self._cond:
             job.enqueued_at = self._clock()
             self._queue.append(job)
-            self._depth += job.size
-            self._on_depth(self._depth)
             self._cond.notify()
         return job
 

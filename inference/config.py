@@ -81,7 +81,8 @@ class ServiceConfig:
         "autoscaler adds and removes workers with TTIN/TTOU.", lo=1, hi=256))
     gunicorn_threads: int = field(default=0, metadata=_meta(
         "GUNICORN_THREADS", "threads", "request threads per worker (decode and preprocess run there); 0 means "
-        "MAX_QUEUE + 4, so every admitted image can be preprocessed while a few threads answer 503s and probes.",
+        "MAX_QUEUE + MAX_BATCH_SIZE + 4: one per image that may wait for the model or be in a forward, plus "
+        "spare threads that are always free to answer 503s and probes.",
         lo=0, hi=1024))
     graceful_timeout_s: float = field(default=30.0, metadata=_meta(
         "GRACEFUL_TIMEOUT_S", "s", "how long a stopping worker may take to finish what it has in flight; longer "
@@ -99,7 +100,7 @@ class ServiceConfig:
 
     @property
     def threads_per_worker(self) -> int:
-        return self.gunicorn_threads or self.queue_limit + 4
+        return self.gunicorn_threads or self.queue_limit + self.max_batch_size + 4
 
     @property
     def torch_threads_effective(self) -> int:

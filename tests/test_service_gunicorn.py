@@ -127,6 +127,34 @@ def test_sigterm_finishes_every_admitted_request(tmp_path):
     assert not list(server.extra["pidfile"].parent.glob("gunicorn.pid.*.ready"))
 
 
+def test_sustained_overload_is_refused_fast_not_left_to_time_out(tmp_path):
+    """Open-loop arrivals at about 4x one worker's capacity: each request gets 200 or a quick 503.
+
+    Before admission counted the images still being preprocessed, every request thread could end up
+    blocked on the model: new requests then waited for a thread until their clients timed out.
+    """
+    import csv
+    import os
+
+    from loadtester import Options, run
+
+    server = start_gunicorn(tmp_path, workers=1)
+    trace = tmp_path / "overload.txt"
+    trace.write_text("80\n" * 10)
+    try:
+        with open(os.devnull, "w") as quiet:
+            run(Options(url=server.extra["url"], trace=trace, out=tmp_path / "out", progress=False, timeout_s=10,
+                        seed=3), console=quiet)
+    finally:
+        server.stop()
+    rows = list(csv.DictReader(open(tmp_path / "out" / "requests.csv")))
+    kinds = {kind: sum(1 for r in rows if r["kind"] == kind) for kind in {r["kind"] for r in rows}}
+    assert set(kinds) <= {"ok", "rejected_503"}, kinds
+    assert kinds.get("ok", 0) > 0 and kinds.get("rejected_503", 0) > 0, kinds
+    rejected_ms = sorted(float(r["latency_ms"]) for r in rows if r["status"] == "503")
+    assert rejected_ms[int(0.9 * (len(rejected_ms) - 1))] < 250, rejected_ms[-20:]
+
+
 def test_bad_setting_stops_gunicorn_with_a_clear_message(tmp_path):
     child = start_child("gunicorn-bad", ["python", "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp_path,
                         env={"MAX_BATCH_SIZE": "0", "PATH": str(Path(REPO / ".venv/bin")) + ":/usr/bin:/bin"})

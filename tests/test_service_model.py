@@ -137,7 +137,7 @@ def test_bad_settings_name_key_value_and_range(env, match):
     ({}, "queue_limit", 24),
     ({"MAX_QUEUE": "40"}, "queue_limit", 40),
     ({"MAX_BATCH_SIZE": "4"}, "queue_limit", 12),
-    ({}, "threads_per_worker", 28),
+    ({}, "threads_per_worker", 36),
     ({"GUNICORN_THREADS": "6"}, "threads_per_worker", 6),
     ({"TORCH_THREADS": "3"}, "torch_threads_effective", 3),
     ({"MAX_IMAGE_PIXELS": "40e6"}, "max_image_pixels", 40_000_000),
@@ -208,8 +208,8 @@ def test_admission_is_bounded_in_images(model, queued, incoming, admitted):
     if queued:
         batcher.submit(one(queued), float("inf"))
     if admitted:
-        batcher.check_room(incoming)
-        batcher.submit(one(incoming), float("inf"))
+        batcher.admit(incoming)
+        batcher.submit(one(incoming), float("inf"), admitted=True)
     else:
         with pytest.raises(Overloaded) as err:
             batcher.submit(one(incoming), float("inf"))
