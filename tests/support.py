@@ -119,6 +119,17 @@ def start_child(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str,
     return Child(name=name, proc=proc, log_path=log_path)
 
 
+def wait_ready(child: "Child", condition: Callable[[], object], timeout_s: float, what: str) -> "Child":
+    """Wait for `condition` while `child` lives; on failure stop it and fail with the end of its log."""
+    try:
+        wait_until(lambda: child.alive() and condition(), timeout_s=timeout_s, what=what)
+    except AssertionError as exc:
+        log = child.log()
+        child.stop()
+        raise AssertionError(f"{exc}; its log:\n{log[-4000:]}") from None
+    return child
+
+
 def service_env(**overrides: object) -> dict[str, str]:
     """Environment for a test instance of the service: random weights, small and quick."""
     env = {
@@ -153,14 +164,8 @@ def start_gunicorn(tmp_path: Path, workers: int = 1, env: Mapping[str, object] |
     url = f"http://127.0.0.1:{port}"
     child.extra.update(url=url, port=port, pidfile=pidfile, multiproc_dir=multiproc_dir)
     want = workers if wait_workers is None else wait_workers
-    try:
-        wait_until(lambda: child.alive() and http_ok(f"{url}/readyz") and len(ready_workers(pidfile)) >= want,
-                   timeout_s=ready_timeout_s, what=f"gunicorn with {want} ready workers at {url}")
-    except AssertionError:
-        log = child.log()
-        child.stop()
-        raise AssertionError(f"gunicorn did not become ready; its log:\n{log[-4000:]}")
-    return child
+    return wait_ready(child, lambda: http_ok(f"{url}/readyz") and len(ready_workers(pidfile)) >= want,
+                      ready_timeout_s, f"gunicorn with {want} ready workers at {url}")
 
 
 def gunicorn_master_pid(pidfile: Path) -> int:
@@ -215,14 +220,7 @@ def start_prometheus(tmp_path: Path, config_yaml: str, ready_timeout_s: float = 
     child = start_child("prometheus", argv, tmp_path / "logs", cwd=conf_dir)
     url = f"http://127.0.0.1:{port}"
     child.extra.update(url=url, port=port)
-    try:
-        wait_until(lambda: child.alive() and http_ok(f"{url}/-/ready"), timeout_s=ready_timeout_s,
-                   what=f"prometheus at {url}")
-    except AssertionError:
-        log = child.log()
-        child.stop()
-        raise AssertionError(f"prometheus did not become ready; its log:\n{log[-4000:]}")
-    return child
+    return wait_ready(child, lambda: http_ok(f"{url}/-/ready"), ready_timeout_s, f"prometheus at {url}")
 
 
 def sample_jpeg(size: tuple[int, int] = (320, 240), seed: int = 0, quality: int = 90) -> bytes:
@@ -300,11 +298,21 @@ def start_stub_server(tmp_path: Path, delay_ms: float = 0.0, status: int = 200, 
     child = start_child(name, argv, tmp_path / "logs")
     url = f"http://127.0.0.1:{port}"
     child.extra.update(url=url, port=port)
-    try:
-        wait_until(lambda: child.alive() and http_ok(f"{url}/stats"), timeout_s=30,
-                   what=f"stub server at {url}")
-    except AssertionError:
-        log = child.log()
-        child.stop()
-        raise AssertionError(f"stub server did not start; its log:\n{log[-2000:]}")
-    return child
+    return wait_ready(child, lambda: http_ok(f"{url}/stats"), 30, f"stub server at {url}")
+
+
+class LocalHTTPServer:
+    """A threaded HTTP server on a free 127.0.0.1 port serving `handler_class`; `url` is its base address."""
+
+    def __init__(self, handler_class: type):
+        from http.server import ThreadingHTTPServer
+        import threading
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

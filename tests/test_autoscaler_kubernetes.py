@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from kubernetes import client
 
 from autoscaler.kubernetes_scaler import KubernetesScaler, build_apps_api
 from autoscaler.scalers import FatalScalerError, ScalerError, ScalerStatus
+from tests.support import LocalHTTPServer
 
 NS, NAME = "ml", "resnet18-inference"
 BASE = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}"
@@ -60,14 +60,11 @@ class FakeAppsApi:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = LocalHTTPServer(Handler)
+        self.url = self.server.url
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
     # --- API behaviour ------------------------------------------------------------------------
     def respond(self, method, path, body):

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from autoscaler.collector import PrometheusSource
 from autoscaler.config import Config
 from autoscaler.prometheus import PrometheusClient, QueryResult
-from tests.support import free_port
+from tests.support import LocalHTTPServer, free_port
 
 NOW = 1_800_000_000.0
 
@@ -54,14 +53,11 @@ class CannedPrometheus:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = LocalHTTPServer(Handler)
+        self.url = self.server.url
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @pytest.fixture
