@@ -4,18 +4,18 @@ Each option is a command-line flag and, where it makes sense, an environment var
 `load_options()` raises `OptionError` naming the option, the value and what is allowed; the command line
 turns that into a message and exit status 2 before anything starts.
 
-Sizing. The defaults come from the measured capacity of one worker on a 2-core laptop (TORCH_THREADS=1,
-batches of 8, random weights): about 20 images/s at saturation, a full batch of 8 taking about 400 ms,
-about 4 s from fork to a warmed-up worker. From that:
-- the SLO (p95 <= 1000 ms) is two full batches plus decoding and HTTP: a request that arrives just after
-  a batch started waits for it, then runs in the next one;
-- one worker sustains about 75% of its saturation rate (15 req/s) within that SLO, which is the
-  autoscaler's starting capacity estimate;
-- the trace is scaled so its peak equals one worker's saturation rate (20 req/s): one worker cannot carry
-  it within the SLO (it sustains ~15 req/s there), two can with room left for the other tenants of a
-  shared machine. The quick slice peaks at 0.65x: still above what the autoscaler plans per worker
-  (70% of 15 req/s), so it scales up, while the single worker that serves the burst until the second is
-  ready does not build a backlog that would outlast the slice;
+Sizing. The defaults come from the measured capacity of one worker on a 2-core machine (TORCH_THREADS=1,
+batches of 8, random weights, nothing else running): about 25 images/s at saturation, a full batch of 8
+taking about 320 ms, about 4 s from fork to a warmed-up worker. From that:
+- the SLO (p95 <= 1000 ms) is about two full batches plus decoding and HTTP: a request that arrives just
+  after a batch started waits for it, then runs in the next one;
+- one worker sustains about 75% of its saturation rate within that SLO (measured p95: 250 ms at 15 req/s,
+  640 ms at 20, 1.3 s at 25 with rejections), which is the autoscaler's starting capacity estimate;
+- the trace is scaled so its peak is 1.2x one worker's saturation rate (30 req/s): one worker cannot carry
+  it, two can with room left for the load tester, Prometheus and other work on the machine. The quick
+  slice peaks at 0.65x: still 1.24x what the autoscaler plans per worker (70% of 18.75 req/s), so it
+  scales up, while the single worker that serves the burst until the second is ready stays below
+  saturation and builds no backlog that would outlast the slice;
 - the queue holds 3 s of one worker's work, longer than a new worker takes to start, so a burst's excess
   waits instead of being rejected, yet still well inside REQUEST_TIMEOUT_S;
 - the policy windows are a few multiples of the 1 s scrape and the ~4 s start-up (see `Timings`).
@@ -42,10 +42,10 @@ COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
 # Quick mode: a slice of wl.txt with its step burst (seconds 115-204: 5 s of moderate load, the 45 s
 # burst, 40 s of quiet in which the replicas come back down).
 QUICK_SLICE = (115, 205)
-PEAK_FACTOR = 1.0
+PEAK_FACTOR = 1.2
 QUICK_PEAK_FACTOR = 0.65
-# One worker sustains this fraction of its saturation rate within the SLO (measured: p95 ~700 ms at 15 of
-# 20 req/s, ~2 s at 20 of 20).
+# One worker sustains this fraction of its saturation rate within the SLO (measured: p95 ~640 ms at 20 of
+# 25 req/s, ~1.3 s at 25 of 25).
 WITHIN_SLO_FRACTION = 0.75
 
 
@@ -136,7 +136,7 @@ class Options:
         "--hpa-target-cpu", "fraction", "CPU target of a demo run with --policy hpa.", "HPA_TARGET_CPU", 0.01, 1.0))
     slo_p95_ms: float = field(default=1000.0, metadata=_opt(
         "--slo-ms", "ms", "latency objective: p95 of every 10 s window.", "SLO_P95_MS", 10, 60000))
-    worker_capacity_rps: float = field(default=20.0, metadata=_opt(
+    worker_capacity_rps: float = field(default=25.0, metadata=_opt(
         "--worker-capacity-rps", "req/s", "measured saturation throughput of one worker; sizes the trace "
         "scale and the autoscaler's capacity estimate.", "WORKER_CAPACITY_RPS", 0.5, 10000))
     trace: str = field(default=str(DEFAULT_TRACE), metadata=_opt(
@@ -150,7 +150,7 @@ class Options:
     model_weights: str = field(default="random", metadata=_opt(
         "--model-weights", "", "the service's MODEL_WEIGHTS: random (no download; latency is the same), "
         "imagenet (needs torchvision's download or cache) or a .pth path.", "MODEL_WEIGHTS"))
-    max_queue: int = field(default=60, metadata=_opt(
+    max_queue: int = field(default=75, metadata=_opt(
         "--max-queue", "images", "the service's MAX_QUEUE per worker: 3 s of one worker's work.", "MAX_QUEUE",
         8, 100000))
     ready_timeout_s: float = field(default=180.0, metadata=_opt(
@@ -207,7 +207,8 @@ class Options:
 
     def run_dir(self) -> Path:
         if self.out:
-            return Path(self.out)
+            # Absolute: the children run in the repository, wherever this was started from.
+            return Path(self.out).resolve()
         return REPO / "reports" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
     def as_dict(self) -> dict:
@@ -298,7 +299,7 @@ def describe() -> list[tuple[str, str, str, str, str]]:
     rows = []
     for f in fields(Options):
         meta = f.metadata
-        default = "reports/<UTC time>" if f.name == "out" else _fmt(f.default)
+        default = {"out": "reports/<UTC time>", "trace": "wl.txt (the repository's)"}.get(f.name, _fmt(f.default))
         if meta["zero_means"] and f.name != "out":
             default = f"{default} ({meta['zero_means']})"
         rows.append((meta["flag"], meta["env"] or "", default, meta["unit"], meta["doc"]))

@@ -83,9 +83,10 @@ def wait_for(condition: Callable[[], object], timeout_s: float, interval_s: floa
         time.sleep(interval_s)
 
 
-def _renice(increment: int) -> None:
+def _renice(pid: int, nice: int) -> None:
+    # Set from here rather than in a preexec_fn, which is unsafe while the log threads run.
     try:
-        os.nice(increment)
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
     except OSError:  # raising priority needs CAP_SYS_NICE; without it the child runs at the usual priority
         pass
 
@@ -123,8 +124,9 @@ class Child:
         self.stdout_path = stdout_path or self.log_path
         self.argv = list(argv)
         self.proc = subprocess.Popen(self.argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=(lambda: _renice(nice)) if nice else None)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        if nice:
+            _renice(self.proc.pid, nice)
         prefix = f"[{name}]"
         self._pumps = [_Pump(self.proc.stdout, self.stdout_path, prefix, console, _CONSOLE_LOCK),
                        _Pump(self.proc.stderr, self.log_path, prefix, console, _CONSOLE_LOCK)]

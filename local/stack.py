@@ -133,6 +133,8 @@ class Stack:
         child = Child(name, argv, self.log_dir, child_env(env), cwd, console=console, stdout_path=stdout_path,
                       nice=nice)
         self.children[name] = child
+        # Which PIDs belong to this run, for whoever has to check on it or clean up after a crash.
+        (self.state_dir / "pids.json").write_text(json.dumps({n: c.pid for n, c in self.children.items()}) + "\n")
         return child
 
     def _wait_ready(self, child: Child, condition, what: str) -> None:

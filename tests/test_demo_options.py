@@ -22,7 +22,7 @@ def test_defaults_fit_a_two_core_machine():
     assert (options.min_replicas, options.policy, options.model_weights) == (1, "slo", "random")
     assert (options.service_port, options.prometheus_port, options.autoscaler_port) == (8000, 9090, 9100)
     assert options.slo_p95_ms == 1000
-    assert options.capacity_within_slo_rps == 15
+    assert options.capacity_within_slo_rps == 18.75
     assert options.timings == FULL_TIMINGS
     assert load_options(["demo", "--quick"], environ={}).timings == QUICK_TIMINGS
 
@@ -33,8 +33,8 @@ def test_default_max_replicas_leaves_a_core_to_the_rest_above_two_cpus(cpus, exp
     assert default_max_replicas(cpus) == expected
 
 
-@pytest.mark.parametrize("quick, peak_rps, expected", [(False, 32.6, 0.6135), (True, 32.6, 0.3988),
-                                                       (False, 10.0, 2.0)],
+@pytest.mark.parametrize("quick, peak_rps, expected", [(False, 32.6, 0.9202), (True, 32.6, 0.4985),
+                                                       (False, 10.0, 3.0)],
                          ids=["full-wl", "quick-wl", "small-trace"])
 def test_trace_scale_puts_the_peak_at_a_multiple_of_one_workers_capacity(quick, peak_rps, expected):
     assert Options(quick=quick).scale_for(peak_rps) == pytest.approx(expected, abs=1e-4)
