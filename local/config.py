@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from inference.config import available_cpus
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACE = REPO / "wl.txt"
 MODES = ("demo", "compare")
@@ -51,13 +53,6 @@ WITHIN_SLO_FRACTION = 0.75
 
 class OptionError(ValueError):
     """A bad option; the message names the option, the value and what is allowed."""
-
-
-def available_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def default_max_replicas(cpus: int | None = None) -> int:
