@@ -26,7 +26,7 @@ COLUMNS = (
     ("reversals", "reversals", "{:d}"),
 )
 
-# The targets for the slo policy.
+# What the slo policy is expected to achieve on the default trace (reported as PASS or MISS).
 TARGET_WINDOWS = 0.99
 TARGET_COST_CUT = 0.25      # vs hpa-50
 TARGET_P95_CUT = 0.30       # vs static-min

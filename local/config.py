@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACE = REPO / "wl.txt"
 MODES = ("demo", "compare")
 POLICIES = ("slo", "hpa", "static")
-# The comparison: name -> (policy, replicas it holds or HPA CPU target). The HPA targets are the
-# prototypes' baselines.
+# The comparison: name -> (policy, replicas it holds or HPA CPU target). The HPA targets are the two
+# classic baselines, 50% and 90% CPU.
 COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
 
 # Quick mode: a slice of wl.txt with its step burst (seconds 115-204: 5 s of moderate load, the 45 s

@@ -40,7 +40,7 @@ def prepare_trace(options: Options, run_root: Path) -> tuple[Path, float, str]:
 
 
 def plan_for(name: str, options: Options, trace: Path, scale: float, run_dir: Path) -> RunPlan:
-    """The comparison's runs: static at the bounds, HPA at the prototypes' CPU targets, and slo."""
+    """The comparison's runs: static at the bounds, HPA at 50% and 90% CPU, and slo."""
     lo, hi = options.min_replicas, options.max_replicas_effective
     if name == "static-min":
         return RunPlan(name, "static", lo, lo, lo, trace, scale, run_dir)
