@@ -136,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference.model")
     parser.add_argument("--available-or-random", action="store_true", required=True)
     parser.parse_args(argv)
+    import contextlib
+
     try:
-        load_state_dict("imagenet")
+        # torch.hub announces downloads on stdout, which must carry nothing but the answer.
+        with contextlib.redirect_stdout(sys.stderr):
+            load_state_dict("imagenet")
     except WeightsError as exc:
         print(f"ImageNet weights unavailable, serving RANDOM weights (predictions are meaningless): {exc}",
               file=sys.stderr)

@@ -110,6 +110,19 @@ def test_imagenet_weights_offline_and_uncached_name_the_alternatives(tmp_path, m
     assert "MODEL_WEIGHTS=random" in message and str(tmp_path) in message
 
 
+def test_make_serve_weights_choice_prints_only_the_answer(tmp_path):
+    """What `make serve` runs to pick MODEL_WEIGHTS: offline and uncached here, so `random`, said on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "inference.model", "--available-or-random"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "TORCH_HOME": str(tmp_path)})
+    assert result.returncode == 0
+    assert result.stdout == "random\n"
+    assert "RANDOM weights" in result.stderr and "MODEL_WEIGHTS=random" in result.stderr
+
+
 def test_labels_are_the_1000_imagenet_categories():
     assert len(LABELS) == 1000 and LABELS[281] == "tabby"
 
