@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass
 
 import torch
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
@@ -84,9 +85,7 @@ class InferenceState:
         self.batcher.close(timeout_s)
 
     def classify(self, images: list[bytes], topk: int) -> Result:
-        if len(images) > self.config.queue_limit:
-            raise ApiError(413, f"{len(images)} images in one request; at most {self.config.queue_limit} "
-                           "(MAX_QUEUE) fit", "too_large")
+        check_count(len(images))
         try:
             # Refuse before spending CPU on decoding work that could not be queued anyway.
             self.batcher.admit(len(images))
@@ -131,10 +130,17 @@ def parse_topk(raw: object) -> int:
     try:
         value = int(str(raw))
     except ValueError:
-        raise ApiError(400, f"topk={raw!r} is not an integer; use 1..1000", "bad_input") from None
+        raise ApiError(400, f"topk={str(raw)[:20]!r} is not an integer; use 1..1000", "bad_input") from None
     if not 1 <= value <= 1000:
         raise ApiError(400, f"topk={value} is out of range; use 1..1000", "bad_input")
     return value
+
+
+def check_count(images: int) -> None:
+    """Refuse more images than one worker's queue holds, before decoding any of them."""
+    limit = current_app.extensions["inference"].config.queue_limit
+    if images > limit:
+        raise ApiError(413, f"{images} images in one request; at most {limit} (MAX_QUEUE) fit", "too_large")
 
 
 def decode_base64(text: object, what: str) -> bytes:
@@ -149,9 +155,13 @@ def decode_base64(text: object, what: str) -> bytes:
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "the body is not valid JSON", "bad_input")
+    if request.mimetype != "application/json":
+        raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send application/json",
+                       "bad_input")
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting, still the client's input
+        raise ApiError(400, "the body is not valid JSON", "bad_input") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"the JSON body must be an object, got {type(body).__name__}", "bad_input")
     return body
@@ -162,6 +172,10 @@ def predict_inputs() -> tuple[list[bytes], bool]:
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         files = request.files.getlist("file")
+        if not files and "file" in request.form:
+            # A part without a filename (curl -F 'file=<cat.jpg') is parsed as text: its bytes are already lost.
+            raise ApiError(400, "the `file` part has no filename, so it was read as text; send it as a file: "
+                           "curl -F file=@cat.jpg", "bad_input")
         if not files:
             raise ApiError(400, "the multipart body has no `file` field; send e.g. curl -F file=@cat.jpg",
                            "bad_input")
@@ -174,6 +188,7 @@ def predict_inputs() -> tuple[list[bytes], bool]:
             items = body["images"]
             if not isinstance(items, list) or not items:
                 raise ApiError(400, "`images` must be a non-empty list of base64 strings", "bad_input")
+            check_count(len(items))
             return [decode_base64(item, f"`images[{i}]`") for i, item in enumerate(items)], False
         raise ApiError(400, "the JSON body needs `image` (base64) or `images` (list of base64)", "bad_input")
     if mimetype.startswith("image/") or mimetype == "application/octet-stream":
@@ -194,6 +209,7 @@ def oip_inputs(body: dict) -> list[bytes]:
     data = tensor.get("data")
     if not isinstance(data, list) or not data:
         raise ApiError(400, "input `data` must be a non-empty list of base64-encoded images", "bad_input")
+    check_count(len(data))
     shape = tensor.get("shape")
     if shape is not None and shape not in ([len(data)], [len(data), 1]):
         raise ApiError(400, f"input shape {shape} does not match {len(data)} data elements", "bad_input")
@@ -252,7 +268,10 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     def http_error(exc: HTTPException):
         if exc.code == 413:
             metrics.rejected.labels("too_large").inc()
-            message = f"the request body is over {config.max_body_bytes} bytes (MAX_BODY_BYTES)"
+            if (request.content_length or 0) > config.max_body_bytes:
+                message = f"the request body is over {config.max_body_bytes} bytes (MAX_BODY_BYTES)"
+            else:  # werkzeug's multipart limits (parts, size of one field)
+                message = f"the multipart body is too large to parse: {exc.description}"
         elif exc.code == 404:
             message = f"no such endpoint: {request.method} {request.path}; see GET /info for the API"
         elif exc.code == 405:
