@@ -13,11 +13,13 @@ help:
 	@echo "make test     - run every test (installs what it needs first)"
 	@echo "make bench    - benchmarks (service, autoscaler, load tester) with ratios"
 	@echo "make serve    - the service on http://127.0.0.1:8000 (random weights if ImageNet ones are missing)"
+	@echo "make setup    - create .venv and install what the rest needs (done by the targets above)"
+	@echo "make clean    - remove reports/, runs/ and benchmark results"
 
 # Idempotent: the venv is rebuilt only when a requirements file changes.
 setup: $(STAMP) prometheus kubectl
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-service.txt requirements-autoscaler.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
@@ -29,7 +31,8 @@ prometheus:
 	    echo "Installing Debian's prometheus package (prometheus, promtool)..."; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else \
-	    echo "prometheus/promtool are missing. Install them: sudo apt-get update && sudo apt-get install -y prometheus"; exit 1; \
+	    echo "prometheus/promtool are missing. Install them: sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus"; \
+	    echo "(on a systemd host the package also starts a prometheus service on :9090: sudo systemctl disable --now prometheus)"; exit 1; \
 	  fi; \
 	fi
 
@@ -47,10 +50,10 @@ test: setup
 bench: setup
 	$(PY) -m bench $(ARGS)
 
-serve: setup
+serve: $(STAMP)
 	@weights=$$($(PY) -m inference.model --available-or-random); \
 	echo "Serving on http://127.0.0.1:8000 with MODEL_WEIGHTS=$$weights"; \
-	MODEL_WEIGHTS=$$weights $(PY) -m gunicorn -c inference/gunicorn.conf.py
+	MODEL_WEIGHTS=$$weights BIND_HOST=127.0.0.1 $(PY) -m gunicorn -c inference/gunicorn.conf.py
 
 demo: setup
 	$(PY) -m local demo $(ARGS)
