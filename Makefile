@@ -30,6 +30,10 @@ prometheus:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing Debian's prometheus package (prometheus, promtool)..."; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then \
+	      echo "Stopping the prometheus service the package started on :9090 (make demo runs its own)"; \
+	      systemctl disable --now prometheus; \
+	    fi; \
 	  else \
 	    echo "prometheus/promtool are missing. Install them: sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus"; \
 	    echo "(on a systemd host the package also starts a prometheus service on :9090: sudo systemctl disable --now prometheus)"; exit 1; \
