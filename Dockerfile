@@ -26,8 +26,10 @@ RUN if [ "$BAKE_WEIGHTS" = "1" ]; then \
 
 COPY inference/ inference/
 
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin inference
-USER 10001
+# Numeric UID and GID so Kubernetes' runAsNonRoot can verify them (the Deployment runs it as 10001).
+RUN groupadd --system --gid 10001 inference \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin inference
+USER 10001:10001
 
 EXPOSE 8000
 CMD ["gunicorn", "-c", "inference/gunicorn.conf.py"]

@@ -241,6 +241,3 @@ class Stack:
     def _say(self, text: str) -> None:
         print(f"local: {text}", file=self.console, flush=True)
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
