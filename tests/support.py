@@ -302,13 +302,17 @@ def start_stub_server(tmp_path: Path, delay_ms: float = 0.0, status: int = 200, 
 
 
 class LocalHTTPServer:
-    """A threaded HTTP server on a free 127.0.0.1 port serving `handler_class`; `url` is its base address."""
+    """A threaded HTTP server on a free 127.0.0.1 port serving `handler_class`; `url` is its base address.
+
+    Fakes of other services subclass it. Request logging is silenced: a test's output stays readable.
+    """
 
     def __init__(self, handler_class: type):
         from http.server import ThreadingHTTPServer
         import threading
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        quiet = type(handler_class.__name__, (handler_class,), {"log_message": lambda self, *args: None})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), quiet)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

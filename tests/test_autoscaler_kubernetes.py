@@ -25,7 +25,7 @@ BASE = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}"
 PATH_RE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)(/scale)?(\?.*)?$")
 
 
-class FakeAppsApi:
+class FakeAppsApi(LocalHTTPServer):
     def __init__(self, replicas: int = 2, ready: int = 2):
         self.replicas, self.ready, self.rv = replicas, ready, 7
         self.requests: list[dict] = []
@@ -57,14 +57,7 @@ class FakeAppsApi:
             def do_PATCH(self):  # noqa: N802
                 self._handle("PATCH")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = LocalHTTPServer(Handler)
-        self.url = self.server.url
-
-    def close(self):
-        self.server.close()
+        super().__init__(Handler)
 
     # --- API behaviour ------------------------------------------------------------------------
     def respond(self, method, path, body):

@@ -28,7 +28,7 @@ def vector(*values, ts=NOW):
         {"metric": {"i": str(i)}, "value": [ts, v]} for i, v in enumerate(values)]}})
 
 
-class CannedPrometheus:
+class CannedPrometheus(LocalHTTPServer):
     """/api/v1/query answering (status, body, delay_s) from `self.answer`; records every request."""
 
     def __init__(self):
@@ -50,14 +50,7 @@ class CannedPrometheus:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = LocalHTTPServer(Handler)
-        self.url = self.server.url
-
-    def close(self):
-        self.server.close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
