@@ -49,6 +49,7 @@ class State:
     panic_until_s: float | None = None
     settled_at_s: float | None = None                   # metrics reflect the current replicas from then on
     capacity_rps: float | None = None                   # learned per-replica capacity
+    traffic_since_s: float | None = None                # when the rate last rose above 0 (None while idle)
     # hpa policy
     hpa_recommendations: tuple[tuple[float, int], ...] = ()
     hpa_scale_up_events: tuple[tuple[float, int], ...] = ()

@@ -10,7 +10,8 @@ Why each piece exists:
 - panic window mean: a burst is visible within seconds; panic (demand >= 2x ready capacity) forbids
   scale-down for a stable window so a burst's replicas are not released in its gaps;
 - forecast: a linear trend of the rate, projected one replica start-up ahead, so a ramp finds
-  replicas ready instead of queueing while they start;
+  replicas ready instead of queueing while they start; fitted only on rates whose window was full of
+  traffic, since the windowed rate of a load that starts from idle ramps up by itself;
 - latency feedback: p95 above the SLO adds replicas even when the load model says enough - the model
   is an estimate, the SLO is the goal. Only when no replica is still starting, otherwise the same
   slowness would be answered twice;
@@ -132,8 +133,16 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
 
     need_stable = _demand(_mean(s.rate_rps for s in samples), inflight_mean(samples), capacity, config)
     need_panic = _demand(_mean(s.rate_rps for s in panic_samples), inflight_mean(panic_samples), capacity, config)
+    # A windowed rate() ramps up over RATE_WINDOW_S whenever traffic starts from idle, however flat the
+    # traffic itself is: that ramp is no trend, so the forecast fits only samples whose window was full.
+    traffic_since = state.traffic_since_s
+    if obs.rate_rps is None or obs.rate_rps <= 0:
+        traffic_since = None
+    elif traffic_since is None:
+        traffic_since = now_s
+    trend = tuple(s for s in samples if traffic_since is not None and s.t_s >= traffic_since + config.rate_window_s)
     need_forecast = 0.0
-    slope = _slope(samples) if config.forecast_horizon_s > 0 else None
+    slope = _slope(trend) if config.forecast_horizon_s > 0 else None
     if slope is not None and slope > 0 and obs.rate_rps is not None and capacity > 0:
         need_forecast = (obs.rate_rps + slope * config.forecast_horizon_s) / (capacity * config.target_utilization)
 
@@ -166,7 +175,7 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     details = {"need_stable": round(need_stable, 3), "need_panic": round(need_panic, 3),
                "need_forecast": round(need_forecast, 3), "capacity_rps": round(capacity, 3), "want": want}
     new_state = replace(state, samples=samples, recommendations=recommendations, panic_until_s=panic_until,
-                        capacity_rps=capacity, settled_at_s=settled_at)
+                        capacity_rps=capacity, settled_at_s=settled_at, traffic_since_s=traffic_since)
 
     def done(replicas: int, reason: str, kind: str, **changes) -> Decision:
         if replicas > current:  # (after a scale-down the lagging p95 understates, so no wait is needed)

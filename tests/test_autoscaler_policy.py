@@ -118,6 +118,11 @@ def check_forecast(trace, cfg):
     assert any(d.kind == "forecast" for _, _, d, _ in trace)
 
 
+def check_idle_start_is_no_trend(trace, cfg):
+    # The windowed rate of a flat 5 req/s ramps up from idle over RATE_WINDOW_S; one replica serves it.
+    assert set(replicas(trace)) == {1} and not any(d.kind == "forecast" for _, _, d, _ in trace)
+
+
 def check_no_forecast(trace, cfg):
     assert replicas(trace)[-1] < math.ceil((2.0 + 0.5 * 90) / 7)  # lags the ramp: what forecasting fixes
 
@@ -137,6 +142,9 @@ SCENARIOS = {
     "restart-no-scale-down-first-window": ({}, lambda t: 1.0, 6, 200, {"t0_s": 1000.0}, check_restart),
     "forecast-on-a-ramp": ({"forecast_horizon_s": 30}, lambda t: 2.0 + 0.5 * t, 1, 60, {}, check_forecast),
     "same-ramp-without-forecast": ({}, lambda t: 2.0 + 0.5 * t, 1, 60, {}, check_no_forecast),
+    "windowed-rate-filling-after-idle-is-no-trend": (
+        {"forecast_horizon_s": 30, "rate_window_s": 30}, lambda t: 5.0 * min(max(t, 0.0), 30.0) / 30.0, 1, 120, {},
+        check_idle_start_is_no_trend),
 }
 
 
