@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="load_tester.py",
         description="Replay a workload trace (wl.txt) open-loop against the inference service and report "
-                    "latency, errors, throughput and SLO attainment.")
+                    "latency, errors, throughput and SLO attainment. With --find-capacity, measure what the "
+                    "service sustains instead (load_tester.py --find-capacity --help).")
     for f, meta in option_fields():
         default = f.default if f.default is not MISSING else None
         shown = "" if default is None or f.default is MISSING else f" (default: {default})"
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--find-capacity" in argv:
+        from loadtester.capacity_cli import main as find_capacity
+
+        return find_capacity(argv)
     args = vars(build_parser().parse_args(argv))
     from loadtester.runner import run  # after parsing, so --help stays quick
 

@@ -9,6 +9,11 @@ It answers like the service (JSON body, Server-Timing header, `Connection: close
 --keep-alive), handles any number of concurrent requests (the delay is an asyncio sleep, not a
 busy worker), and can answer with another status (--status 503) to exercise error handling.
 `GET /stats` returns how many requests it has answered or is answering.
+
+With --capacity-rps it behaves like one replica of known capacity instead: a single FIFO server that
+takes exactly 1/capacity seconds per request (after --delay-ms), so it saturates at that rate, queues
+beyond it, and answers 503 at once when --queue-limit requests already wait. The capacity probe's tests
+use it: what it finds can be checked against the truth.
 """
 
 from __future__ import annotations
@@ -59,6 +64,12 @@ class _StubProtocol(asyncio.Protocol):
             return
         self.server.requests += 1
         delay_s = self.server.delay_ms / 1000.0
+        if self.server.capacity_rps:
+            delay_s, rejected = self.server.queue_for_service(delay_s)
+            if rejected:
+                self.transport.write(self.server.rejection)
+                self.transport.close()
+                return
         if delay_s > 0:
             asyncio.get_running_loop().call_later(delay_s, self._respond)
         else:
@@ -77,22 +88,26 @@ class _StubProtocol(asyncio.Protocol):
 
 
 class StubServer:
-    def __init__(self, delay_ms: float = 0.0, status: int = 200, keep_alive: bool = False):
+    def __init__(self, delay_ms: float = 0.0, status: int = 200, keep_alive: bool = False,
+                 capacity_rps: float = 0.0, queue_limit: int = 0):
         self.delay_ms = delay_ms
         self.keep_alive = keep_alive
+        self.capacity_rps = capacity_rps
+        self.queue_limit = queue_limit
         self.requests = 0
-        if status == 200:
-            body = json.dumps({"model": "resnet18", "weights": "stub",
-                               "predictions": [{"index": 0, "label": "stub", "score": 1.0}],
-                               "timings_ms": {"queue": 0.0, "preprocess": 0.0, "model": delay_ms}}).encode()
-        else:
-            body = json.dumps({"error": f"stub status {status}"}).encode()
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n"
-                f"Server-Timing: queue;dur=0.0, preprocess;dur=0.0, model;dur={delay_ms:g}\r\n"
-                + ("Retry-After: 1\r\n" if status == 503 else "")
-                + ("Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n") + "\r\n")
-        self.response = head.encode() + body
+        self._busy_until = 0.0
+        model_ms = 1000.0 / capacity_rps if capacity_rps else delay_ms
+        self.response = _response(status, keep_alive, model_ms)
+        self.rejection = _response(503, False, 0.0)
+
+    def queue_for_service(self, delay_s: float) -> tuple[float, bool]:
+        """(seconds until this request's answer, whether it is rejected): one FIFO server at capacity_rps."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._busy_until)
+        if self.queue_limit and (start - now) * self.capacity_rps >= self.queue_limit:
+            return 0.0, True
+        self._busy_until = start + 1.0 / self.capacity_rps
+        return self._busy_until - now + delay_s, False
 
     async def serve(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -103,6 +118,21 @@ class StubServer:
             await server.serve_forever()
 
 
+def _response(status: int, keep_alive: bool, model_ms: float) -> bytes:
+    if status == 200:
+        body = json.dumps({"model": "resnet18", "weights": "stub",
+                           "predictions": [{"index": 0, "label": "stub", "score": 1.0}],
+                           "timings_ms": {"queue": 0.0, "preprocess": 0.0, "model": model_ms}}).encode()
+    else:
+        body = json.dumps({"error": f"stub status {status}"}).encode()
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"Server-Timing: queue;dur=0.0, preprocess;dur=0.0, model;dur={model_ms:g}\r\n"
+            + ("Retry-After: 1\r\n" if status == 503 else "")
+            + ("Connection: keep-alive\r\n" if keep_alive else "Connection: close\r\n") + "\r\n")
+    return head.encode() + body
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -110,11 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay before every answer, ms (default: 0)")
     parser.add_argument("--status", type=int, default=200, help="HTTP status of every answer (default: 200)")
     parser.add_argument("--keep-alive", action="store_true", help="keep connections open (default: close each)")
+    parser.add_argument("--capacity-rps", type=float, default=0.0,
+                        help="serve like one replica of this capacity: one request at a time, 1/capacity s each "
+                             "(default: 0, every request in parallel)")
+    parser.add_argument("--queue-limit", type=int, default=0,
+                        help="with --capacity-rps: answer 503 when this many requests wait (default: 0, no limit)")
     args = parser.parse_args(argv)
     if args.delay_ms < 0 or not 100 <= args.status <= 599 or not 0 < args.port < 65536:
         parser.error("--delay-ms must be >= 0, --status within 100..599, --port within 1..65535")
+    if args.capacity_rps < 0 or args.queue_limit < 0:
+        parser.error("--capacity-rps and --queue-limit must be >= 0")
     try:
-        asyncio.run(StubServer(args.delay_ms, args.status, args.keep_alive).serve(args.host, args.port))
+        asyncio.run(StubServer(args.delay_ms, args.status, args.keep_alive, args.capacity_rps,
+                               args.queue_limit).serve(args.host, args.port))
     except KeyboardInterrupt:
         pass
     return 0

@@ -287,14 +287,16 @@ def exposed_metric_names(exposition: str) -> set[str]:
 
 
 def start_stub_server(tmp_path: Path, delay_ms: float = 0.0, status: int = 200, keep_alive: bool = False,
-                      name: str = "stub") -> Child:
+                      name: str = "stub", capacity_rps: float = 0.0, queue_limit: int = 0) -> Child:
     """The load tester's stub server (answers every request after `delay_ms`) on a free 127.0.0.1 port.
+    With `capacity_rps` it serves one request at a time like a replica of that capacity.
 
     `child.extra` holds `url` and `port`; GET <url>/stats returns {"requests": <count answered so far>}.
     """
     port = free_port()
     argv = [PYTHON, "-m", "loadtester.stub_server", "--port", str(port), "--delay-ms", str(delay_ms),
-            "--status", str(status)] + (["--keep-alive"] if keep_alive else [])
+            "--status", str(status), "--capacity-rps", str(capacity_rps), "--queue-limit", str(queue_limit)]
+    argv += ["--keep-alive"] if keep_alive else []
     child = start_child(name, argv, tmp_path / "logs")
     url = f"http://127.0.0.1:{port}"
     child.extra.update(url=url, port=port)
