@@ -72,6 +72,9 @@ class Options:
         "--window", metavar="S", help_text="length in seconds of the windows whose p95 is compared with the SLO"))
     prometheus: str | None = field(default=None, metadata=_flag(
         "--prometheus", metavar="URL", help_text="Prometheus base URL; when given, the replica count over the run is fetched and plotted"))
+    status_file: Path | None = field(default=None, metadata=_flag(
+        "--status-file", metavar="FILE", help_text="rewrite FILE every second with a JSON snapshot of the replay "
+        "(elapsed, offered and achieved req/s, p95 of the last window, errors), for a program watching the run"))
     progress: bool = field(default=True, metadata=_flag(
         "--no-progress", "do not show the live progress bar", negate=True))
 
@@ -83,6 +86,10 @@ class Options:
         self.trace = Path(self.trace)
         self.images = Path(self.images)
         self.out = Path(self.out)
+        if self.status_file is not None:
+            self.status_file = Path(self.status_file)
+            if not self.status_file.parent.is_dir():
+                raise OptionError("--status-file", str(self.status_file), "a file in an existing directory")
         if self.arrivals not in ARRIVALS:
             raise OptionError("--arrivals", self.arrivals, " or ".join(ARRIVALS))
         self.seed = _int_in("--seed", self.seed, 0, 2**32 - 1)

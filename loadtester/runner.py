@@ -17,7 +17,7 @@ from loadtester.config import OptionError, Options
 from loadtester.http_client import probe, resolve_target
 from loadtester.images import load_images
 from loadtester.plot import plot_timeline
-from loadtester.progress import show_progress
+from loadtester.progress import show_progress, write_status
 from loadtester.prometheus import fetch_series, write_replicas_csv
 from loadtester.records import write_requests_csv
 from loadtester.report import format_summary
@@ -127,12 +127,15 @@ async def _replay(replayer: Replayer, options: Options, stop: threading.Event | 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
             handled.append(sig)
-    progress = asyncio.ensure_future(show_progress(replayer, options.window_s, options.progress))
+    watchers = [asyncio.ensure_future(show_progress(replayer, options.window_s, options.progress))]
+    if options.status_file is not None:
+        watchers.append(asyncio.ensure_future(write_status(replayer, options.window_s, options.status_file)))
     try:
         await replayer.run(stop=stop, interrupt_drain_s=INTERRUPT_GRACE_S)
     finally:
-        progress.cancel()
-        await asyncio.gather(progress, return_exceptions=True)
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         for sig in handled:
             loop.remove_signal_handler(sig)
 

@@ -57,6 +57,19 @@ def test_a_run_writes_every_file(stub, short_trace, tmp_path, entry):
     assert "latency p95" in proc.stdout and "SLO 200 ms" in proc.stdout
 
 
+def test_a_status_file_follows_the_replay(stub, tmp_path):
+    trace = tmp_path / "three.txt"
+    trace.write_text("10\n10\n10\n")
+    status = tmp_path / "status.json"
+    proc = cli("--url", stub, "--trace", str(trace), "--out", str(tmp_path / "out"), "--status-file", str(status),
+               "--slo-ms", "300")
+    assert proc.returncode == 0, proc.stderr
+    snapshot = json.loads(status.read_text())
+    assert snapshot["total_s"] == 3.0 and 1.0 <= snapshot["elapsed_s"] <= 3.0
+    assert snapshot["errors"] == 0 and snapshot["sent"] >= 10 and snapshot["window_s"] == 10
+    assert snapshot["p95_ms"] is not None and snapshot["offered_rps"] > 0
+
+
 BAD_TRACES = [
     ("word", "5\n5\nlots\n", ":3:", "'lots'"),
     ("negative", "# c\n-2\n", ":2:", "'-2'"),
@@ -83,6 +96,7 @@ BAD_OPTIONS = [
     ("max-inflight", ["--max-inflight", "0"], "--max-inflight"),
     ("url", ["--url", "localhost:8000"], "--url"),
     ("images-missing", ["--images", "/nonexistent/dir"], "--images"),
+    ("status-file-in-missing-dir", ["--status-file", "/nonexistent/dir/status.json"], "--status-file"),
 ]
 
 
