@@ -15,7 +15,8 @@ from local.config import OptionError, load_options
 from local.machine import describe_machine
 from local.processes import StartError
 from local.report import console_summary, write_demo_report
-from local.run import execute, plan_for, prepare_trace
+from local.run import execute, plan_for, prepare_trace, size_run
+from local.sizing import Sizing
 from local.stack import check_ports, prometheus_binary
 
 
@@ -52,14 +53,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _sized(options, out_dir) -> Sizing:
+    sizing = size_run(options, out_dir)
+    print(f"local: sizing from {sizing.source}:", flush=True)
+    for name, value, how in sizing.derivation:
+        print(f"local:   {name}: {value} ({how})", flush=True)
+    return sizing
+
+
 def demo(options, command: str) -> int:
     run_dir = options.run_dir()
     machine = describe_machine()
-    trace, scale, trace_text = prepare_trace(options, run_dir)
+    sizing = _sized(options, run_dir)
+    trace, scale, trace_text = prepare_trace(options, sizing, run_dir)
     plan = plan_for(options.policy, options, trace, scale, run_dir)
     print(f"local: run directory {run_dir}/; trace: {trace_text}", flush=True)
-    result = execute(options, plan)
-    report = write_demo_report(run_dir, options, result, machine, trace_text, command)
+    result = execute(options, sizing, plan)
+    report = write_demo_report(run_dir, options, sizing, result, machine, trace_text, command)
     print(console_summary(run_dir, result))
     _check_stopped(result)
     print(f"report: {report} (timeline: {run_dir / 'timeline.png'})")
@@ -69,28 +79,38 @@ def demo(options, command: str) -> int:
 def compare(options, command: str) -> int:
     out_dir = options.run_dir()
     machine = describe_machine()
-    trace, scale, trace_text = prepare_trace(options, out_dir)
-    print(f"local: comparison in {out_dir}/; trace: {trace_text}; runs: {', '.join(options.compare_runs)}",
-          flush=True)
-    results, failed = {}, {}
-    for name in options.compare_runs:
-        plan = plan_for(name, options, trace, scale, out_dir / name)
-        print(f"\nlocal: === {name} ===", flush=True)
+    sizing = _sized(options, out_dir)
+    trace, scale, trace_text = prepare_trace(options, sizing, out_dir)
+    names = options.compare_runs
+    # Interleaved (A B A B): a drift of the machine's speed then hits every policy alike.
+    order = [(k, name) for k in range(options.repeat) for name in names]
+    print(f"local: comparison in {out_dir}/; trace: {trace_text}; runs: {', '.join(names)}, "
+          f"{options.repeat} time(s) each, interleaved", flush=True)
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    failed = {}
+    for index, (k, name) in enumerate(order):
+        run_name = name if options.repeat == 1 else f"{name}-{k + 1}"
+        plan = plan_for(name, options, trace, scale, out_dir / run_name)
+        label = f"run {index + 1}/{len(order)} {run_name}"
+        print(f"\nlocal: === {label} ===", flush=True)
         try:
             check_ports(options)  # the previous run's servers must be gone
-            results[name] = execute(options, plan)
-            _check_stopped(results[name])
+            result = execute(options, sizing, plan, label=label)
+            _check_stopped(result)
         except StartError as exc:
             # One broken run must not throw away the others' half hour: report it and go on.
-            print(f"local: the {name} run failed: {exc}", file=sys.stderr, flush=True)
-            failed[name] = str(exc).splitlines()[0]
+            print(f"local: the {run_name} run failed: {exc}", file=sys.stderr, flush=True)
+            failed[run_name] = str(exc).splitlines()[0]
             continue
-        write_demo_report(plan.run_dir, options, results[name], machine, trace_text, command)
-        print(console_summary(plan.run_dir, results[name]), flush=True)
-    if not results:
+        results[name].append(result)
+        write_demo_report(plan.run_dir, options, sizing, result, machine, trace_text, command)
+        print(console_summary(plan.run_dir, result), flush=True)
+    if not any(results.values()):
         raise StartError("every run of the comparison failed")
-    outcome = write_comparison(out_dir, options, results, machine, trace_text, command, failed)
+    outcome = write_comparison(out_dir, options, sizing, results, machine, trace_text, command, failed)
     print("\n" + "\n".join(table_lines(outcome["rows"])) + "\n\n" + "\n".join(target_lines(outcome["targets"])))
+    for line in outcome["indistinguishable"]:
+        print(line)
     for name, why in failed.items():
         print(f"failed run {name}: {why}")
     print(f"report: {out_dir / 'report.md'} (plot: {out_dir / 'comparison.png'})")

@@ -10,6 +10,7 @@ from local.config import Options
 from local.machine import machine_line
 from local.plots import plot_comparison
 from local.report import missed_windows, what_ran
+from local.sizing import Sizing, derivation_lines
 
 # (column, header, how it is shown) for the table; the JSON and CSV hold the raw numbers.
 COLUMNS = (
@@ -46,6 +47,54 @@ def row_of(name: str, result: dict) -> dict:
     }
 
 
+# The figures whose spread over repeated runs decides whether two policies can be told apart.
+RANKED = (("p95_ms", "p95"), ("slo_windows", "windows in SLO"), ("replica_seconds", "replica-seconds"))
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """One row from the repeated runs of one policy: the median of every figure, and its min-max spread."""
+    if len(runs) == 1:
+        return dict(runs[0])
+    out = {"run": runs[0]["run"], "policy": runs[0]["policy"], "repeats": len(runs), "spread": {}}
+    for key, value in runs[0].items():
+        if key in ("run", "policy") or not isinstance(value, (int, float)):
+            continue
+        values = sorted(r[key] for r in runs if r.get(key) is not None)
+        if not values:
+            out[key] = None
+            continue
+        mid = len(values) // 2
+        median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        out[key] = type(value)(median) if isinstance(value, int) and float(median).is_integer() else median
+        out["spread"][key] = [values[0], values[-1]]
+    return out
+
+
+def overlap(a: dict, b: dict, key: str) -> bool:
+    """True when the two rows' ranges of `key` over their repeats overlap: the runs cannot rank them."""
+    ra = a.get("spread", {}).get(key)
+    rb = b.get("spread", {}).get(key)
+    if ra is None or rb is None:
+        return False
+    return ra[0] <= rb[1] and rb[0] <= ra[1]
+
+
+def indistinguishable(rows: dict[str, dict], against: str = "slo") -> list[str]:
+    """Sentences naming each figure on which `against` and another run cannot be told apart."""
+    base = rows.get(against)
+    if base is None or "spread" not in base:
+        return []
+    out = []
+    for name, row in rows.items():
+        if name == against:
+            continue
+        same = [label for key, label in RANKED if overlap(base, row, key)]
+        if same:
+            out.append(f"{against} vs {name}: not distinguishable on {', '.join(same)} (their ranges over "
+                       f"{base['repeats']} runs overlap)")
+    return out
+
+
 def targets(rows: dict[str, dict]) -> list[dict]:
     """Each target: what it asks, what was measured, PASS / MISS (or n/a when a run it needs is missing)."""
     slo = rows.get("slo")
@@ -65,28 +114,48 @@ def targets(rows: dict[str, dict]) -> list[dict]:
     if hpa and hpa["replica_seconds"]:
         cut = 1 - slo["replica_seconds"] / hpa["replica_seconds"]
         add(f"slo: >= {TARGET_COST_CUT:.0%} fewer replica-seconds than hpa-50",
-            f"{cut:+.1%} ({slo['replica_seconds']:.0f} vs {hpa['replica_seconds']:.0f})", cut >= TARGET_COST_CUT)
+            f"{cut:+.1%} ({slo['replica_seconds']:.0f} vs {hpa['replica_seconds']:.0f})"
+            + _noise_note(slo, hpa, "replica_seconds"), cut >= TARGET_COST_CUT)
     else:
         add(f"slo: >= {TARGET_COST_CUT:.0%} fewer replica-seconds than hpa-50", "hpa-50 not run", None)
     static = rows.get("static-min")
     if static and static["p95_ms"] and slo["p95_ms"] is not None:
         cut = 1 - slo["p95_ms"] / static["p95_ms"]
         add(f"slo: p95 >= {TARGET_P95_CUT:.0%} lower than static-min",
-            f"{cut:+.1%} ({slo['p95_ms']:.0f} vs {static['p95_ms']:.0f} ms)", cut >= TARGET_P95_CUT)
+            f"{cut:+.1%} ({slo['p95_ms']:.0f} vs {static['p95_ms']:.0f} ms)" + _noise_note(slo, static, "p95_ms"),
+            cut >= TARGET_P95_CUT)
     else:
         add(f"slo: p95 >= {TARGET_P95_CUT:.0%} lower than static-min", "static-min not run", None)
     return out
 
 
-def _cell(fmt: str, value) -> str:
-    return "-" if value is None else fmt.format(value)
+def _noise_note(a: dict, b: dict, key: str) -> str:
+    return "; the runs' ranges overlap: not distinguishable" if overlap(a, b, key) else ""
+
+
+def _cell(fmt: str, value, spread: list | None = None) -> str:
+    if value is None:
+        return "-"
+    text = fmt.format(value)
+    if spread and spread[0] != spread[1]:
+        text += f" ({_fmt_like(fmt, spread[0])}-{_fmt_like(fmt, spread[1])})"
+    return text
+
+
+def _fmt_like(fmt: str, value) -> str:
+    return fmt.format(int(round(value)) if fmt == "{:d}" else value)
 
 
 def table_lines(rows: dict[str, dict]) -> list[str]:
+    """One line per run; with repeats, each cell is the median and, in brackets, the range over the runs."""
     lines = ["| run | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
              "|---|" + "---:|" * len(COLUMNS)]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(fmt, row[key]) for key, _, fmt in COLUMNS) + " |")
+        spread = row.get("spread", {})
+        cells = [_cell(fmt, row[key] if fmt != "{:d}" or row[key] is None else int(round(row[key])), spread.get(key))
+                 for key, _, fmt in COLUMNS]
+        label = f"{name} (x{row['repeats']})" if row.get("repeats") else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -95,36 +164,48 @@ def target_lines(checks: list[dict]) -> list[str]:
         f"| {c['target']} | {c['measured']} | {c['verdict']} |" for c in checks]
 
 
-def write_comparison(out_dir: Path, options: Options, results: dict[str, dict], machine: dict, trace_text: str,
-                     command: str, failed: dict[str, str] | None = None) -> dict:
-    rows = {name: row_of(name, result) for name, result in results.items()}
+def write_comparison(out_dir: Path, options: Options, sizing: Sizing, results: dict[str, list[dict]],
+                     machine: dict, trace_text: str, command: str, failed: dict[str, str] | None = None) -> dict:
+    """`results`: each run name -> its repeated results (in the order they ran)."""
+    per_run = {name: [row_of(name, r) for r in runs] for name, runs in results.items() if runs}
+    rows = {name: aggregate(runs) for name, runs in per_run.items()}
     checks = targets(rows)
-    (out_dir / "comparison.json").write_text(json.dumps({"machine": machine, "options": options.as_dict(),
-                                                         "trace": trace_text, "runs": rows, "targets": checks},
-                                                        indent=1) + "\n")
+    noise = indistinguishable(rows)
+    (out_dir / "comparison.json").write_text(json.dumps({
+        "machine": machine, "options": options.as_dict(), "sizing": sizing.as_dict(), "trace": trace_text,
+        "runs": rows, "repeats": per_run, "targets": checks, "indistinguishable": noise}, indent=1) + "\n")
     with open(out_dir / "comparison.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(next(iter(rows.values())).keys()))
+        flat = [dict(r, repeat=k + 1) for runs in per_run.values() for k, r in enumerate(runs)]
+        writer = csv.DictWriter(fh, fieldnames=list(flat[0].keys()))
         writer.writeheader()
-        writer.writerows(rows.values())
+        writer.writerows(flat)
     table = table_lines(rows)
-    (out_dir / "comparison.md").write_text("\n".join(table + [""] + target_lines(checks)) + "\n")
-    plot_comparison(out_dir / "comparison.png", results, options.slo_p95_ms,
-                    f"{trace_text.split(' (')[0]}, SLO p95 {options.slo_p95_ms:g} ms - {machine_line(machine)}")
+    (out_dir / "comparison.md").write_text("\n".join(table + [""] + target_lines(checks) + [""] + noise) + "\n")
+    firsts = {name: runs[0] for name, runs in results.items() if runs}
+    plot_comparison(out_dir / "comparison.png", firsts, sizing.slo_ms,
+                    f"{trace_text.split(' (')[0]}, SLO p95 {sizing.slo_ms:g} ms - {machine_line(machine)}")
 
+    repeats = max(len(runs) for runs in per_run.values())
     lines = ["# Policy comparison on the local stack", ""]
-    lines += what_ran(options, f"runs: {', '.join(rows)} ({options.min_replicas}.."
-                               f"{options.max_replicas_effective} workers; static-min and static-max hold the "
-                               "bounds, hpa-50 and hpa-90 are the HPA algorithm at 50% and 90% CPU)",
+    lines += what_ran(options, sizing, f"runs: {', '.join(rows)} ({options.min_replicas}.."
+                      f"{options.max_replicas_effective} workers; static-min and static-max hold the bounds, hpa-50 "
+                      f"and hpa-90 are the HPA algorithm at 50% and 90% CPU), each {repeats} time(s), interleaved",
                       trace_text, machine, command)
     lines += ["", "## Results", "", "Latency over ok requests, from the scheduled send time. \"windows in SLO\": "
               "10 s windows whose p95 (failed requests counted as too slow) is within the SLO. \"failed\": every "
               "request without a 2xx answer; \"503\": rejected by a full queue; \"lost\": no HTTP answer at all. "
-              "replica-s: ready workers integrated over the replay.", ""]
+              "replica-s: ready workers integrated over the replay. With repeated runs each cell is the median "
+              "and, in brackets, the range: where two runs' ranges overlap, this machine's noise is as large as "
+              "their difference.", ""]
     lines += table + ["", "## Targets", ""] + target_lines(checks)
-    lines += ["", "![comparison](comparison.png)", ""]
-    if "slo" in results:
-        lines += ["## Windows the slo run missed", ""] + missed_windows(results["slo"]) + [""]
-    lines += ["## Runs", ""] + [f"- [{name}]({name}/report.md): `{name}/`" for name in rows]
+    lines += ["", "## What the repeats can tell apart", ""] + ([f"- {n}" for n in noise] or [
+        "Every figure of slo lies outside the other runs' ranges." if repeats > 1 else
+        "One run per policy: no spread was measured (use --repeat 2 or more to rank policies)."])
+    lines += ["", "![comparison](comparison.png)", "", "## How the run was sized", ""] + derivation_lines(sizing)
+    if "slo" in results and results["slo"]:
+        lines += ["", "## Windows the first slo run missed", ""] + missed_windows(results["slo"][0])
+    lines += ["", "## Runs", ""] + [f"- [{r['name']}]({r['run_dir_name']}/report.md): `{r['run_dir_name']}/`"
+                                    for runs in results.values() for r in runs]
     lines += [f"- {name}: FAILED ({why}); see `{name}/logs/`" for name, why in (failed or {}).items()] + [""]
     (out_dir / "report.md").write_text("\n".join(lines))
-    return {"rows": rows, "targets": checks}
+    return {"rows": rows, "targets": checks, "indistinguishable": noise}

@@ -4,21 +4,10 @@ Each option is a command-line flag and, where it makes sense, an environment var
 `load_options()` raises `OptionError` naming the option, the value and what is allowed; the command line
 turns that into a message and exit status 2 before anything starts.
 
-Sizing. The defaults come from the measured capacity of one worker on a 2-core machine (TORCH_THREADS=1,
-batches of 8, random weights, nothing else running): about 25 images/s at saturation, a full batch of 8
-taking about 320 ms, about 4 s from fork to a warmed-up worker. From that:
-- the SLO (p95 <= 1000 ms) is about two full batches plus decoding and HTTP: a request that arrives just
-  after a batch started waits for it, then runs in the next one;
-- one worker sustains about 75% of its saturation rate within that SLO (measured p95: 250 ms at 15 req/s,
-  640 ms at 20, 1.3 s at 25 with rejections), which is the autoscaler's starting capacity estimate;
-- the trace is scaled so its peak is 1.2x one worker's saturation rate (30 req/s): one worker cannot carry
-  it, two can with room left for the load tester, Prometheus and other work on the machine. The quick
-  slice peaks at 0.65x: still 1.24x what the autoscaler plans per worker (70% of 18.75 req/s), so it
-  scales up, while the single worker that serves the burst until the second is ready stays below
-  saturation and builds no backlog that would outlast the slice;
-- the queue holds 3 s of one worker's work, longer than a new worker takes to start, so a burst's excess
-  waits instead of being rejected, yet still well inside REQUEST_TIMEOUT_S;
-- the policy windows are a few multiples of the 1 s scrape and the ~4 s start-up (see `Timings`).
+Nothing here is sized for one machine: the SLO, the autoscaler's capacity estimates, the queue, the
+trace scale and the policy windows default to 0 ("derive it") and come from a measurement of one worker
+on the machine the run is on (local/calibration.py, local/sizing.py). Setting one here overrides the
+derived value.
 """
 
 from __future__ import annotations
@@ -44,11 +33,6 @@ COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
 # Quick mode: a slice of wl.txt with its step burst (seconds 115-204: 5 s of moderate load, the 45 s
 # burst, 40 s of quiet in which the replicas come back down).
 QUICK_SLICE = (115, 205)
-PEAK_FACTOR = 1.2
-QUICK_PEAK_FACTOR = 0.65
-# One worker sustains this fraction of its saturation rate within the SLO (measured: p95 ~640 ms at 20 of
-# 25 req/s, ~1.3 s at 25 of 25).
-WITHIN_SLO_FRACTION = 0.75
 
 
 class OptionError(ValueError):
@@ -66,37 +50,6 @@ def _opt(flag: str, unit: str, doc: str, env: str | None = None, lo: float | Non
          choices: Sequence[str] | None = None, zero_means: str = "") -> dict:
     return {"flag": flag, "env": env, "unit": unit, "doc": doc, "lo": lo, "hi": hi,
             "choices": tuple(choices) if choices else None, "zero_means": zero_means}
-
-
-@dataclass(frozen=True)
-class Timings:
-    """The autoscaler's windows for one kind of run. Full: for the 300 s trace, whose phases last ~45 s.
-    Quick: short enough that a scale-up and the scale-down after it fit in a 90 s slice."""
-
-    poll_interval_s: float
-    rate_window_s: int
-    stable_window_s: float
-    panic_window_s: float
-    scale_down_stabilization_s: float
-    scale_down_step_s: float
-    forecast_horizon_s: float
-    hpa_scale_down_stabilization_s: float
-
-    def autoscaler_env(self) -> dict[str, str]:
-        return {f.name.upper(): _fmt(getattr(self, f.name)) for f in fields(self)}
-
-
-# Decisions every 2 s (two scrapes); rates over 10 s (ten samples); a 20 s stable window and stabilization,
-# so that after a burst (panic forbids scale-down for one stable window, then stabilization) a replica
-# can be released inside the trace's 45 s phases; a 4 s panic window (two polls); one replica released per
-# 10 s; a forecast twice a worker's start-up ahead. The HPA keeps the upstream 300 s scale-down
-# stabilization: that is the baseline being compared with.
-FULL_TIMINGS = Timings(poll_interval_s=2, rate_window_s=10, stable_window_s=20, panic_window_s=4,
-                       scale_down_stabilization_s=20, scale_down_step_s=10, forecast_horizon_s=8,
-                       hpa_scale_down_stabilization_s=300)
-QUICK_TIMINGS = Timings(poll_interval_s=1, rate_window_s=5, stable_window_s=8, panic_window_s=3,
-                        scale_down_stabilization_s=6, scale_down_step_s=3, forecast_horizon_s=5,
-                        hpa_scale_down_stabilization_s=20)
 
 
 @dataclass(frozen=True)
@@ -129,25 +82,36 @@ class Options:
         zero_means="the CPUs available, less one above 2 CPUs (2 on a 2-core machine)"))
     hpa_target_cpu: float = field(default=0.5, metadata=_opt(
         "--hpa-target-cpu", "fraction", "CPU target of a demo run with --policy hpa.", "HPA_TARGET_CPU", 0.01, 1.0))
-    slo_p95_ms: float = field(default=1000.0, metadata=_opt(
-        "--slo-ms", "ms", "latency objective: p95 of every 10 s window.", "SLO_P95_MS", 10, 60000))
-    worker_capacity_rps: float = field(default=25.0, metadata=_opt(
-        "--worker-capacity-rps", "req/s", "measured saturation throughput of one worker; sizes the trace "
-        "scale and the autoscaler's capacity estimate.", "WORKER_CAPACITY_RPS", 0.5, 10000))
+    slo_p95_ms: float = field(default=0.0, metadata=_opt(
+        "--slo-ms", "ms", "latency objective: p95 of every 10 s window.", "SLO_P95_MS", 10, 60000,
+        zero_means="derived from the measured batch time: 3 full batches + the unloaded latency"))
+    worker_capacity_rps: float = field(default=0.0, metadata=_opt(
+        "--worker-capacity-rps", "req/s", "saturation throughput of one worker; sizes the trace scale and the "
+        "autoscaler's capacity estimate. Setting it skips the measurement.", "WORKER_CAPACITY_RPS", 0.5, 10000,
+        zero_means="measured on this machine by the capacity probe (cached)"))
+    recalibrate: bool = field(default=False, metadata=_opt(
+        "--recalibrate", "", "measure one worker again instead of using the cached measurement (after the "
+        "machine's load or the code changed)."))
+    calibration_dir: str = field(default="", metadata=_opt(
+        "--calibration-dir", "", "where measurements are cached, one file per machine and code version.",
+        "CALIBRATION_DIR", zero_means=".cache/calibration in the repository"))
+    repeat: int = field(default=2, metadata=_opt(
+        "--repeat", "runs", "compare: runs of each policy, interleaved (A B A B), so the spread of every figure "
+        "shows how far this machine's noise moves it.", "COMPARE_REPEAT", 1, 20))
     trace: str = field(default=str(DEFAULT_TRACE), metadata=_opt(
         "--trace", "", "workload trace, one line per second with the requests in that second.", "TRACE"))
     trace_scale: float = field(default=0.0, metadata=_opt(
         "--trace-scale", "factor", "multiply every rate of the trace by this.", "TRACE_SCALE", 0, 1000,
-        zero_means=f"the trace's peak at {PEAK_FACTOR}x one worker's capacity ({QUICK_PEAK_FACTOR}x with --quick)"))
+        zero_means="the trace's peak where it needs every worker (the quick slice's: two), from the measurement"))
     seed: int = field(default=0, metadata=_opt(
         "--seed", "", "seed of the Poisson arrivals; every run of a comparison uses the same one.", "SEED",
         0, 2**32 - 1))
     model_weights: str = field(default="random", metadata=_opt(
         "--model-weights", "", "the service's MODEL_WEIGHTS: random (no download; latency is the same), "
         "imagenet (needs torchvision's download or cache) or a .pth path.", "MODEL_WEIGHTS"))
-    max_queue: int = field(default=75, metadata=_opt(
-        "--max-queue", "images", "the service's MAX_QUEUE per worker: 3 s of one worker's work.", "MAX_QUEUE",
-        8, 100000))
+    max_queue: int = field(default=0, metadata=_opt(
+        "--max-queue", "images", "the service's MAX_QUEUE per worker.", "MAX_QUEUE", 8, 100000,
+        zero_means="max(3 s, 1.5 worker start-ups) of one worker's measured work"))
     ready_timeout_s: float = field(default=180.0, metadata=_opt(
         "--ready-timeout", "s", "how long each part may take to become ready.", "READY_TIMEOUT_S", 5, 3600))
 
@@ -181,25 +145,6 @@ class Options:
     def compare_runs(self) -> list[str]:
         return [p.strip() for p in self.policies.split(",") if p.strip()]
 
-    @property
-    def timings(self) -> Timings:
-        return QUICK_TIMINGS if self.quick else FULL_TIMINGS
-
-    @property
-    def capacity_within_slo_rps(self) -> float:
-        return round(WITHIN_SLO_FRACTION * self.worker_capacity_rps, 3)
-
-    @property
-    def target_inflight_per_replica(self) -> float:
-        """Little's law at the capacity within the SLO: rate x a typical latency there (about half the SLO)."""
-        return round(self.capacity_within_slo_rps * self.slo_p95_ms / 1000.0 / 2.0, 2)
-
-    def scale_for(self, peak_rps: float) -> float:
-        if self.trace_scale:
-            return self.trace_scale
-        factor = QUICK_PEAK_FACTOR if self.quick else PEAK_FACTOR
-        return round(factor * self.worker_capacity_rps / peak_rps, 4)
-
     def run_dir(self) -> Path:
         if self.out:
             # Absolute: the children run in the repository, wherever this was started from.
@@ -223,6 +168,8 @@ def _check(f, value) -> None:
     name = meta["flag"]
     if meta["choices"] and value not in meta["choices"]:
         raise OptionError(f"{name}={value!r}: expected one of {', '.join(meta['choices'])}")
+    if meta["zero_means"] and value == 0:
+        return
     if isinstance(value, (int, float)) and not isinstance(value, bool) and meta["lo"] is not None:
         if not math.isfinite(value) or not meta["lo"] <= value <= meta["hi"]:
             unit = f" {meta['unit']}" if meta["unit"] else ""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from loadtester.capacity import CapacityReport, table_lines
 from loadtester.report import format_summary
 
 from local.config import Options
 from local.machine import machine_line
+from local.sizing import Sizing, derivation_lines
 
 
 def _ms(value) -> str:
@@ -83,8 +85,9 @@ def missed_windows(result: dict) -> list[str]:
             "|---|---:|---:|---:|---|---|"] + rows
 
 
-def what_ran(options: Options, plan_text: str, trace_text: str, machine: dict, command: str) -> list[str]:
-    t = options.timings
+def what_ran(options: Options, sizing: Sizing, plan_text: str, trace_text: str, machine: dict,
+             command: str) -> list[str]:
+    t = sizing.timings
     return [
         f"- command: `{command}`",
         f"- machine: {machine_line(machine)}; load average at start {machine['load_average_1_5_15']} "
@@ -92,9 +95,10 @@ def what_ran(options: Options, plan_text: str, trace_text: str, machine: dict, c
         f"- trace: {trace_text}; Poisson arrivals, seed {options.seed}",
         f"- {plan_text}",
         f"- service: gunicorn workers as replicas, TORCH_THREADS=1 each, MODEL_WEIGHTS={options.model_weights}, "
-        f"MAX_QUEUE={options.max_queue} images per worker",
-        f"- SLO: p95 <= {options.slo_p95_ms:g} ms per 10 s window; autoscaler capacity estimate "
-        f"{options.capacity_within_slo_rps:g} req/s per worker, {options.target_inflight_per_replica:g} in flight",
+        f"MAX_QUEUE={sizing.max_queue} images per worker",
+        f"- SLO: p95 <= {sizing.slo_ms:g} ms per 10 s window; autoscaler capacity estimate "
+        f"{sizing.capacity_within_slo_rps:g} req/s per worker, {sizing.target_inflight_per_replica:g} in flight "
+        f"(sizing: {sizing.source})",
         f"- autoscaler windows: poll {t.poll_interval_s:g} s, rate {t.rate_window_s} s, stable {t.stable_window_s:g} s, "
         f"panic {t.panic_window_s:g} s, scale-down stabilization {t.scale_down_stabilization_s:g} s, one step per "
         f"{t.scale_down_step_s:g} s, forecast {t.forecast_horizon_s:g} s; HPA scale-down stabilization "
@@ -104,12 +108,21 @@ def what_ran(options: Options, plan_text: str, trace_text: str, machine: dict, c
     ]
 
 
-def write_demo_report(run_dir: Path, options: Options, result: dict, machine: dict, trace_text: str,
-                      command: str) -> Path:
+def sizing_lines(sizing: Sizing) -> list[str]:
+    """The measurement the run was sized from and what followed from it."""
+    lines = [f"Sizing: {sizing.source}.", ""]
+    if sizing.probe is not None:
+        report = CapacityReport.from_dict(sizing.probe)
+        lines += ["```"] + table_lines(report, sizing.slo_ms) + ["```", ""]
+    return lines + ["What follows from it:", ""] + derivation_lines(sizing)
+
+
+def write_demo_report(run_dir: Path, options: Options, sizing: Sizing, result: dict, machine: dict,
+                      trace_text: str, command: str) -> Path:
     plan = result["plan"]
     policy = plan["policy"] + (f" at {plan['hpa_target_cpu']:.0%} CPU" if plan.get("hpa_target_cpu") else "")
     lines = [f"# Local stack run: {result['name']}", ""]
-    lines += what_ran(options, f"policy: {policy}, {plan['min_replicas']}..{plan['max_replicas']} workers "
+    lines += what_ran(options, sizing, f"policy: {policy}, {plan['min_replicas']}..{plan['max_replicas']} workers "
                                f"(started with {plan['initial_replicas']})", trace_text, machine, command)
     lines += ["", "## Results", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results_rows(result)]
@@ -118,6 +131,7 @@ def write_demo_report(run_dir: Path, options: Options, result: dict, machine: di
               "![load tester timeline](loadtest/timeline.png)", "", "## Scale events", ""]
     lines += events_table(result)
     lines += ["", "## Windows that missed the SLO", ""] + missed_windows(result)
+    lines += ["", "## How the run was sized", ""] + sizing_lines(sizing)
     lines += ["", "## Files", "",
               "- `loadtest/`: the load tester's requests.csv (one row per request), summary.json, timeline.png, "
               "replicas.csv",

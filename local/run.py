@@ -10,12 +10,25 @@ from typing import TextIO
 from loadtester.workload import load_workload
 
 from local.analysis import analyse, fetch_replicas
+from local.calibration import load_or_measure
 from local.config import QUICK_SLICE, Options
 from local.plots import plot_timeline
+from local.sizing import Sizing, derive
 from local.stack import RunPlan, Stack
 
 
-def prepare_trace(options: Options, run_root: Path) -> tuple[Path, float, str]:
+def size_run(options: Options, run_root: Path, console: TextIO = sys.stdout) -> Sizing:
+    """The run's sizing: from --worker-capacity-rps, else from a measurement of one worker (cached)."""
+    max_replicas = options.max_replicas_effective
+    common = dict(quick=options.quick, max_replicas=max_replicas, slo_ms=options.slo_p95_ms,
+                  max_queue=options.max_queue)
+    if options.worker_capacity_rps:
+        return derive(None, worker_capacity_rps=options.worker_capacity_rps, **common)
+    report, source = load_or_measure(options, run_root / "calibration", console)
+    return derive(report, source=source, **common)
+
+
+def prepare_trace(options: Options, sizing: Sizing, run_root: Path) -> tuple[Path, float, str]:
     """The trace to replay (the whole file, or the quick slice written next to the report), its scale, and
     a sentence saying what it is."""
     workload = load_workload(options.trace)
@@ -32,10 +45,10 @@ def prepare_trace(options: Options, run_root: Path) -> tuple[Path, float, str]:
     else:
         path = Path(options.trace).resolve()
         what = f"all of {name}"
-    scale = options.scale_for(max(rates))
+    scale = sizing.scale_for(max(rates), options.trace_scale)
     peak = max(rates) * scale
     what += (f" ({len(rates)} s, {sum(rates) * scale:.0f} requests, peak {peak:.1f} req/s after scale {scale:g}; "
-             f"one worker saturates at ~{options.worker_capacity_rps:g} req/s)")
+             f"one worker saturates at ~{sizing.worker_capacity_rps:g} req/s)")
     return path, scale, what
 
 
@@ -56,10 +69,10 @@ def plan_for(name: str, options: Options, trace: Path, scale: float, run_dir: Pa
     return RunPlan(name, name, lo, hi, lo, trace, scale, run_dir)
 
 
-def execute(options: Options, plan: RunPlan, console: TextIO = sys.stdout) -> dict:
+def execute(options: Options, sizing: Sizing, plan: RunPlan, console: TextIO = sys.stdout, label: str = "") -> dict:
     """Run the stack over the trace; return the analysed result (also written to run.json)."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(options, plan, console)
+    stack = Stack(options, sizing, plan, console, label)
     with stack:
         stack.replay()
         summary = json.loads((stack.loadtest_dir / "summary.json").read_text())
@@ -67,12 +80,14 @@ def execute(options: Options, plan: RunPlan, console: TextIO = sys.stdout) -> di
                                             summary["run"]["end_unix_s"])
     result = analyse(plan.run_dir, replicas, problems)
     result["name"] = plan.name
+    result["run_dir_name"] = plan.run_dir.name
     result["plan"] = plan.as_dict()
     result["stop"] = stack.stop_report
+    result["sizing"] = sizing.as_dict()
     result["autoscaler_env"] = {k: v for k, v in stack.autoscaler_env().items()
                                 if k not in ("PROMETHEUS_URL", "GUNICORN_PIDFILE")}
     (plan.run_dir / "run.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot_timeline(plan.run_dir / "timeline.png", result, options.slo_p95_ms,
+    plot_timeline(plan.run_dir / "timeline.png", result, sizing.slo_ms,
                   f"{plan.name}: {Path(plan.trace).name} x{plan.scale:g}, {plan.min_replicas}..{plan.max_replicas} "
-                  f"workers, SLO p95 {options.slo_p95_ms:g} ms")
+                  f"workers, SLO p95 {sizing.slo_ms:g} ms")
     return result

@@ -20,8 +20,10 @@ from typing import TextIO
 import requests
 
 from local.config import REPO, Options
+from local.live import LiveLine
 from local.processes import HOST, Child, StartError, child_env, group_members, listening, port_in_use, wait_for
 from local.prometheus_config import write_config
+from local.sizing import Sizing
 
 PYTHON = sys.executable
 # Readiness probes are cheap; polling them fast shortens every run's start-up.
@@ -66,6 +68,17 @@ def prometheus_binary() -> str:
     return path
 
 
+def gunicorn_env(*, port: int, pidfile: Path, metrics_dir: Path, workers: int, model_weights: str,
+                 max_queue: int) -> dict[str, str]:
+    """The service's environment in the local stack (and for the calibration worker)."""
+    return {
+        "PORT": str(port), "BIND_HOST": HOST, "WEB_CONCURRENCY": str(workers), "GUNICORN_PIDFILE": str(pidfile),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
+        "TORCH_THREADS": "1", "MODEL_WEIGHTS": model_weights, "MAX_QUEUE": str(max_queue),
+    }
+
+
 def _http_ok(url: str) -> bool:
     return requests.get(url, timeout=2).status_code == 200
 
@@ -73,8 +86,11 @@ def _http_ok(url: str) -> bool:
 class Stack:
     """Context manager: `with Stack(...) as stack: stack.replay()`; leaving it stops every child."""
 
-    def __init__(self, options: Options, plan: RunPlan, console: TextIO = sys.stdout):
+    def __init__(self, options: Options, sizing: Sizing, plan: RunPlan, console: TextIO = sys.stdout,
+                 label: str = ""):
         self.options = options
+        self.label = label
+        self.sizing = sizing
         self.plan = plan
         self.console = console
         self.run_dir = plan.run_dir
@@ -146,12 +162,8 @@ class Stack:
 
     def _start_gunicorn(self) -> None:
         o, p = self.options, self.plan
-        env = {
-            "PORT": str(o.service_port), "BIND_HOST": HOST, "WEB_CONCURRENCY": str(p.initial_replicas),
-            "GUNICORN_PIDFILE": str(self.pidfile), "PROMETHEUS_MULTIPROC_DIR": str(self.state_dir / "metrics"),
-            # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
-            "TORCH_THREADS": "1", "MODEL_WEIGHTS": o.model_weights, "MAX_QUEUE": str(o.max_queue),
-        }
+        env = gunicorn_env(port=o.service_port, pidfile=self.pidfile, metrics_dir=self.state_dir / "metrics",
+                           workers=p.initial_replicas, model_weights=o.model_weights, max_queue=self.sizing.max_queue)
         child = self._spawn("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], env)
         self._wait_ready(child, lambda: _http_ok(f"{self.service_url}/readyz")
                          and len(self.ready_workers()) >= p.initial_replicas,
@@ -173,12 +185,12 @@ class Stack:
         return any(r["value"][1] == "1" for r in body["data"]["result"])
 
     def autoscaler_env(self) -> dict[str, str]:
-        o, p = self.options, self.plan
+        o, p, sizing = self.options, self.plan, self.sizing
         # Sizing defaults: a value already set in the environment wins, so any knob can be tuned by hand.
         tunable = {
-            **o.timings.autoscaler_env(),
-            "CAPACITY_RPS_PER_REPLICA": str(o.capacity_within_slo_rps),
-            "TARGET_INFLIGHT_PER_REPLICA": str(o.target_inflight_per_replica),
+            **sizing.timings.autoscaler_env(),
+            "CAPACITY_RPS_PER_REPLICA": f"{sizing.capacity_within_slo_rps:g}",
+            "TARGET_INFLIGHT_PER_REPLICA": f"{sizing.target_inflight_per_replica:g}",
             # Several 1 s scrapes: one missed scrape is not an outage.
             "STALE_AFTER_S": "10",
         }
@@ -186,7 +198,7 @@ class Stack:
         env.update({
             "SCALER": "gunicorn", "GUNICORN_PIDFILE": str(self.pidfile), "PROMETHEUS_URL": self.prometheus_url,
             "POLICY": p.policy, "MIN_REPLICAS": str(p.min_replicas), "MAX_REPLICAS": str(p.max_replicas),
-            "SLO_P95_MS": f"{o.slo_p95_ms:g}", "METRICS_HOST": HOST, "METRICS_PORT": str(o.autoscaler_port),
+            "SLO_P95_MS": f"{sizing.slo_ms:g}", "METRICS_HOST": HOST, "METRICS_PORT": str(o.autoscaler_port),
         })
         if p.hpa_target_cpu is not None:
             env["HPA_TARGET_CPU"] = f"{p.hpa_target_cpu:g}"
@@ -200,10 +212,11 @@ class Stack:
     def replay(self) -> int:
         """Run the load tester to the end of the trace; return its exit status. Fails if a part dies meanwhile."""
         o, p = self.options, self.plan
+        status_file = self.state_dir / "loadtester-status.json"
         argv = [PYTHON, "-m", "loadtester", "--url", self.service_url, "--trace", str(p.trace),
                 "--out", str(self.loadtest_dir), "--seed", str(o.seed), "--scale", f"{p.scale:g}",
-                "--slo-ms", f"{o.slo_p95_ms:g}", "--window", "10", "--prometheus", self.prometheus_url,
-                "--no-progress"]
+                "--slo-ms", f"{self.sizing.slo_ms:g}", "--window", "10", "--prometheus", self.prometheus_url,
+                "--no-progress", "--status-file", str(status_file)]
         self._say(f"replaying {p.trace.name} (scale {p.scale:g}, seed {o.seed}) against {self.service_url}")
         # On a busy machine the workers (dozens of threads each) can starve the load tester, whose sends
         # would then slip behind schedule and count as service latency. A higher priority keeps the client
@@ -211,13 +224,22 @@ class Stack:
         # Raising priority needs root; without it the load tester runs at the usual priority (and its
         # summary reports any lag).
         child = self._spawn("loadtester", argv, {}, nice=LOADTESTER_NICE)
-        while child.alive():
-            for name in ("gunicorn", "prometheus", "autoscaler"):
-                part = self.children[name]
-                if not part.alive():
-                    raise StartError(f"{name} exited with status {part.proc.returncode} during the replay; "
-                                     f"the end of {part.log_path}:\n{part.log_tail()}")
-            time.sleep(0.5)
+        # With -v the children's own lines go to the console, which a redrawn line would garble.
+        live = None if o.verbose else LiveLine(self.console, status_file, self.decision_log, self.sizing.slo_ms,
+                                                 self.label or p.name)
+        try:
+            while child.alive():
+                for name in ("gunicorn", "prometheus", "autoscaler"):
+                    part = self.children[name]
+                    if not part.alive():
+                        raise StartError(f"{name} exited with status {part.proc.returncode} during the replay; "
+                                         f"the end of {part.log_path}:\n{part.log_tail()}")
+                if live is not None:
+                    live.update()
+                time.sleep(0.5)
+        finally:
+            if live is not None:
+                live.close()
         status = child.stop()
         if status not in (0, None) or not (self.loadtest_dir / "summary.json").is_file():
             raise StartError(f"the load tester exited with status {status}; the end of {child.log_path}:\n"

@@ -20,8 +20,9 @@ def test_a_signal_during_the_replay_stops_every_part_and_frees_every_port(tmp_pa
     while len(set(ports)) < 3:
         ports[2] = free_port()
     out = tmp_path / "run"
+    # A given worker capacity skips the calibration: what is tested is the stop, not the sizing.
     argv = [PYTHON, "-m", "local", "demo", "--quick", "-v", "--out", str(out), "--service-port", str(ports[0]),
-            "--prometheus-port", str(ports[1]), "--autoscaler-port", str(ports[2])]
+            "--prometheus-port", str(ports[1]), "--autoscaler-port", str(ports[2]), "--worker-capacity-rps", "30"]
     child = start_child("local-demo", argv, tmp_path / "logs")
     pids_file = out / "state" / "pids.json"
     try:

@@ -10,38 +10,25 @@ import subprocess
 import pytest
 import yaml
 
-from local.config import (COMPARE_RUNS, FULL_TIMINGS, QUICK_TIMINGS, OptionError, Options, default_max_replicas,
-                          describe, load_options)
+from local.config import COMPARE_RUNS, OptionError, Options, default_max_replicas, describe, load_options
 from local.prometheus_config import scrape_interval_s, write_config
 from local.run import plan_for
 from tests.support import PYTHON, REPO, free_port, promtool_binary
 
 
-def test_defaults_fit_a_two_core_machine():
+def test_defaults_derive_the_sizing_from_a_measurement():
     options = load_options(["demo"], environ={})
     assert (options.min_replicas, options.policy, options.model_weights) == (1, "slo", "random")
     assert (options.service_port, options.prometheus_port, options.autoscaler_port) == (8000, 9090, 9100)
-    assert options.slo_p95_ms == 1000
-    assert options.capacity_within_slo_rps == 18.75
-    assert options.timings == FULL_TIMINGS
-    assert load_options(["demo", "--quick"], environ={}).timings == QUICK_TIMINGS
+    # 0: derived from the machine's measured worker, not one machine's constants.
+    assert (options.slo_p95_ms, options.worker_capacity_rps, options.max_queue, options.trace_scale) == (0, 0, 0, 0)
+    assert (options.recalibrate, options.repeat) == (False, 2)
 
 
 @pytest.mark.parametrize("cpus, expected", [(1, 1), (2, 2), (3, 2), (4, 3), (16, 15)],
                          ids=["1-cpu", "2-cpus", "3-cpus", "4-cpus", "16-cpus"])
 def test_default_max_replicas_leaves_a_core_to_the_rest_above_two_cpus(cpus, expected):
     assert default_max_replicas(cpus) == expected
-
-
-@pytest.mark.parametrize("quick, peak_rps, expected", [(False, 32.6, 0.9202), (True, 32.6, 0.4985),
-                                                       (False, 10.0, 3.0)],
-                         ids=["full-wl", "quick-wl", "small-trace"])
-def test_trace_scale_puts_the_peak_at_a_multiple_of_one_workers_capacity(quick, peak_rps, expected):
-    assert Options(quick=quick).scale_for(peak_rps) == pytest.approx(expected, abs=1e-4)
-
-
-def test_an_explicit_trace_scale_wins():
-    assert Options(trace_scale=0.5).scale_for(32.6) == 0.5
 
 
 @pytest.mark.parametrize("argv, environ, message", [
@@ -51,6 +38,9 @@ def test_an_explicit_trace_scale_wins():
     (["demo", "--service-port", "70000"], {}, "--service-port=70000: expected 1..65535 port"),
     (["demo", "--service-port", "9090"], {}, "ports must differ"),
     (["demo", "--slo-ms", "nan"], {}, "--slo-ms=nan: expected 10..60000 ms"),
+    (["demo", "--slo-ms", "5"], {}, "--slo-ms=5: expected 10..60000 ms"),
+    (["compare", "--repeat", "0"], {}, "--repeat=0: expected 1..20 runs"),
+    (["demo"], {"WORKER_CAPACITY_RPS": "-3"}, "--worker-capacity-rps=-3: expected 0.5..10000 req/s"),
     (["demo", "--policy", "fastest"], {}, "--policy='fastest': expected one of slo, hpa, static"),
     (["compare", "--policies", "slo,hpa-70"], {}, "--policies='slo,hpa-70': expected a comma-separated subset"),
     (["demo", "--trace", "/nonexistent/wl.txt"], {}, "--trace='/nonexistent/wl.txt': no such file"),
@@ -59,6 +49,7 @@ def test_an_explicit_trace_scale_wins():
     (["serve"], {}, "invalid choice: 'serve'"),
     (["demo", "--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
 ], ids=["fractional-replicas", "zero-min", "min-above-max", "port-out-of-range", "same-ports", "nan-slo",
+        "slo-below-range", "no-repeats", "negative-capacity",
         "unknown-policy", "unknown-compare-run", "missing-trace", "bad-env-value", "env-out-of-range",
         "unknown-mode", "unknown-flag"])
 def test_bad_options_name_the_option_the_value_and_the_range(argv, environ, message):
