@@ -5,10 +5,12 @@
 Measures, in one run:
   1. the in-process ceiling: decode + preprocess + model with no HTTP, for several batch sizes and
      splits of the cores into processes x torch threads;
-  2. the service under gunicorn over HTTP at saturation (closed-loop concurrency sweep), p50/p99;
+  2. the service under gunicorn over HTTP at saturation (closed-loop concurrency sweep), p50/p99, run with
+     the split of the cores the ceiling found best, and the CPU the load generator itself used;
   3. open-loop p99 at 70% of the service's max throughput vs. unloaded single-request latency;
   4. open-loop 2x overload: goodput and the p99 latency of the 503 answers;
-  5. the prototype-style baseline (bench/prototype_app.py) at saturation.
+  5. the prototype-style baseline (bench/prototype_app.py) at saturation, with its spread over the rounds
+     (its oversubscribed threads make it swing from round to round).
 The ceiling, service and baseline alternate within the run (this machine's speed drifts 10-20% from
 one minute to the next) and the table reports ratios. Results also go to bench/results/service-*.json.
 """
@@ -91,6 +93,7 @@ class Sample:
     latencies_s: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
+    client_cores: float = 0.0   # CPU the load generator (this process) used meanwhile, in cores
 
     def rate(self, status: int = 200) -> float:
         return sum(1 for s in self.statuses if s == status) / self.elapsed_s if self.elapsed_s else 0.0
@@ -135,11 +138,13 @@ def closed_loop(port: int, concurrency: int, seconds: float, images: list[bytes]
                     sample.statuses.append(status)
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     sample.elapsed_s = seconds
+    sample.client_cores = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     return sample
 
 
@@ -153,9 +158,11 @@ def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
         trace = Path(tmp) / "constant.txt"
         trace.write_text("\n".join([f"{rate_rps:.3f}"] * int(seconds)) + "\n")
         out = Path(tmp) / "out"
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         with open(os.devnull, "w") as quiet:
             run(Options(url=url, trace=trace, out=out, seed=seed, progress=False, timeout_s=60), console=quiet)
-        sample = Sample(elapsed_s=float(int(seconds)))
+        sample = Sample(elapsed_s=float(int(seconds)),
+                        client_cores=(time.process_time() - cpu0) / (time.perf_counter() - wall0))
         with open(out / "requests.csv") as f:
             for row in csv.DictReader(f):
                 if row["latency_ms"] and row["status"]:
@@ -166,9 +173,9 @@ def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
 
 # --- servers ---
 
-def start_service(tmp: Path, workers: int):
+def start_service(tmp: Path, workers: int, threads: int = 1):
     port = free_port()
-    env = {"MODEL_WEIGHTS": "random", "TORCH_THREADS": "1", "PORT": str(port), "BIND_HOST": "127.0.0.1",
+    env = {"MODEL_WEIGHTS": "random", "TORCH_THREADS": str(threads), "PORT": str(port), "BIND_HOST": "127.0.0.1",
            "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
     child = start_child("service", [sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp,
                         env=env)
@@ -223,6 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     levels = sorted({2 * cpus, 8 * cpus, 16 * cpus})
     best: dict[str, float] = {}
     detail: dict[str, dict] = {}
+    baseline_rounds: list[float] = []
 
     def keep(name: str, value: float, info: dict) -> None:
         if value > best.get(name, -1):
@@ -237,23 +245,30 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"  ceiling {p} proc x {t} thread, batch {b}: {rate:.1f} img/s", file=sys.stderr)
                 keep(f"ceiling {p}x{t} b{b}", rate, {})
                 keep("ceiling", rate, {"processes": p, "threads": t, "batch": b})
-            child, port = start_service(tmp / f"service{r}", cpus)
+            # The service runs with the split of the cores the ceiling found best so far (workers x threads).
+            split = detail["ceiling"]["processes"], detail["ceiling"]["threads"]
+            child, port = start_service(tmp / f"service{r}", *split)
             try:
                 c, sample = best_closed_loop(port, levels, args.seconds, images)
-                print(f"  service: {sample.rate():.1f} req/s at concurrency {c}", file=sys.stderr)
+                print(f"  service ({split[0]} workers x {split[1]} threads): {sample.rate():.1f} req/s at "
+                      f"concurrency {c}; load generator {sample.client_cores:.2f} cores", file=sys.stderr)
                 keep("service", sample.rate(), {"concurrency": c, "p50_ms": sample.pct(50), "p99_ms": sample.pct(99),
-                                                "non_200": len([s for s in sample.statuses if s != 200])})
+                                                "non_200": len([s for s in sample.statuses if s != 200]),
+                                                "workers": split[0], "threads": split[1],
+                                                "client_cores": sample.client_cores})
             finally:
                 child.stop()
             child, port = start_baseline(tmp / f"baseline{r}", cpus)
             try:
                 c, sample = best_closed_loop(port, levels[:2], args.seconds, images)
                 print(f"  baseline: {sample.rate():.1f} req/s at concurrency {c}", file=sys.stderr)
+                baseline_rounds.append(sample.rate())
                 keep("baseline", sample.rate(), {"concurrency": c, "p50_ms": sample.pct(50), "p99_ms": sample.pct(99)})
             finally:
                 child.stop()
 
-        child, port = start_service(tmp / "service-open", cpus)
+        split = detail["service"]["workers"], detail["service"]["threads"]
+        child, port = start_service(tmp / "service-open", *split)
         url = f"http://127.0.0.1:{port}"
         try:
             unloaded = closed_loop(port, 1, args.seconds, images)
@@ -270,14 +285,17 @@ def main(argv: list[str] | None = None) -> dict:
         *[(f"   ceiling {name.split(' ', 1)[1]}", f"{v:.1f} img/s", f"{v / ceiling_rps:.2f}", "")
           for name, v in best.items() if name.startswith("ceiling ")],
         ("2. service over HTTP at saturation", f"{best['service']:.1f} req/s", f"{best['service'] / ceiling_rps:.2f}",
-         "p50 {p50_ms:.0f} ms, p99 {p99_ms:.0f} ms at concurrency {concurrency}".format(**detail["service"])),
+         "{workers} workers x {threads} threads; p50 {p50_ms:.0f} ms, p99 {p99_ms:.0f} ms at concurrency "
+         "{concurrency}; the load generator used {client_cores:.2f} cores".format(**detail["service"])),
         ("3. unloaded single-request latency", f"{unloaded.pct(50):.0f} ms p50", "",
          f"p99 {unloaded.pct(99):.0f} ms"),
         ("   open loop at 70% of max: p99", f"{at70.pct(99):.0f} ms", f"{at70.pct(99) / unloaded.pct(50):.2f}",
          f"x unloaded p50; {at70.rate():.1f} req/s ok, {len(at70.statuses) - at70.statuses.count(200)} not ok"),
         ("4. open loop at 2x max: goodput", f"{over.rate():.1f} req/s", f"{over.rate() / best['service']:.2f}",
-         f"x max; {over.statuses.count(503)} answered 503, their p99 {over.pct(99, 503):.1f} ms"),
+         f"x max; {over.statuses.count(503)} answered 503, their p99 {over.pct(99, 503):.1f} ms; load generator "
+         f"{over.client_cores:.2f} cores"),
         ("5. prototype-style baseline", f"{best['baseline']:.1f} req/s", f"{best['baseline'] / ceiling_rps:.2f}",
+         f"best of {len(baseline_rounds)} rounds (spread {min(baseline_rounds):.1f}-{max(baseline_rounds):.1f}); "
          f"service / baseline = {best['service'] / max(best['baseline'], 1e-9):.2f}"),
     ]
     width = max(len(r[0]) for r in rows)
@@ -294,7 +312,11 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print("\ntargets: " + "; ".join(f"{k}: {'met' if v else 'MISSED' if v is not None else 'n/a'}"
                                     for k, v in targets.items()))
+    print(f"split of the cores: the ceiling was highest with {detail['ceiling']['processes']} process(es) x "
+          f"{detail['ceiling']['threads']} thread(s) at batch {detail['ceiling']['batch']}; the service ran with "
+          f"{split[0]} worker(s) x {split[1]} thread(s)")
     result = {"machine": machine(), "best": best, "detail": detail, "rows": rows, "targets": targets,
+              "baseline_rounds_rps": baseline_rounds,
               "unloaded_p50_ms": unloaded.pct(50), "open70_p99_ms": at70.pct(99),
               "overload_goodput_rps": over.rate(), "overload_503_p99_ms": over.pct(99, 503)}
     out_dir = REPO / "bench" / "results"
