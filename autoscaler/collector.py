@@ -5,7 +5,9 @@ What each outcome means for a decision is decided here, once:
 - a query with no series, NaN or an error -> that one input is unknown (None); the policy holds if it
   lacks what it needs (rate and in-flight for slo, CPU for hpa);
 - p95 NaN is normal when idle (0/0 in histogram_quantile); p95 +Inf means the quantile fell in the
-  histogram's +Inf bucket, i.e. slower than its largest bucket: kept as inf, a clear SLO miss.
+  histogram's +Inf bucket, i.e. slower than its largest bucket: kept as inf, a clear SLO miss;
+- a negative value, or an infinite one other than that p95, is no measurement of a rate, a count or a
+  duration (a counter reset misread, a broken recording rule, a hostile server): unknown (None), logged.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class PrometheusSource:
                 # An idle service has no quantile: not an error worth counting.
                 if not (name == "p95_s" and res.problem == "nan"):
                     errors.append((name, res.problem))
+                values[name] = None
+                continue
+            if res.value < 0:
+                errors.append((name, f"negative ({res.value:g})"))
                 values[name] = None
                 continue
             values[name] = res.value

@@ -165,6 +165,22 @@ INPUT_CASES = {
                            (("cpu_cores", "several series (2)"),)),
     "status-error-inflight": ({"inflight": QueryResult(None, "status error: bad_data")}, "inflight", None,
                               (("inflight", "status error: bad_data"),)),
+    # Not measurements: each is refused as unknown, never fed to the demand.
+    "negative-rate": ({"inference_requests_total": QueryResult(-50.0)}, "rate_rps", None,
+                      (("rate_rps", "negative (-50)"),)),
+    "negative-inflight": ({"inflight": QueryResult(-1.5)}, "inflight", None, (("inflight", "negative (-1.5)"),)),
+    "negative-cpu": ({"cpu_seconds": QueryResult(-0.5)}, "cpu_cores", None, (("cpu_cores", "negative (-0.5)"),)),
+    "negative-queue": ({"queue_depth": QueryResult(-3.0)}, "queue_depth", None, (("queue", "negative (-3)"),)),
+    "negative-p95": ({"histogram_quantile": QueryResult(-0.1)}, "p95_ms", None, (("p95_s", "negative (-0.1)"),)),
+    "nan-rate": ({"inference_requests_total": QueryResult(None, "nan")}, "rate_rps", None, (("rate_rps", "nan"),)),
+    "inf-rate": ({"inference_requests_total": QueryResult(math.inf, "inf")}, "rate_rps", None,
+                 (("rate_rps", "inf"),)),
+    "nan-inflight": ({"inflight": QueryResult(None, "nan")}, "inflight", None, (("inflight", "nan"),)),
+    "inf-inflight": ({"inflight": QueryResult(math.inf, "inf")}, "inflight", None, (("inflight", "inf"),)),
+    "nan-cpu": ({"cpu_seconds": QueryResult(None, "nan")}, "cpu_cores", None, (("cpu_cores", "nan"),)),
+    "inf-cpu": ({"cpu_seconds": QueryResult(-math.inf, "inf")}, "cpu_cores", None, (("cpu_cores", "inf"),)),
+    "negative-inf-p95": ({"histogram_quantile": QueryResult(-math.inf, "inf")}, "p95_ms", None,
+                         (("p95_s", "inf"),)),
 }
 
 
