@@ -133,14 +133,17 @@ class CapacityReport:
         per_replica = within / self.replicas
         latency_ms = self.latency_at(within)
         inflight = per_replica * latency_ms / 1000.0
+        capped = within < self._within_slo(slo_ms)
+        on_curve = (f"{MAX_SUSTAINED_FRACTION:.0%} of saturation (the curve met {slo_ms:g} ms further, but no "
+                    "queue at saturation stays short)" if capped else
+                    f"{within:.1f} req/s keep p95 within {slo_ms:g} ms on the curve")
         return {
             "slo_ms": slo_ms,
             "within_slo_rps": round(within, 2),
             "capacity_rps_per_replica": round(per_replica, 2),
             "target_inflight_per_replica": round(max(inflight, 0.1), 2),
             "how": {
-                "CAPACITY_RPS_PER_REPLICA": f"{within:.1f} req/s keep p95 within {slo_ms:g} ms on the curve, "
-                                            f"divided by {self.replicas} replica(s)",
+                "CAPACITY_RPS_PER_REPLICA": f"{on_curve}, divided by {self.replicas} replica(s)",
                 "TARGET_INFLIGHT_PER_REPLICA": f"Little's law: {per_replica:.1f} req/s x {latency_ms:.0f} ms mean "
                                                "latency at that rate",
             },
@@ -232,7 +235,8 @@ def measure(target: Target, photos: list[Photo], settings: ProbeSettings = Probe
             best = (concurrency, sample)
         # Two doublings without gain: one flat step can be noise, or a batch that has not filled yet.
         flat = 0 if grew else flat + 1
-        if flat >= 2 or sample.failed > 0.01 * max(sample.count, 1):
+        falling = sample.ok_rps < (1 - 2 * SATURATION_GAIN) * best[1].ok_rps
+        if flat >= 2 or falling or sample.failed > 0.01 * max(sample.count, 1):
             break
         concurrency *= 2
     best_concurrency, saturated = best

@@ -55,11 +55,14 @@ def _cpu_quota() -> str:
             return Path(path).read_text().strip()
         except OSError:
             pass
+    cgroup = ""
     try:
-        cgroup = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                      if ":cpu," in line or ":cpu:" in line or ",cpu," in line or line.endswith(":cpu,cpuacct"))
-    except (OSError, StopIteration):
-        cgroup = ""
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "cpu" in controllers.split(","):
+                cgroup = path
+    except (OSError, ValueError):
+        pass
     for base in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"):
         try:
             quota = Path(f"{base}{cgroup}/cpu.cfs_quota_us").read_text().strip()

@@ -242,7 +242,19 @@ def describe() -> list[tuple[str, str, str, str, str]]:
     for f in fields(Options):
         meta = f.metadata
         default = {"out": "reports/<UTC time>", "trace": "wl.txt (the repository's)"}.get(f.name, _fmt(f.default))
-        if meta["zero_means"] and f.name != "out":
-            default = f"{default} ({meta['zero_means']})"
+        if isinstance(f.default, bool):
+            default = "on" if f.default else "off"
+        if meta["zero_means"] and f.name not in ("out", "calibration_dir"):
+            default = f"{default} = {meta['zero_means']}"
+        elif f.name == "calibration_dir":
+            default = meta["zero_means"]
         rows.append((meta["flag"], meta["env"] or "", default, meta["unit"], meta["doc"]))
     return rows
+
+
+def options_table() -> list[str]:
+    """The README's table of options, generated from the fields above (a test keeps the two equal)."""
+    lines = ["| flag | env var | default | unit | meaning |", "|---|---|---|---|---|"]
+    for flag, env, default, unit, doc in describe():
+        lines.append(f"| `{flag}` | {f'`{env}`' if env else '-'} | {default} | {unit or '-'} | {doc} |")
+    return lines
