@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .scalers import ScalerError, ScalerStatus
+from .scaling import ScalerError, ScalerStatus
 
 
 def children(pid: int) -> list[int]:

@@ -20,20 +20,32 @@ The observation is aggregated (Prometheus' sum of worker CPU), not per pod: the 
 is the sum over all of them, and pods that exist but are not ready are the "ignored" pods; the
 aggregate cannot show pods without a metric, so the loop passes none (the rule is ported and tested). A replica
 requests one CPU (the manifests' request), so utilization = CPU cores / ready replicas.
+
+What horizontal.go keeps per HPA between syncs (recommendations, scale events) is its own `HpaState`,
+carried in `State.policy`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .config import Config
-from .policy import Decision, Observation, State
+from .decision import Decision, Observation, State
 
 SCALE_UP_PODS = 4        # default behavior.scaleUp.policies: {type: Pods, value: 4, periodSeconds: 15}
 SCALE_UP_PERCENT = 100   # default behavior.scaleUp.policies: {type: Percent, value: 100, periodSeconds: 15}
 SCALE_DOWN_PERCENT = 100  # default behavior.scaleDown.policies: {type: Percent, value: 100, periodSeconds: 15}
 REQUEST_MILLICORES = 1000  # each replica requests one core
+
+
+@dataclass(frozen=True)
+class HpaState:
+    """What the hpa policy remembers between polls (in `State.policy`): (t_s, replicas) pairs."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()  # for the scale-down stabilization window
+    scale_up_events: tuple[tuple[float, int], ...] = ()   # replicas added, for the scale-up rate limit
+    scale_down_events: tuple[tuple[float, int], ...] = ()  # replicas removed, for the scale-down rate limit
 
 
 def utilization_ratio(cpu_millicores: int, pods: int, target_percent: int) -> tuple[float, int]:
@@ -95,6 +107,7 @@ def scale_down_limit(current: int, up_events, down_events, now_s: float, period_
 
 
 def decide_hpa(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
+    own: HpaState = state.policy
     current = obs.current_replicas
     details: dict[str, object] = {}
     if current == 0:
@@ -117,18 +130,19 @@ def decide_hpa(obs: Observation, state: State, config: Config, now_s: float) -> 
 
     # stabilizeRecommendationWithBehaviors (scale-up window 0 s: only the current recommendation).
     down_cutoff = now_s - config.hpa_scale_down_stabilization_s
-    window = tuple(r for r in state.hpa_recommendations if r[0] > down_cutoff)
+    window = tuple(r for r in own.recommendations if r[0] > down_cutoff)
     up_rec = proposed
     down_rec = max([proposed] + [r for _, r in window])
     stabilized = min(max(current, up_rec), down_rec)
-    state = replace(state, hpa_recommendations=window + ((now_s, proposed),))
+    own = replace(own, recommendations=window + ((now_s, proposed),))
     details["stabilized"] = stabilized
 
     # convertDesiredReplicasWithBehaviorRate
     period = config.hpa_policy_period_s
-    up_events = tuple(e for e in state.hpa_scale_up_events if e[0] > now_s - period)
-    down_events = tuple(e for e in state.hpa_scale_down_events if e[0] > now_s - period)
-    state = replace(state, hpa_scale_up_events=up_events, hpa_scale_down_events=down_events)
+    up_events = tuple(e for e in own.scale_up_events if e[0] > now_s - period)
+    down_events = tuple(e for e in own.scale_down_events if e[0] > now_s - period)
+    own = replace(own, scale_up_events=up_events, scale_down_events=down_events)
+    state = replace(state, policy=own)
     desired, note = stabilized, ""
     if stabilized > current:
         limit = max(scale_up_limit(current, up_events, down_events, now_s, period), current)
@@ -159,9 +173,10 @@ def decide_hpa(obs: Observation, state: State, config: Config, now_s: float) -> 
 def _record(obs: Observation, state: State, config: Config, now_s: float, desired: int, reason: str,
             kind: str, details) -> Decision:
     """horizontal.go storeScaleEvent: remember the change for the rate limits of the next periods."""
+    own: HpaState = state.policy
     change = desired - obs.current_replicas
     if change > 0:
-        state = replace(state, hpa_scale_up_events=state.hpa_scale_up_events + ((now_s, change),))
+        own = replace(own, scale_up_events=own.scale_up_events + ((now_s, change),))
     elif change < 0:
-        state = replace(state, hpa_scale_down_events=state.hpa_scale_down_events + ((now_s, -change),))
-    return Decision(desired, state, reason, kind, details=details)
+        own = replace(own, scale_down_events=own.scale_down_events + ((now_s, -change),))
+    return Decision(desired, replace(state, policy=own), reason, kind, details=details)

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Callable
 
-from .scalers import FatalScalerError, ScalerError, ScalerStatus
+from .scaling import FatalScalerError, ScalerError, ScalerStatus
 
 MERGE_PATCH = "application/merge-patch+json"
 RBAC_HINT = ("the autoscaler's ServiceAccount needs a Role in namespace {ns} with the rules "

@@ -14,7 +14,7 @@ from typing import Callable, TextIO
 from .collector import Metrics, MetricsSource
 from .config import Config
 from .policy import Decision, Observation, State, decide
-from .scalers import FatalScalerError, Scaler, ScalerError, ScalerStatus
+from .scaling import FatalScalerError, Scaler, ScalerError, ScalerStatus
 from .telemetry import Telemetry
 
 MAX_BACKOFF_S = 60.0
@@ -119,8 +119,10 @@ class Loop:
         t.current.set(status.current)
         t.ready.set(status.ready)
         t.panic.set(1 if decision.panic else 0)
-        if decision.state.capacity_rps is not None:
-            t.capacity.set(decision.state.capacity_rps)
+        # A learned capacity is the slo policy's (SloState); policies without one leave the gauge alone.
+        capacity = getattr(decision.state.policy, "capacity_rps", None)
+        if capacity is not None:
+            t.capacity.set(capacity)
         line = {
             "time": self._now_iso(), "event": "decision", "policy": self.config.policy,
             "rate_rps": _num(obs.rate_rps), "p95_ms": _num(obs.p95_ms, 1), "inflight": _num(obs.inflight),

@@ -21,15 +21,18 @@ Why each piece exists:
   SCALE_DOWN_STEP_S, never while panicking, while p95 misses the SLO, or in the first stable window
   after a restart (its windows are empty, the past is unknown);
 - tolerance: demand within 10% of the current capacity holds, so noise does not flap.
+
+What it remembers between polls (windows, recommendations, panic, learned capacity) is its own
+`SloState`, carried in `State.policy`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .config import Config
-from .policy import Decision, Observation, Sample, State, clamp
+from .decision import Decision, Observation, State, clamp
 
 # Capacity learning: how far one observation moves the estimate, and how far the estimate may move
 # from the configured value (a bad metric must not teach it that a replica serves 0 or 1e6 req/s).
@@ -42,6 +45,26 @@ ROOM_SLO = 0.5
 # The utilization law needs replicas busy enough to measure (cores per replica) and not saturated.
 CPU_BUSY = 0.1
 CPU_SATURATED = 0.9
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float
+    rate_rps: float | None
+    inflight: float | None
+
+
+@dataclass(frozen=True)
+class SloState:
+    """What the slo policy remembers between polls (in `State.policy`)."""
+
+    samples: tuple[Sample, ...] = ()                    # the stable window (panic and forecast use its tail)
+    recommendations: tuple[tuple[float, int], ...] = ()  # (t_s, replicas) for scale-down stabilization
+    last_scale_down_s: float | None = None
+    panic_until_s: float | None = None
+    settled_at_s: float | None = None                   # metrics reflect the current replicas from then on
+    capacity_rps: float | None = None                   # learned per-replica capacity
+    traffic_since_s: float | None = None                # when the rate last rose above 0 (None while idle)
 
 
 def _mean(values) -> float | None:
@@ -107,13 +130,14 @@ def _ceil(x: float) -> int:
 
 
 def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
+    own: SloState = state.policy
     current = obs.current_replicas
-    capacity = state.capacity_rps if state.capacity_rps is not None else config.capacity_rps_per_replica
+    capacity = own.capacity_rps if own.capacity_rps is not None else config.capacity_rps_per_replica
     # Windowed signals (rate, p95) describe the last RATE_WINDOW_S: after a change of capacity they
     # still show the old one for that long. Latency feedback and capacity learning wait for them, or a
     # single overload would be answered again (and learned from) once the new replicas already serve.
     starting = max(current - obs.ready_replicas, 0)
-    settled_at = state.settled_at_s
+    settled_at = own.settled_at_s
     if starting:
         settled_at = now_s + config.rate_window_s
     settled = settled_at is None or now_s >= settled_at
@@ -124,7 +148,7 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     # would answer the same shortage twice, so the rate alone speaks (unless it is unknown).
     # Such samples are also kept out of the windows, where they would inflate the next minute's demand.
     use_inflight = not (starting and obs.rate_rps is not None and capacity > 0)
-    samples = tuple(s for s in state.samples if s.t_s > now_s - config.stable_window_s)
+    samples = tuple(s for s in own.samples if s.t_s > now_s - config.stable_window_s)
     samples += (Sample(now_s, obs.rate_rps, obs.inflight if use_inflight else None),)
     panic_samples = [s for s in samples if s.t_s > now_s - config.panic_window_s] or [samples[-1]]
 
@@ -135,7 +159,7 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     need_panic = _demand(_mean(s.rate_rps for s in panic_samples), inflight_mean(panic_samples), capacity, config)
     # A windowed rate() ramps up over RATE_WINDOW_S whenever traffic starts from idle, however flat the
     # traffic itself is: that ramp is no trend, so the forecast fits only samples whose window was full.
-    traffic_since = state.traffic_since_s
+    traffic_since = own.traffic_since_s
     if obs.rate_rps is None or obs.rate_rps <= 0:
         traffic_since = None
     elif traffic_since is None:
@@ -146,7 +170,7 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
     if slope is not None and slope > 0 and obs.rate_rps is not None and capacity > 0:
         need_forecast = (obs.rate_rps + slope * config.forecast_horizon_s) / (capacity * config.target_utilization)
 
-    panic_until = state.panic_until_s
+    panic_until = own.panic_until_s
     if need_panic >= config.panic_threshold * max(obs.ready_replicas, 1):
         panic_until = now_s + config.stable_window_s
     panic = panic_until is not None and now_s < panic_until
@@ -170,17 +194,18 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
 
     unbounded = want
     want = clamp(want, config.min_replicas, config.max_replicas)
-    recommendations = tuple(r for r in state.recommendations
+    recommendations = tuple(r for r in own.recommendations
                             if r[0] > now_s - config.scale_down_stabilization_s) + ((now_s, want),)
     details = {"need_stable": round(need_stable, 3), "need_panic": round(need_panic, 3),
                "need_forecast": round(need_forecast, 3), "capacity_rps": round(capacity, 3), "want": want}
-    new_state = replace(state, samples=samples, recommendations=recommendations, panic_until_s=panic_until,
-                        capacity_rps=capacity, settled_at_s=settled_at, traffic_since_s=traffic_since)
+    new_own = replace(own, samples=samples, recommendations=recommendations, panic_until_s=panic_until,
+                      capacity_rps=capacity, settled_at_s=settled_at, traffic_since_s=traffic_since)
 
     def done(replicas: int, reason: str, kind: str, **changes) -> Decision:
         if replicas > current:  # (after a scale-down the lagging p95 understates, so no wait is needed)
             changes["settled_at_s"] = now_s + config.rate_window_s
-        return Decision(replicas, replace(new_state, **changes), reason, kind, panic, details)
+        return Decision(replicas, replace(state, policy=replace(new_own, **changes)), reason, kind, panic,
+                        details)
 
     load_text = _load_text(obs, need, capacity, config)
     if current > config.max_replicas:
@@ -212,8 +237,8 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
         if stabilized >= current:
             return done(current, f"hold: stabilizing, max recommendation {stabilized} over "
                         f"{_fmt_s(config.scale_down_stabilization_s)} ({load_text})", "stabilizing")
-        if state.last_scale_down_s is not None and now_s - state.last_scale_down_s < config.scale_down_step_s:
-            return done(current, f"hold: last scale-down {now_s - state.last_scale_down_s:.0f}s ago, one per "
+        if own.last_scale_down_s is not None and now_s - own.last_scale_down_s < config.scale_down_step_s:
+            return done(current, f"hold: last scale-down {now_s - own.last_scale_down_s:.0f}s ago, one per "
                         f"{_fmt_s(config.scale_down_step_s)}", "step")
         target = max(current - 1, stabilized, config.min_replicas)
         return done(target, f"scale-down: {load_text}", "load", last_scale_down_s=now_s)

@@ -75,6 +75,11 @@ def _warm_state(config: Config, now_s: float) -> State:
     return state
 
 
+def _history_entries(state: State) -> int:
+    """Entries in the policy's windows and event lists (the tuples of its own state): what a call scans."""
+    return sum(len(value) for value in vars(state.policy).values() if isinstance(value, tuple))
+
+
 def bench_policy(policy: str, calls: int) -> dict:
     config = Config(scaler="dry-run", policy=policy, poll_interval_s=1, stall_after_s=60).validate()
     now = 10_000.0
@@ -87,7 +92,7 @@ def bench_policy(policy: str, calls: int) -> dict:
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"policy": policy, "calls": calls, "wall_us_per_call": wall / calls * 1e6,
             "cpu_us_per_call": cpu / calls * 1e6,
-            "history_entries": len(state.samples) + len(state.recommendations) + len(state.hpa_recommendations)}
+            "history_entries": _history_entries(state)}
 
 
 def bench_loop(decisions: int) -> dict:

@@ -1,14 +1,18 @@
-"""The decider, as a pure function: scenarios for the slo policy, hand-computed HPA examples, and the
-rules shared by every policy (missing data, fallback, static)."""
+"""The decider, as a pure function: scenarios for the slo policy, hand-computed HPA examples, the
+rules shared by every policy (missing data, fallback, static), and the registry that ties them together."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pytest
 
+from autoscaler import config as config_module
 from autoscaler.config import Config
-from autoscaler.hpa import calculate_replicas, scale_up_limit
+from autoscaler.hpa import HpaState, calculate_replicas, scale_up_limit
+from autoscaler.policies import POLICIES
 from autoscaler.policy import Observation, State, decide
+from autoscaler.slo import SloState
 
 POLL_S = 5.0
 
@@ -202,9 +206,9 @@ def test_latency_feedback_and_learning_wait_until_the_windows_show_the_new_capac
     up = decide(Observation(1, 1, rate_rps=12.0, p95_ms=812.0, inflight=1.0), State(started_s=0.0), cfg, 100.0)
     assert up.replicas == 2
     d = decide(lagging, up.state, cfg, 110.0)
-    assert (d.replicas, d.kind) == (2, "settling") and d.state.capacity_rps == 10
+    assert (d.replicas, d.kind) == (2, "settling") and d.state.policy.capacity_rps == 10
     d = decide(lagging, d.state, cfg, 131.0)  # 30 s on, the p95 is the new replicas' own
-    assert (d.replicas, d.kind) == (4, "latency") and d.state.capacity_rps < 10
+    assert (d.replicas, d.kind) == (4, "latency") and d.state.policy.capacity_rps < 10
 
 
 CAPACITY_CASES = {
@@ -224,7 +228,7 @@ CAPACITY_CASES = {
 def test_capacity_is_corrected_online(p95_ms, rate, cpu, expected):
     cfg = slo_config(capacity_learning=True)
     obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0, cpu_cores=cpu)
-    assert decide(obs, State(started_s=0.0), cfg, 100.0).state.capacity_rps == pytest.approx(expected)
+    assert decide(obs, State(started_s=0.0), cfg, 100.0).state.policy.capacity_rps == pytest.approx(expected)
 
 
 # --- missing data, shared by all policies -----------------------------------------------------------
@@ -278,6 +282,73 @@ def test_policy_does_not_mutate_its_inputs():
     second = decide(obs, state, cfg, 100.0)
     assert state == State(started_s=0.0)
     assert first == second
+
+
+# --- the registry: every policy alike -----------------------------------------------------------------
+
+def test_every_configurable_policy_is_registered_in_the_same_order():
+    assert tuple(POLICIES) == config_module.POLICIES
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_state_is_a_frozen_dataclass_that_starts_empty(name):
+    state_type = POLICIES[name].state_type
+    assert dataclasses.is_dataclass(state_type) and state_type.__dataclass_params__.frozen
+    fresh = state_type()  # every field has a default: a policy starts with no past
+    for f in dataclasses.fields(fresh):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(fresh, f.name, getattr(fresh, f.name))
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_needs_name_observation_fields(name):
+    spec = POLICIES[name]
+    observed = {f.name for f in dataclasses.fields(Observation)}
+    assert set(spec.needs) <= observed and bool(spec.needs) == bool(spec.no_data)
+
+
+STATE_TYPE_CASES = {
+    # id: (policy, observation, state handed in)
+    "slo-first-poll": ("slo", Observation(2, 2, rate_rps=20.0, p95_ms=100.0), State()),
+    "slo-no-data": ("slo", Observation(2, 2, problem="prometheus: timeout"), State()),
+    "hpa-first-poll": ("hpa", Observation(2, 2, cpu_cores=1.6), State()),
+    "hpa-no-cpu": ("hpa", Observation(2, 2, rate_rps=20.0), State()),
+    "hpa-disabled-at-zero": ("hpa", Observation(0, 0, cpu_cores=1.0), State()),
+    "static": ("static", Observation(1, 1), State()),
+    "hpa-after-an-slo-state": ("hpa", Observation(2, 2, cpu_cores=1.6),
+                               State(started_s=0.0, policy=SloState(capacity_rps=3.0))),
+    "slo-after-an-hpa-state": ("slo", Observation(2, 2, rate_rps=20.0, p95_ms=100.0),
+                               State(started_s=0.0, policy=HpaState(recommendations=((0.0, 9),)))),
+}
+
+
+@pytest.mark.parametrize("policy,obs,state", STATE_TYPE_CASES.values(), ids=STATE_TYPE_CASES.keys())
+def test_a_decision_carries_its_policys_own_state(policy, obs, state):
+    cfg = slo_config(policy=policy)
+    d = decide(obs, state, cfg, 100.0)
+    assert type(d.state.policy) is POLICIES[policy].state_type
+    # Another policy's memory means nothing to this one: it decides as if it had none.
+    assert d == decide(obs, dataclasses.replace(state, policy=None), cfg, 100.0)
+
+
+NEEDS_CASES = {
+    # id: (policy, observation, no data?)
+    "slo-rate-alone-is-enough": ("slo", Observation(2, 2, rate_rps=20.0), False),
+    "slo-inflight-alone-is-enough": ("slo", Observation(2, 2, inflight=1.0), False),
+    "slo-cpu-alone-is-no-data": ("slo", Observation(2, 2, cpu_cores=1.0, p95_ms=100.0), True),
+    "hpa-cpu-is-enough": ("hpa", Observation(2, 2, cpu_cores=1.0), False),
+    "hpa-rate-alone-is-no-data": ("hpa", Observation(2, 2, rate_rps=20.0, inflight=1.0), True),
+    "static-needs-nothing": ("static", Observation(2, 2), False),
+    "static-still-holds-on-a-problem": ("static", Observation(2, 2, rate_rps=1.0, problem="stale: x"), True),
+}
+
+
+@pytest.mark.parametrize("policy,obs,no_data", NEEDS_CASES.values(), ids=NEEDS_CASES.keys())
+def test_what_a_policy_needs_decides_what_counts_as_no_data(policy, obs, no_data):
+    d = decide(obs, State(started_s=0.0), slo_config(policy=policy), 100.0)
+    assert (d.kind == "no-data") == no_data
+    if no_data and not obs.problem:
+        assert d.reason == f"hold: no-data ({POLICIES[policy].no_data})"
 
 
 # --- hpa policy: examples computed by hand from the upstream formulas ---------------------------------
