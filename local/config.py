@@ -241,7 +241,7 @@ def describe() -> list[tuple[str, str, str, str, str]]:
     rows = []
     for f in fields(Options):
         meta = f.metadata
-        default = {"out": "reports/<UTC time>", "trace": "wl.txt (the repository's)"}.get(f.name, _fmt(f.default))
+        default = {"out": "`reports/<UTC time>`", "trace": "wl.txt (the repository's)"}.get(f.name, _fmt(f.default))
         if isinstance(f.default, bool):
             default = "on" if f.default else "off"
         if meta["zero_means"] and f.name not in ("out", "calibration_dir"):

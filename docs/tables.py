@@ -1,0 +1,196 @@
+"""The configuration tables of the docs pages, generated from the settings dataclasses.
+
+Each function reads the fields of one dataclass (default, unit, range, documentation in the field's
+metadata) and returns the markdown table as a list of lines, one row per field in field order.
+`tests/test_docs.py` fails when a table in docs/ differs from what its function returns, so a table
+cannot drift from the code. To refresh one after changing a setting, print them and paste:
+
+    python docs/tables.py              # every table, each under the page and heading it belongs to
+    python docs/tables.py autoscaler   # one of: service, autoscaler, autoscaler-queries, loadtester, local
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `python docs/tables.py` puts docs/ first on the path, not the repository
+    sys.path.insert(0, str(REPO))
+
+MiB = 1024 * 1024
+
+
+def _cell(text: object) -> str:
+    """A table cell: pipes escaped, so a value such as `a|b` cannot split the row, and outside code spans
+    `<` written as `&lt;`, so a placeholder such as <pidfile> is shown instead of read as an HTML tag."""
+    parts = str(text).replace("|", "\\|").split("`")
+    return "`".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
+
+
+def _num(value: object) -> str:
+    """2.0 -> 2, 0.05 -> 0.05, 2**31 -> 2147483648 (no exponent, no rounding)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], align: tuple[str, ...] | None = None) -> list[str]:
+    align = align or ("---",) * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+    return lines
+
+
+# --- inference/config.py: ServiceConfig ------------------------------------------------------------
+
+def service_rows() -> list[tuple[str, str, str, str, str]]:
+    """(variable, default, unit, allowed, meaning) per field of ServiceConfig."""
+    from inference.config import ServiceConfig
+
+    rows = []
+    for f in fields(ServiceConfig):
+        meta = f.metadata
+        default = f.default
+        if default == "":
+            shown = "(unset)"
+        elif meta["unit"] == "bytes" and isinstance(default, int) and default >= MiB and default % MiB == 0:
+            shown = f"{default} ({default // MiB} MiB)"
+        else:
+            shown = str(default)
+        if meta["choices"]:
+            allowed = " | ".join(meta["choices"])
+        elif meta["lo"] is not None:
+            allowed = f"{_num(meta['lo'])}..{_num(meta['hi'])}"
+        else:
+            allowed = ""
+        rows.append((f"`{meta['env']}`", f"`{shown}`", meta["unit"], allowed, meta["doc"]))
+    return rows
+
+
+def service_table() -> list[str]:
+    return _table(("Variable", "Default", "Unit", "Allowed", "Meaning"), service_rows())
+
+
+# --- autoscaler/config.py: Config -------------------------------------------------------------------
+
+def autoscaler_rows() -> list[tuple[str, str, str, str, str]]:
+    """(env var / flag, unit, default, allowed, why) per field of the autoscaler's Config."""
+    from autoscaler.config import Config, flag_name
+
+    rows = []
+    for f in fields(Config):
+        meta = f.metadata
+        default = f.default
+        if f.name.startswith("query_"):
+            shown = "see [the queries](#default-queries)"
+        elif default == "":
+            shown = f"empty = {meta['zero_means']}" if meta.get("zero_means") else "(empty)"
+        else:
+            shown = f"`{default}`"
+            if meta.get("zero_means"):
+                shown += f" (0 = {meta['zero_means']})"
+        if meta.get("choices"):
+            allowed = " | ".join(meta["choices"])
+        elif meta.get("lo") is not None and meta.get("hi") is not None:
+            allowed = f"{meta['lo']:g}..{meta['hi']:g}"
+        else:
+            allowed = ""
+        rows.append((f"`{f.name.upper()}` / `{flag_name(f.name)}`", meta.get("unit", ""), shown, allowed,
+                     meta["doc"]))
+    return rows
+
+
+def autoscaler_table() -> list[str]:
+    return _table(("Env var / flag", "Unit", "Default", "Allowed", "Why this default"), autoscaler_rows())
+
+
+def autoscaler_queries_table() -> list[str]:
+    """The default PromQL of every query_* field, as sent before {job} and {window} are filled in."""
+    from autoscaler.config import Config
+
+    rows = []
+    for f in fields(Config):
+        if f.name.startswith("query_"):
+            template = f.default.format(job="{job}", window="{window}")  # undo the doubled literal braces
+            rows.append((f"`{f.name.upper()}`", f"`{template}`"))
+    return _table(("Knob", "Default PromQL"), rows)
+
+
+# --- loadtester/config.py: Options ------------------------------------------------------------------
+
+def _split_default(help_text: str) -> tuple[str, str | None]:
+    """'text (default: X)' -> ('text', 'X'); help without such a note -> (help, None)."""
+    marker = " (default: "
+    if marker in help_text and help_text.endswith(")"):
+        head, _, tail = help_text.partition(marker)
+        return head, tail[:-1]
+    return help_text, None
+
+
+def loadtester_rows() -> list[tuple[str, str, str]]:
+    """(option, default, meaning) per field of the load tester's Options."""
+    from loadtester.config import Options
+
+    rows = []
+    for f in fields(Options):
+        meta = f.metadata
+        meaning, stated = _split_default(meta["help"])
+        if meta.get("choices"):
+            option = f"{meta['flag']} {'|'.join(meta['choices'])}"
+        elif meta.get("metavar"):
+            option = f"{meta['flag']} {meta['metavar']}"
+        else:
+            option = meta["flag"]
+        if stated is not None:
+            shown = f"`{stated}`" if "/" in stated else stated  # a path reads as one, and keeps its <...>
+        elif meta.get("negate"):
+            shown = "off"
+        elif f.default is MISSING or f.default is None:
+            shown = "none"
+        else:
+            shown = f"`{_num(f.default)}`"
+        rows.append((f"`{option}`", shown, meaning))
+    return rows
+
+
+def loadtester_table() -> list[str]:
+    return _table(("Option", "Default", "Meaning"), loadtester_rows())
+
+
+# --- local/config.py: Options (the generator lives with the options) ----------------------------------
+
+def local_table() -> list[str]:
+    from local.config import options_table
+
+    return options_table()
+
+
+# page, heading the table sits under, generator
+TABLES = {
+    "service": ("docs/service.md", "Configuration", service_table),
+    "autoscaler": ("docs/autoscaler.md", "Configuration", autoscaler_table),
+    "autoscaler-queries": ("docs/autoscaler.md", "Default queries", autoscaler_queries_table),
+    "loadtester": ("docs/loadtester.md", "Options", loadtester_table),
+    "local": ("docs/local-stack.md", "Options", local_table),
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(TABLES)
+    unknown = [n for n in names if n not in TABLES]
+    if unknown:
+        print(f"unknown table(s) {', '.join(unknown)}; expected some of {', '.join(TABLES)}", file=sys.stderr)
+        return 2
+    for i, name in enumerate(names):
+        page, heading, generate = TABLES[name]
+        if len(names) > 1:
+            print(("\n" if i else "") + f"<!-- {page}, under '{heading}' -->")
+        print("\n".join(generate()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
