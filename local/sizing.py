@@ -3,7 +3,9 @@
 A pure function of the probe's result (`loadtester.capacity.CapacityReport`) and the options, so the same
 measurement always gives the same run, and tests can check the derivation without a model:
 
-- SLO (unless --slo-ms): three full batches plus the unloaded latency, rounded up to 50 ms. A request
+- SLO (unless --slo-ms): three full batches plus the unloaded latency, rounded up to 50 ms; a full batch
+  takes the model's time or, if longer, what a batch's worth of requests takes at saturation (decoding
+  and HTTP share the core, a CPU quota caps it). A request
   that arrives just after a batch started waits for it, runs in the next one, and a third covers the
   queueing of a busy worker; below that no worker could meet it at any useful load.
 - capacity estimate: the rate at which the measured latency curve keeps p95 within that SLO
@@ -114,7 +116,9 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
         if report is None:
             raise ValueError("derive() needs a probe result or worker_capacity_rps")
         saturation = report.saturation_rps / report.replicas
-        batch_ms = report.model_ms_at_saturation or (report.max_batch_size or 8) * 1000.0 / saturation
+        # A full batch's turn at saturation: the model's time, or, where decoding and HTTP share the core
+        # (or a CPU quota caps it), the time the worker takes to serve a batch's worth of requests.
+        batch_ms = max(report.model_ms_at_saturation or 0.0, (report.max_batch_size or 8) * 1000.0 / saturation)
         unloaded_ms = report.unloaded_p50_ms
         startup_s = report.startup_s or ASSUMED_STARTUP_S
         rows.append(("one worker's saturation", f"{saturation:.1f} req/s",
@@ -123,8 +127,8 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
         rows.append(("SLO p95", f"{slo_ms:g} ms", "given by --slo-ms"))
     else:
         slo_ms = SLO_ROUND_MS * math.ceil((SLO_BATCHES * batch_ms + unloaded_ms) / SLO_ROUND_MS)
-        rows.append(("SLO p95", f"{slo_ms:g} ms", f"{SLO_BATCHES} full batches ({batch_ms:.0f} ms each) + unloaded "
-                     f"latency ({unloaded_ms:.0f} ms), rounded up to {SLO_ROUND_MS} ms"))
+        rows.append(("SLO p95", f"{slo_ms:g} ms", f"{SLO_BATCHES} full batches ({batch_ms:.0f} ms each at saturation) + "
+                     f"unloaded latency ({unloaded_ms:.0f} ms), rounded up to {SLO_ROUND_MS} ms"))
     if report is not None and not worker_capacity_rps:
         rec = report.recommendations(slo_ms)
         within, inflight = rec["capacity_rps_per_replica"], rec["target_inflight_per_replica"]

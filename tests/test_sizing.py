@@ -22,10 +22,11 @@ def measured(saturation: float, batch_ms: float, unloaded_ms: float = 20.0, star
 
 
 @pytest.mark.parametrize("saturation, batch_ms, unloaded_ms, expected_slo", [
-    (22.0, 320.0, 57.0, 1050),   # the Zen 3 machine the old constants came from (1000 ms then)
-    (60.0, 133.0, 30.0, 450),    # a Zen 5
+    (22.0, 320.0, 57.0, 1150),   # the Zen 3 machine the old constants came from (1000 ms then): 8 / 22 req/s
+    (60.0, 140.0, 30.0, 450),    # a Zen 5: the model's time is the longer
     (600.0, 13.0, 3.0, 50),      # a fast backend: never below one rounding step
-], ids=["zen3", "zen5", "ten-times-faster"])
+    (46.0, 40.0, 30.0, 600),     # decoding shares a CPU quota: batches stay small, a batch's worth takes 174 ms
+], ids=["zen3", "zen5", "ten-times-faster", "cpu-bound-outside-the-model"])
 def test_the_slo_is_three_full_batches_plus_the_unloaded_latency(saturation, batch_ms, unloaded_ms, expected_slo):
     sizing = derive(measured(saturation, batch_ms, unloaded_ms), quick=False, max_replicas=2)
     assert sizing.slo_ms == expected_slo
