@@ -24,6 +24,8 @@ RUN if [ "$BAKE_WEIGHTS" = "1" ]; then \
       python -c "from torchvision.models import ResNet18_Weights as W; W.IMAGENET1K_V1.get_state_dict(progress=False)"; \
     fi
 
+# settings/: the settings machinery inference/config.py declares its fields with.
+COPY settings/ settings/
 COPY inference/ inference/
 
 # Numeric UID and GID so Kubernetes' runAsNonRoot can verify them (the Deployment runs it as 10001).

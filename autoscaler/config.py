@@ -3,17 +3,19 @@
 Each field is read from an environment variable (the field name in upper case) and can be overridden
 by a command-line flag (`--field-name`). `validate()` checks every value and the relations between
 them; its message names the key, the value and what is allowed, so a bad ConfigMap fails loudly at
-startup (exit 2) instead of scaling the service on nonsense.
+startup (exit 2) instead of scaling the service on nonsense. Reading, parsing and the per-field
+checks are the shared ones of settings/; this module keeps the fields and the checks between them.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import string
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Mapping, Sequence
+
+from settings import (Messages, SettingError, add_flags, check_fields, format_number, named_after_fields,
+                      read_values, setting)
 
 SERVICEACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -33,142 +35,148 @@ DEFAULT_QUERY_AGE_S = 'time() - max(timestamp(inference_workers{{job="{job}"}}))
 QUERY_PLACEHOLDERS = {"job", "window"}
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """A configuration value is out of range; the message names the key, the value and the range."""
 
 
-def knob(default, doc: str, unit: str = "", lo: float | None = None, hi: float | None = None,
-         choices: Sequence[str] | None = None, zero_means: str = ""):
-    """A dataclass field with what validation and documentation need: unit, range, choices, why."""
-    return field(default=default, metadata={"doc": doc, "unit": unit, "lo": lo, "hi": hi,
-                                            "choices": tuple(choices) if choices else None,
-                                            "zero_means": zero_means})
+# The autoscaler's wording (tests and the docs quote it): MIN_REPLICAS=0 must be within 1..10000 replicas.
+MESSAGES = Messages(
+    key="env",
+    bad_type="{key}={given!r}{source} must be {expected}",
+    not_a_choice="{key}={value!r} must be one of {choices}",
+    not_finite="{key}={value} must be a finite number",
+    out_of_range="{key}={shown} must be within {lo}..{hi}{unit}",
+    type_names={bool: "true or false", int: "an integer", float: "a number"},
+    from_env=" (from environment)",
+    from_flag=" (from {flag})",
+    error=ConfigError)
 
 
+@named_after_fields  # each field is set by NAME_IN_CAPITALS or --name-with-dashes
 @dataclass(frozen=True)
 class Config:
     # --- where the signals come from -------------------------------------------------------------
-    prometheus_url: str = knob(
+    prometheus_url: str = setting(
         "http://localhost:9090",
         "Prometheus base URL. The in-cluster Service is http://prometheus-service:9090.")
-    prometheus_timeout_s: float = knob(
+    prometheus_timeout_s: float = setting(
         2.0, "Timeout of one PromQL query. Short: a slow Prometheus must not stall the loop; a "
         "query that times out counts as no data and the count is held.", "s", 0.1, 60)
-    service_job: str = knob(
+    service_job: str = setting(
         "resnet18-inference", "Prometheus job label of the service, used by the default queries.")
-    rate_window_s: int = knob(
+    rate_window_s: int = setting(
         30, "Range of rate()/avg_over_time() in the default queries. At least 4 scrape intervals so "
         "a window always holds 2+ samples: 30 s for the in-cluster 5 s scrape; the local stack "
         "(1 s scrape) can use 5-10 s to react faster.", "s", 2, 3600)
-    stale_after_s: float = knob(
+    stale_after_s: float = setting(
         30, "Newest scraped sample older than this (QUERY_AGE_S) means the data is stale: hold. "
         "Several scrape intervals, so one missed scrape is not an outage.", "s", 1, 3600)
-    query_rate_rps: str = knob(DEFAULT_QUERY_RATE_RPS, "PromQL: request rate over all replicas.", "req/s")
-    query_p95_s: str = knob(DEFAULT_QUERY_P95_S, "PromQL: p95 request latency (NaN when idle).", "s")
-    query_inflight: str = knob(DEFAULT_QUERY_INFLIGHT, "PromQL: requests in flight over all replicas, "
-                               "averaged over the window (Little's law: rate x latency).", "requests")
-    query_queue: str = knob(DEFAULT_QUERY_QUEUE, "PromQL: images waiting for the model (logged).", "images")
-    query_cpu_cores: str = knob(DEFAULT_QUERY_CPU_CORES, "PromQL: CPU cores used by all workers "
-                                "(the hpa policy's signal; one replica = one core).", "cores")
-    query_age_s: str = knob(DEFAULT_QUERY_AGE_S, "PromQL: age of the newest scraped sample; empty "
-                            "string disables the staleness check.", "s")
+    query_rate_rps: str = setting(DEFAULT_QUERY_RATE_RPS, "PromQL: request rate over all replicas.", "req/s")
+    query_p95_s: str = setting(DEFAULT_QUERY_P95_S, "PromQL: p95 request latency (NaN when idle).", "s")
+    query_inflight: str = setting(DEFAULT_QUERY_INFLIGHT, "PromQL: requests in flight over all replicas, "
+                                  "averaged over the window (Little's law: rate x latency).", "requests")
+    query_queue: str = setting(DEFAULT_QUERY_QUEUE, "PromQL: images waiting for the model (logged).", "images")
+    query_cpu_cores: str = setting(DEFAULT_QUERY_CPU_CORES, "PromQL: CPU cores used by all workers "
+                                   "(the hpa policy's signal; one replica = one core).", "cores")
+    query_age_s: str = setting(DEFAULT_QUERY_AGE_S, "PromQL: age of the newest scraped sample; empty "
+                               "string disables the staleness check.", "s")
 
     # --- what is scaled ------------------------------------------------------------------------
-    scaler: str = knob("kubernetes", "Actuator: the Deployment's scale subresource, the workers of a "
-                       "local gunicorn master, or only logging.", choices=SCALERS)
-    policy: str = knob("slo", "Decision policy: slo (capacity + latency SLO), hpa (the Kubernetes HPA "
-                       "v2 algorithm on CPU, as a baseline), static (hold MIN_REPLICAS).", choices=POLICIES)
-    target_deployment: str = knob("resnet18-inference", "Deployment whose replicas are scaled.")
-    target_namespace: str = knob("", "Namespace of the Deployment.",
-                                 zero_means="the pod's own namespace, else 'default'")
-    gunicorn_pidfile: str = knob("", "Pid file of the local gunicorn master (SCALER=gunicorn).")
-    scaler_timeout_s: float = knob(
+    scaler: str = setting("kubernetes", "Actuator: the Deployment's scale subresource, the workers of a "
+                          "local gunicorn master, or only logging.", choices=SCALERS)
+    policy: str = setting("slo", "Decision policy: slo (capacity + latency SLO), hpa (the Kubernetes HPA "
+                          "v2 algorithm on CPU, as a baseline), static (hold MIN_REPLICAS).", choices=POLICIES)
+    target_deployment: str = setting("resnet18-inference", "Deployment whose replicas are scaled.")
+    target_namespace: str = setting("", "Namespace of the Deployment.",
+                                    zero_means="the pod's own namespace, else 'default'")
+    gunicorn_pidfile: str = setting("", "Pid file of the local gunicorn master (SCALER=gunicorn).")
+    scaler_timeout_s: float = setting(
         10, "Timeout of one Kubernetes API call.", "s", 0.5, 120)
-    drain_timeout_s: float = knob(
+    drain_timeout_s: float = setting(
         35, "How long the gunicorn scaler waits for a removed worker to finish its requests and exit. "
         "Above the service's GRACEFUL_TIMEOUT_S (30) so a normal drain completes.", "s", 0.5, 600)
 
     # --- bounds and SLO ------------------------------------------------------------------------
-    min_replicas: int = knob(1, "Lowest replica count. At least 1: the service cannot queue "
-                             "requests for a replica that does not exist.", "replicas", 1, 10000)
-    max_replicas: int = knob(10, "Highest replica count (the cost ceiling).", "replicas", 1, 10000)
-    slo_p95_ms: float = knob(500, "Latency objective: p95 of request duration.", "ms", 1, 600000)
-    poll_interval_s: float = knob(
+    min_replicas: int = setting(1, "Lowest replica count. At least 1: the service cannot queue "
+                                "requests for a replica that does not exist.", "replicas", 1, 10000)
+    max_replicas: int = setting(10, "Highest replica count (the cost ceiling).", "replicas", 1, 10000)
+    slo_p95_ms: float = setting(500, "Latency objective: p95 of request duration.", "ms", 1, 600000)
+    poll_interval_s: float = setting(
         5, "Time between decisions. Same as the in-cluster scrape interval: polling faster only "
         "re-reads the same samples.", "s", 0.05, 600)
 
     # --- slo policy ------------------------------------------------------------------------------
-    target_utilization: float = knob(
+    target_utilization: float = setting(
         0.7, "Fraction of a replica's capacity to plan for (Knative's default 70%): the headroom "
         "absorbs noise and the time new replicas need to start.", "fraction", 0.05, 1.0)
-    target_inflight_per_replica: float = knob(
+    target_inflight_per_replica: float = setting(
         4, "Concurrent requests one replica handles within the SLO (Little's law: capacity x latency, "
         "e.g. 20 req/s x 0.2 s).", "requests", 0, 100000, zero_means="concurrency not used")
-    capacity_rps_per_replica: float = knob(
+    capacity_rps_per_replica: float = setting(
         10, "Initial estimate of the request rate one replica sustains within the SLO; corrected "
         "online from what replicas actually sustain when p95 nears the SLO.", "req/s", 0, 1e6,
         zero_means="request rate not used")
-    capacity_learning: bool = knob(
+    capacity_learning: bool = setting(
         True, "Correct CAPACITY_RPS_PER_REPLICA online from observed per-replica throughput and p95.")
-    stable_window_s: float = knob(
+    stable_window_s: float = setting(
         60, "Averaging window for the steady demand (Knative's stable window); also how long a "
         "restarted autoscaler waits before any scale-down, and how long panic lasts.", "s", 1, 3600)
-    panic_window_s: float = knob(
+    panic_window_s: float = setting(
         6, "Short window that detects bursts (Knative's panic window, 10% of the stable one).",
         "s", 0.1, 3600)
-    panic_threshold: float = knob(
+    panic_threshold: float = setting(
         2.0, "Panic when short-window demand reaches this multiple of the ready capacity "
         "(Knative's 200%); no scale-down while panicking.", "ratio", 1.0, 100)
-    scale_down_stabilization_s: float = knob(
+    scale_down_stabilization_s: float = setting(
         120, "Scale down only to the highest recommendation of this window, so a dip in load does "
         "not release replicas that the next second needs.", "s", 0, 86400)
-    scale_down_step_s: float = knob(
+    scale_down_step_s: float = setting(
         10, "At most one replica removed per this many seconds: a gradual release lets the "
         "latency signal stop it before it goes too far.", "s", 0, 86400)
-    tolerance: float = knob(
+    tolerance: float = setting(
         0.1, "Ignore load changes within this fraction of the current capacity (HPA's 10%) so "
         "noise does not flap the replica count.", "fraction", 0, 0.9)
-    forecast_horizon_s: float = knob(
+    forecast_horizon_s: float = setting(
         30, "Project the request-rate trend this far ahead so replicas are ready when a ramp "
         "arrives; about a replica's start-up time.", "s", 0, 3600, zero_means="no forecasting")
 
     # --- hpa policy ----------------------------------------------------------------------------
-    hpa_target_cpu: float = knob(
+    hpa_target_cpu: float = setting(
         0.5, "Target average CPU utilization per replica, as a fraction of its one-core request "
         "(the baselines use 0.5 and 0.9).", "fraction", 0.01, 1.0)
-    hpa_tolerance: float = knob(0.1, "HPA --horizontal-pod-autoscaler-tolerance.", "fraction", 0, 0.9)
-    hpa_scale_down_stabilization_s: float = knob(
+    hpa_tolerance: float = setting(0.1, "HPA --horizontal-pod-autoscaler-tolerance.", "fraction", 0, 0.9)
+    hpa_scale_down_stabilization_s: float = setting(
         300, "HPA behavior.scaleDown.stabilizationWindowSeconds (upstream default).", "s", 0, 3600)
-    hpa_policy_period_s: float = knob(
+    hpa_policy_period_s: float = setting(
         15, "HPA default scaling policies' periodSeconds (up: 100% or 4 pods, down: 100%).",
         "s", 1, 1800)
 
     # --- failures ------------------------------------------------------------------------------
-    fallback_after_failures: int = knob(
+    fallback_after_failures: int = setting(
         3, "Consecutive polls without usable data before FALLBACK_REPLICAS applies.", "polls", 1, 100000)
-    fallback_replicas: int = knob(
+    fallback_replicas: int = setting(
         0, "Replica count to go to when data stays missing (a safe capacity).", "replicas", 0, 10000,
         zero_means="hold the current count")
 
     # --- own endpoints -------------------------------------------------------------------------
-    metrics_host: str = knob("0.0.0.0", "Address of the autoscaler's /metrics and /healthz.")
-    metrics_port: int = knob(9100, "Port of the autoscaler's /metrics and /healthz.", "port", 0, 65535,
-                             zero_means="no endpoint")
-    stall_after_s: float = knob(
+    metrics_host: str = setting("0.0.0.0", "Address of the autoscaler's /metrics and /healthz.")
+    metrics_port: int = setting(9100, "Port of the autoscaler's /metrics and /healthz.", "port", 0, 65535,
+                                zero_means="no endpoint")
+    stall_after_s: float = setting(
         120, "/healthz fails (503) when no loop iteration finished for this long. Well above "
         "POLL_INTERVAL_S plus query/drain timeouts and the error backoff.", "s", 1, 86400)
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> "Config":
-        for f in fields(self):
-            _check_field(f, getattr(self, f.name))
+        check_fields(self, MESSAGES)
         _require(self.min_replicas <= self.max_replicas,
                  f"MIN_REPLICAS={self.min_replicas} must be <= MAX_REPLICAS={self.max_replicas}")
         _require(self.panic_window_s <= self.stable_window_s,
-                 f"PANIC_WINDOW_S={_fmt(self.panic_window_s)} must be <= STABLE_WINDOW_S="
-                 f"{_fmt(self.stable_window_s)}")
+                 f"PANIC_WINDOW_S={format_number(self.panic_window_s)} must be <= STABLE_WINDOW_S="
+                 f"{format_number(self.stable_window_s)}")
         _require(self.stall_after_s > self.poll_interval_s,
-                 f"STALL_AFTER_S={_fmt(self.stall_after_s)} must be > POLL_INTERVAL_S={_fmt(self.poll_interval_s)}")
+                 f"STALL_AFTER_S={format_number(self.stall_after_s)} must be > "
+                 f"POLL_INTERVAL_S={format_number(self.poll_interval_s)}")
         _require(self.fallback_replicas == 0 or self.min_replicas <= self.fallback_replicas <= self.max_replicas,
                  f"FALLBACK_REPLICAS={self.fallback_replicas} must be 0 (off) or within "
                  f"MIN_REPLICAS..MAX_REPLICAS ({self.min_replicas}..{self.max_replicas})")
@@ -198,29 +206,9 @@ class Config:
         return values
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
-
-
-def _check_field(f, value) -> None:
-    key = f.name.upper()
-    meta = f.metadata
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{key}={value!r} must be one of {', '.join(meta['choices'])}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key}={value} must be a finite number")
-        lo, hi = meta.get("lo"), meta.get("hi")
-        if lo is not None and hi is not None and not lo <= value <= hi:
-            unit = f" {meta['unit']}" if meta.get("unit") else ""
-            raise ConfigError(f"{key}={_fmt(value)} must be within {_fmt(lo)}..{_fmt(hi)}{unit}")
 
 
 def _check_template(name: str, template: str) -> None:
@@ -238,71 +226,21 @@ def _check_template(name: str, template: str) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Loading: defaults < environment < flags.
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _parse(f, raw: str, source: str):
-    key = f.name.upper()
-    kind = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float, "bool": bool}[f.type]
-    text = raw.strip()
-    try:
-        if kind is bool:
-            low = text.lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError
-        if kind is int:
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
-        if kind is float:
-            return float(text)
-    except ValueError:
-        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
-        raise ConfigError(f"{key}={raw!r} (from {source}) must be {expected}") from None
-    return raw
-
-
-def flag_name(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m autoscaler",
         description="Scale the ResNet-18 service from Prometheus metrics. Every flag can also be set "
                     "with the environment variable of the same name in upper case (flags win).")
-    for f in fields(Config):
-        meta = f.metadata
-        unit = f" [{meta['unit']}]" if meta.get("unit") else ""
-        default = f.default if f.default is not MISSING else None
-        zero = ""
-        if meta.get("zero_means"):
-            zero = f" ({'empty' if isinstance(default, str) else '0'} = {meta['zero_means']})"
-        text = f"{meta['doc']}{unit} Default: {default!r}{zero}. Env: {f.name.upper()}."
-        parser.add_argument(flag_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
-                            help=text.replace("%", "%%"))  # argparse formats help with %
+    add_flags(parser, Config)
     return parser
 
 
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
                 namespace_file: str = SERVICEACCOUNT_NAMESPACE_FILE) -> Config:
     """Defaults, then environment variables, then flags; validated. Raises ConfigError."""
-    environ = os.environ if environ is None else environ
     args = build_parser().parse_args(list(argv or []))
-    values = {}
-    for f in fields(Config):
-        env_key = f.name.upper()
-        flag_value = getattr(args, f.name)
-        if flag_value is not None:
-            values[f.name] = _parse(f, flag_value, flag_name(f.name))
-        elif env_key in environ:
-            values[f.name] = _parse(f, environ[env_key], "environment")
-    config = Config(**values)
+    # An empty variable is a value here: QUERY_AGE_S='' turns the staleness check off.
+    config = Config(**read_values(Config, MESSAGES, environ, args))
     if not config.target_namespace:
         config = replace(config, target_namespace=default_namespace(namespace_file))
     return config.validate()

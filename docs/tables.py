@@ -1,7 +1,8 @@
 """The configuration tables of the docs pages, generated from the settings dataclasses.
 
-Each function reads the fields of one dataclass (default, unit, range, documentation in the field's
-metadata) and returns the markdown table as a list of lines, one row per field in field order.
+Each function reads the fields of one dataclass as `settings.specs()` gives them (default, unit, range,
+documentation, as each field's `setting()` declared them) and returns the markdown table as a list of
+lines, one row per field in field order.
 `tests/test_docs.py` fails when a table in docs/ differs from what its function returns, so a table
 cannot drift from the code. To refresh one after changing a setting, print them and paste:
 
@@ -12,12 +13,13 @@ cannot drift from the code. To refresh one after changing a setting, print them 
 from __future__ import annotations
 
 import sys
-from dataclasses import MISSING, fields
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python docs/tables.py` puts docs/ first on the path, not the repository
     sys.path.insert(0, str(REPO))
+
+from settings import format_number, specs  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -27,13 +29,6 @@ def _cell(text: object) -> str:
     `<` written as `&lt;`, so a placeholder such as <pidfile> is shown instead of read as an HTML tag."""
     parts = str(text).replace("|", "\\|").split("`")
     return "`".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
-
-
-def _num(value: object) -> str:
-    """2.0 -> 2, 0.05 -> 0.05, 2**31 -> 2147483648 (no exponent, no rounding)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], align: tuple[str, ...] | None = None) -> list[str]:
@@ -51,22 +46,15 @@ def service_rows() -> list[tuple[str, str, str, str, str]]:
     from inference.config import ServiceConfig
 
     rows = []
-    for f in fields(ServiceConfig):
-        meta = f.metadata
-        default = f.default
+    for spec in specs(ServiceConfig):
+        default = spec.default
         if default == "":
             shown = "(unset)"
-        elif meta["unit"] == "bytes" and isinstance(default, int) and default >= MiB and default % MiB == 0:
+        elif spec.unit == "bytes" and isinstance(default, int) and default >= MiB and default % MiB == 0:
             shown = f"{default} ({default // MiB} MiB)"
         else:
             shown = str(default)
-        if meta["choices"]:
-            allowed = " | ".join(meta["choices"])
-        elif meta["lo"] is not None:
-            allowed = f"{_num(meta['lo'])}..{_num(meta['hi'])}"
-        else:
-            allowed = ""
-        rows.append((f"`{meta['env']}`", f"`{shown}`", meta["unit"], allowed, meta["doc"]))
+        rows.append((f"`{spec.env}`", f"`{shown}`", spec.unit, spec.allowed, spec.doc))
     return rows
 
 
@@ -78,28 +66,20 @@ def service_table() -> list[str]:
 
 def autoscaler_rows() -> list[tuple[str, str, str, str, str]]:
     """(env var / flag, unit, default, allowed, why) per field of the autoscaler's Config."""
-    from autoscaler.config import Config, flag_name
+    from autoscaler.config import Config
 
     rows = []
-    for f in fields(Config):
-        meta = f.metadata
-        default = f.default
-        if f.name.startswith("query_"):
+    for spec in specs(Config):
+        default = spec.default
+        if spec.name.startswith("query_"):
             shown = "see [the queries](#default-queries)"
         elif default == "":
-            shown = f"empty = {meta['zero_means']}" if meta.get("zero_means") else "(empty)"
+            shown = f"empty = {spec.zero_means}" if spec.zero_means else "(empty)"
         else:
             shown = f"`{default}`"
-            if meta.get("zero_means"):
-                shown += f" (0 = {meta['zero_means']})"
-        if meta.get("choices"):
-            allowed = " | ".join(meta["choices"])
-        elif meta.get("lo") is not None and meta.get("hi") is not None:
-            allowed = f"{meta['lo']:g}..{meta['hi']:g}"
-        else:
-            allowed = ""
-        rows.append((f"`{f.name.upper()}` / `{flag_name(f.name)}`", meta.get("unit", ""), shown, allowed,
-                     meta["doc"]))
+            if spec.zero_means:
+                shown += f" (0 = {spec.zero_means})"
+        rows.append((f"`{spec.env}` / `{spec.flag}`", spec.unit, shown, spec.allowed, spec.doc))
     return rows
 
 
@@ -112,47 +92,37 @@ def autoscaler_queries_table() -> list[str]:
     from autoscaler.config import Config
 
     rows = []
-    for f in fields(Config):
-        if f.name.startswith("query_"):
-            template = f.default.format(job="{job}", window="{window}")  # undo the doubled literal braces
-            rows.append((f"`{f.name.upper()}`", f"`{template}`"))
+    for spec in specs(Config):
+        if spec.name.startswith("query_"):
+            template = spec.default.format(job="{job}", window="{window}")  # undo the doubled literal braces
+            rows.append((f"`{spec.env}`", f"`{template}`"))
     return _table(("Knob", "Default PromQL"), rows)
 
 
 # --- loadtester/config.py: Options ------------------------------------------------------------------
-
-def _split_default(help_text: str) -> tuple[str, str | None]:
-    """'text (default: X)' -> ('text', 'X'); help without such a note -> (help, None)."""
-    marker = " (default: "
-    if marker in help_text and help_text.endswith(")"):
-        head, _, tail = help_text.partition(marker)
-        return head, tail[:-1]
-    return help_text, None
-
 
 def loadtester_rows() -> list[tuple[str, str, str]]:
     """(option, default, meaning) per field of the load tester's Options."""
     from loadtester.config import Options
 
     rows = []
-    for f in fields(Options):
-        meta = f.metadata
-        meaning, stated = _split_default(meta["help"])
-        if meta.get("choices"):
-            option = f"{meta['flag']} {'|'.join(meta['choices'])}"
-        elif meta.get("metavar"):
-            option = f"{meta['flag']} {meta['metavar']}"
+    for spec in specs(Options):
+        if spec.choices:
+            option = f"{spec.flag} {'|'.join(spec.choices)}"
+        elif spec.metavar:
+            option = f"{spec.flag} {spec.metavar}"
         else:
-            option = meta["flag"]
-        if stated is not None:
+            option = spec.flag
+        if spec.default_text:
+            stated = spec.default_text
             shown = f"`{stated}`" if "/" in stated else stated  # a path reads as one, and keeps its <...>
-        elif meta.get("negate"):
+        elif spec.switch:
             shown = "off"
-        elif f.default is MISSING or f.default is None:
+        elif spec.default is None:
             shown = "none"
         else:
-            shown = f"`{_num(f.default)}`"
-        rows.append((f"`{option}`", shown, meaning))
+            shown = f"`{format_number(spec.default)}`"
+        rows.append((f"`{option}`", shown, spec.doc))
     return rows
 
 

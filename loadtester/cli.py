@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import MISSING
 
-from loadtester.config import OptionError, Options, option_fields
+from loadtester.config import OptionError, Options
 from loadtester.http_client import UnreachableError
 from loadtester.images import ImageDirError
 from loadtester.workload import WorkloadError
+from settings import add_flags
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -23,17 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay a workload trace (wl.txt) open-loop against the inference service and report "
                     "latency, errors, throughput and SLO attainment. With --find-capacity, measure what the "
                     "service sustains instead (load_tester.py --find-capacity --help).")
-    for f, meta in option_fields():
-        default = f.default if f.default is not MISSING else None
-        shown = "" if default is None or f.default is MISSING else f" (default: {default})"
-        if meta.get("negate"):
-            parser.add_argument(meta["flag"], dest=f.name, action="store_false", default=argparse.SUPPRESS,
-                                help=meta["help"])
-            continue
-        if "(default" in meta["help"]:
-            shown = ""
-        parser.add_argument(meta["flag"], dest=f.name, default=argparse.SUPPRESS, choices=meta.get("choices"),
-                            metavar=meta.get("metavar"), help=meta["help"] + shown)
+    add_flags(parser, Options)  # values stay text: Options.validate() converts and checks them
     return parser
 
 
@@ -43,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         from loadtester.capacity_cli import main as find_capacity
 
         return find_capacity(argv)
-    args = vars(build_parser().parse_args(argv))
+    args = {name: value for name, value in vars(build_parser().parse_args(argv)).items() if value is not None}
     from loadtester.runner import run  # after parsing, so --help stays quick
 
     try:

@@ -2,7 +2,8 @@
 
 Each option is a command-line flag and, where it makes sense, an environment variable (flags win).
 `load_options()` raises `OptionError` naming the option, the value and what is allowed; the command line
-turns that into a message and exit status 2 before anything starts.
+turns that into a message and exit status 2 before anything starts. Reading, parsing and the per-field
+checks are the shared ones of settings/; this module keeps the fields and the checks between them.
 
 Nothing here is sized for one machine: the SLO, the autoscaler's capacity estimates, the queue, the
 trace scale and the policy windows default to 0 ("derive it") and come from a measurement of one worker
@@ -13,14 +14,13 @@ derived value.
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from inference.config import available_cpus
+from settings import Messages, SettingError, add_flags, check_fields, read_values, setting, shown_default, specs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACE = REPO / "wl.txt"
@@ -35,8 +35,20 @@ COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
 QUICK_SLICE = (115, 205)
 
 
-class OptionError(ValueError):
+class OptionError(SettingError):
     """A bad option; the message names the option, the value and what is allowed."""
+
+
+# The local stack's wording (tests quote it): --min-replicas=0: expected 1..64 workers.
+MESSAGES = Messages(
+    key="flag",
+    bad_type="{key}={given!r}{source}: expected {expected}",
+    not_a_choice="{key}={value!r}: expected one of {choices}",
+    out_of_range="{key}={shown}: expected {lo}..{hi}{unit}",
+    type_names={int: "a whole number", float: "a number"},
+    from_env=" (from environment variable {env})",
+    from_flag=" (from command line)",
+    error=OptionError)
 
 
 def default_max_replicas(cpus: int | None = None) -> int:
@@ -46,79 +58,71 @@ def default_max_replicas(cpus: int | None = None) -> int:
     return cpus if cpus <= 2 else cpus - 1
 
 
-def _opt(flag: str, unit: str, doc: str, env: str | None = None, lo: float | None = None, hi: float | None = None,
-         choices: Sequence[str] | None = None, zero_means: str = "") -> dict:
-    return {"flag": flag, "env": env, "unit": unit, "doc": doc, "lo": lo, "hi": hi,
-            "choices": tuple(choices) if choices else None, "zero_means": zero_means}
-
-
 @dataclass(frozen=True)
 class Options:
-    mode: str = field(default="demo", metadata=_opt(
-        "mode", "", "`demo`: one run with one policy; `compare`: the same trace once per policy.", choices=MODES))
-    quick: bool = field(default=False, metadata=_opt(
-        "--quick", "", "replay a 90 s slice of the trace with its burst, with short policy windows (the "
-        "end-to-end test uses it)."))
-    verbose: bool = field(default=False, metadata=_opt(
-        "-v", "", "also print every child's log on the console, prefixed with its name."))
-    out: str = field(default="", metadata=_opt(
-        "--out", "", "run directory.", zero_means="reports/<UTC time>"))
-    service_port: int = field(default=8000, metadata=_opt(
-        "--service-port", "port", "port of the inference service (gunicorn) on 127.0.0.1.", "SERVICE_PORT", 1, 65535))
-    prometheus_port: int = field(default=9090, metadata=_opt(
-        "--prometheus-port", "port", "port of Prometheus on 127.0.0.1.", "PROMETHEUS_PORT", 1, 65535))
-    autoscaler_port: int = field(default=9100, metadata=_opt(
-        "--autoscaler-port", "port", "port of the autoscaler's /metrics and /healthz on 127.0.0.1.",
-        "AUTOSCALER_PORT", 1, 65535))
-    policy: str = field(default="slo", metadata=_opt(
-        "--policy", "", "policy of a demo run (compare runs all of them).", "POLICY", choices=POLICIES))
-    policies: str = field(default=",".join(COMPARE_RUNS), metadata=_opt(
-        "--policies", "", "comma-separated runs of a comparison, a subset of " + ", ".join(COMPARE_RUNS) + "."))
-    min_replicas: int = field(default=1, metadata=_opt(
-        "--min-replicas", "workers", "fewest workers; also the workers gunicorn starts with.", "MIN_REPLICAS",
-        1, 64))
-    max_replicas: int = field(default=0, metadata=_opt(
-        "--max-replicas", "workers", "most workers.", "MAX_REPLICAS", 0, 64,
-        zero_means="the CPUs available, less one above 2 CPUs (2 on a 2-core machine)"))
-    hpa_target_cpu: float = field(default=0.5, metadata=_opt(
-        "--hpa-target-cpu", "fraction", "CPU target of a demo run with --policy hpa.", "HPA_TARGET_CPU", 0.01, 1.0))
-    slo_p95_ms: float = field(default=0.0, metadata=_opt(
-        "--slo-ms", "ms", "latency objective: p95 of every 10 s window.", "SLO_P95_MS", 10, 60000,
-        zero_means="derived from the measured batch time: 3 full batches + the unloaded latency"))
-    worker_capacity_rps: float = field(default=0.0, metadata=_opt(
-        "--worker-capacity-rps", "req/s", "saturation throughput of one worker; sizes the trace scale and the "
-        "autoscaler's capacity estimate. Setting it skips the measurement.", "WORKER_CAPACITY_RPS", 0.5, 10000,
-        zero_means="measured on this machine by the capacity probe (cached)"))
-    recalibrate: bool = field(default=False, metadata=_opt(
-        "--recalibrate", "", "measure one worker again instead of using the cached measurement (after the "
-        "machine's load or the code changed)."))
-    calibration_dir: str = field(default="", metadata=_opt(
-        "--calibration-dir", "", "where measurements are cached, one file per machine and code version.",
-        "CALIBRATION_DIR", zero_means=".cache/calibration in the repository"))
-    repeat: int = field(default=2, metadata=_opt(
-        "--repeat", "runs", "compare: runs of each policy, interleaved (A B A B), so the spread of every figure "
-        "shows how far this machine's noise moves it.", "COMPARE_REPEAT", 1, 20))
-    trace: str = field(default=str(DEFAULT_TRACE), metadata=_opt(
-        "--trace", "", "workload trace, one line per second with the requests in that second.", "TRACE"))
-    trace_scale: float = field(default=0.0, metadata=_opt(
-        "--trace-scale", "factor", "multiply every rate of the trace by this.", "TRACE_SCALE", 0, 1000,
-        zero_means="the trace's peak where it needs every worker (the quick slice's: two), from the measurement"))
-    seed: int = field(default=0, metadata=_opt(
-        "--seed", "", "seed of the Poisson arrivals; every run of a comparison uses the same one.", "SEED",
-        0, 2**32 - 1))
-    model_weights: str = field(default="random", metadata=_opt(
-        "--model-weights", "", "the service's MODEL_WEIGHTS: random (no download; latency is the same), "
-        "imagenet (needs torchvision's download or cache) or a .pth path.", "MODEL_WEIGHTS"))
-    max_queue: int = field(default=0, metadata=_opt(
-        "--max-queue", "images", "the service's MAX_QUEUE per worker.", "MAX_QUEUE", 8, 100000,
-        zero_means="max(3 s, 1.5 worker start-ups) of one worker's measured work"))
-    ready_timeout_s: float = field(default=180.0, metadata=_opt(
-        "--ready-timeout", "s", "how long each part may take to become ready.", "READY_TIMEOUT_S", 5, 3600))
+    mode: str = setting("demo", flag="mode", choices=MODES, doc=(
+        "`demo`: one run with one policy; `compare`: the same trace once per policy."))
+    quick: bool = setting(False, flag="--quick", switch=True, doc=(
+        "replay a 90 s slice of the trace with its burst, with short policy windows (the end-to-end test uses it)."))
+    verbose: bool = setting(False, flag="-v", flag_aliases=("--verbose",), switch=True, doc=(
+        "also print every child's log on the console, prefixed with its name."))
+    out: str = setting("", flag="--out", zero_means="reports/<UTC time>", default_text="`reports/<UTC time>`",
+                       doc="run directory.")
+    service_port: int = setting(8000, flag="--service-port", env="SERVICE_PORT", unit="port", lo=1, hi=65535,
+                                doc="port of the inference service (gunicorn) on 127.0.0.1.")
+    prometheus_port: int = setting(9090, flag="--prometheus-port", env="PROMETHEUS_PORT", unit="port", lo=1,
+                                   hi=65535, doc="port of Prometheus on 127.0.0.1.")
+    autoscaler_port: int = setting(9100, flag="--autoscaler-port", env="AUTOSCALER_PORT", unit="port", lo=1,
+                                   hi=65535, doc="port of the autoscaler's /metrics and /healthz on 127.0.0.1.")
+    policy: str = setting("slo", flag="--policy", env="POLICY", choices=POLICIES, doc=(
+        "policy of a demo run (compare runs all of them)."))
+    policies: str = setting(",".join(COMPARE_RUNS), flag="--policies", doc=(
+        "comma-separated runs of a comparison, a subset of " + ", ".join(COMPARE_RUNS) + "."))
+    min_replicas: int = setting(1, flag="--min-replicas", env="MIN_REPLICAS", unit="workers", lo=1, hi=64, doc=(
+        "fewest workers; also the workers gunicorn starts with."))
+    max_replicas: int = setting(0, flag="--max-replicas", env="MAX_REPLICAS", unit="workers", lo=0, hi=64,
+                                zero_means="the CPUs available, less one above 2 CPUs (2 on a 2-core machine)",
+                                doc="most workers.")
+    hpa_target_cpu: float = setting(0.5, flag="--hpa-target-cpu", env="HPA_TARGET_CPU", unit="fraction", lo=0.01,
+                                    hi=1.0, doc="CPU target of a demo run with --policy hpa.")
+    slo_p95_ms: float = setting(0.0, flag="--slo-ms", env="SLO_P95_MS", unit="ms", lo=10, hi=60000,
+                                zero_means="derived from the measured batch time: 3 full batches + the unloaded "
+                                           "latency",
+                                doc="latency objective: p95 of every 10 s window.")
+    worker_capacity_rps: float = setting(
+        0.0, flag="--worker-capacity-rps", env="WORKER_CAPACITY_RPS", unit="req/s", lo=0.5, hi=10000,
+        zero_means="measured on this machine by the capacity probe (cached)", doc=(
+            "saturation throughput of one worker; sizes the trace scale and the autoscaler's capacity "
+            "estimate. Setting it skips the measurement."))
+    recalibrate: bool = setting(False, flag="--recalibrate", switch=True, doc=(
+        "measure one worker again instead of using the cached measurement (after the machine's load or the "
+        "code changed)."))
+    calibration_dir: str = setting("", flag="--calibration-dir", env="CALIBRATION_DIR",
+                                   zero_means=".cache/calibration in the repository", doc=(
+                                       "where measurements are cached, one file per machine and code version."))
+    repeat: int = setting(2, flag="--repeat", env="COMPARE_REPEAT", unit="runs", lo=1, hi=20, doc=(
+        "compare: runs of each policy, interleaved (A B A B), so the spread of every figure shows how far this "
+        "machine's noise moves it."))
+    trace: str = setting(str(DEFAULT_TRACE), flag="--trace", env="TRACE", default_text="wl.txt (the repository's)",
+                         doc="workload trace, one line per second with the requests in that second.")
+    trace_scale: float = setting(0.0, flag="--trace-scale", env="TRACE_SCALE", unit="factor", lo=0, hi=1000,
+                                 zero_means="the trace's peak where it needs every worker (the quick slice's: "
+                                            "two), from the measurement",
+                                 doc="multiply every rate of the trace by this.")
+    seed: int = setting(0, flag="--seed", env="SEED", lo=0, hi=2**32 - 1, doc=(
+        "seed of the Poisson arrivals; every run of a comparison uses the same one."))
+    model_weights: str = setting("random", flag="--model-weights", env="MODEL_WEIGHTS", doc=(
+        "the service's MODEL_WEIGHTS: random (no download; latency is the same), imagenet (needs torchvision's "
+        "download or cache) or a .pth path."))
+    max_queue: int = setting(0, flag="--max-queue", env="MAX_QUEUE", unit="images", lo=8, hi=100000,
+                             zero_means="max(3 s, 1.5 worker start-ups) of one worker's measured work",
+                             doc="the service's MAX_QUEUE per worker.")
+    ready_timeout_s: float = setting(180.0, flag="--ready-timeout", env="READY_TIMEOUT_S", unit="s", lo=5,
+                                     hi=3600, doc="how long each part may take to become ready.")
 
     # ------------------------------------------------------------------------------------------------
     def validate(self) -> "Options":
-        for f in fields(self):
-            _check(f, getattr(self, f.name))
+        check_fields(self, MESSAGES)
         ports = {"--service-port": self.service_port, "--prometheus-port": self.prometheus_port,
                  "--autoscaler-port": self.autoscaler_port}
         if len(set(ports.values())) < len(ports):
@@ -157,43 +161,6 @@ class Options:
         return values
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _check(f, value) -> None:
-    meta = f.metadata
-    name = meta["flag"]
-    if meta["choices"] and value not in meta["choices"]:
-        raise OptionError(f"{name}={value!r}: expected one of {', '.join(meta['choices'])}")
-    if meta["zero_means"] and value == 0:
-        return
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and meta["lo"] is not None:
-        if not math.isfinite(value) or not meta["lo"] <= value <= meta["hi"]:
-            unit = f" {meta['unit']}" if meta["unit"] else ""
-            raise OptionError(f"{name}={_fmt(value)}: expected {_fmt(meta['lo'])}..{_fmt(meta['hi'])}{unit}")
-
-
-def _parse(f, raw: str, source: str):
-    name = f.metadata["flag"]
-    kind = f.type if isinstance(f.type, str) else f.type.__name__
-    text = raw.strip()
-    try:
-        if kind == "int":
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
-        if kind == "float":
-            return float(text)
-    except ValueError:
-        expected = "a whole number" if kind == "int" else "a number"
-        raise OptionError(f"{name}={raw!r} (from {source}): expected {expected}") from None
-    return text
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse exits 2 itself; raise instead so one place prints and exits
         raise OptionError(message)
@@ -204,56 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the elastic ResNet-18 stack on this machine (gunicorn workers as replicas, Prometheus, the "
         "autoscaler, the load tester replaying a trace) and write a report. Options with an environment "
         "variable can be set either way; flags win."))
-    for f in fields(Options):
-        meta = f.metadata
-        default = f.default
-        unit = f" [{meta['unit']}]" if meta["unit"] else ""
-        zero = f" (0 or empty: {meta['zero_means']})" if meta["zero_means"] else ""
-        env = f" Env: {meta['env']}." if meta["env"] else ""
-        help_text = f"{meta['doc']}{unit} Default: {default!r}{zero}.{env}".replace("%", "%%")
-        if f.name == "mode":
-            parser.add_argument("mode", choices=MODES, help=help_text)
-        elif f.type in (bool, "bool"):
-            flags = ["-v", "--verbose"] if f.name == "verbose" else [meta["flag"]]
-            parser.add_argument(*flags, dest=f.name, action="store_true", default=None, help=help_text)
-        else:
-            parser.add_argument(meta["flag"], dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+    add_flags(parser, Options)
     return parser
 
 
 def load_options(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Options:
     """Defaults, then environment variables, then flags; validated. Raises OptionError."""
-    environ = os.environ if environ is None else environ
     args = build_parser().parse_args(list(argv))
-    values: dict[str, object] = {}
-    for f in fields(Options):
-        given = getattr(args, f.name)
-        env = f.metadata["env"]
-        if given is not None:
-            values[f.name] = given if isinstance(given, bool) or f.name == "mode" else _parse(f, given, "command line")
-        elif env and environ.get(env, "").strip():
-            values[f.name] = _parse(f, environ[env], f"environment variable {env}")
+    values = read_values(Options, MESSAGES, environ, args, blank_env_is_unset=True)
     return replace(Options(), **values).validate()
 
 
 def describe() -> list[tuple[str, str, str, str, str]]:
-    """(flag, env var, default, unit, meaning) rows, for the README's option table."""
-    rows = []
-    for f in fields(Options):
-        meta = f.metadata
-        default = {"out": "`reports/<UTC time>`", "trace": "wl.txt (the repository's)"}.get(f.name, _fmt(f.default))
-        if isinstance(f.default, bool):
-            default = "on" if f.default else "off"
-        if meta["zero_means"] and f.name not in ("out", "calibration_dir"):
-            default = f"{default} = {meta['zero_means']}"
-        elif f.name == "calibration_dir":
-            default = meta["zero_means"]
-        rows.append((meta["flag"], meta["env"] or "", default, meta["unit"], meta["doc"]))
-    return rows
+    """(flag, env var, default, unit, meaning) rows, for the docs' option table."""
+    return [(spec.flag, spec.env or "", shown_default(spec), spec.unit, spec.doc) for spec in specs(Options)]
 
 
 def options_table() -> list[str]:
-    """The README's table of options, generated from the fields above (a test keeps the two equal)."""
+    """The docs' table of options (docs/local-stack.md), from the fields above; tests/test_docs.py keeps the
+    two equal."""
     lines = ["| flag | env var | default | unit | meaning |", "|---|---|---|---|---|"]
     for flag, env, default, unit, doc in describe():
         lines.append(f"| `{flag}` | {f'`{env}`' if env else '-'} | {default} | {unit or '-'} | {doc} |")
