@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from loadtester.http_client import Client, Target, UnreachableError, probe
+from loadtester.http_client import Client, Target, UnreachableError, failure_kind, probe
 from loadtester.images import Photo
 from loadtester.schedule import Schedule
 from loadtester.sender import Replayer
@@ -216,18 +216,17 @@ def measure(target: Target, photos: list[Photo], settings: ProbeSettings = Probe
     probe(target, timeout_s=min(5.0, settings.timeout_s))
     started = time.monotonic()
     cpu_before = _own_cpu_s()
-    requests = [target.encode_post(p) for p in photos]
     info = info or {}
 
     say("unloaded latency (one request at a time)")
-    unloaded = asyncio.run(_closed(target, requests, 1, settings.unloaded_s, settings.timeout_s))
+    unloaded = asyncio.run(_closed(target, photos, 1, settings.unloaded_s, settings.timeout_s))
     if not unloaded.ok_latencies_ms:
         raise ProbeError(f"no request to {target.url}{target.path} succeeded: {unloaded.describe_failures()}")
 
     say("saturation (closed loop, doubling the concurrency)")
     sweep, best, concurrency, flat = [], None, 1, 0
     while concurrency <= MAX_CONCURRENCY:
-        sample = asyncio.run(_closed(target, requests, concurrency, settings.closed_step_s, settings.timeout_s))
+        sample = asyncio.run(_closed(target, photos, concurrency, settings.closed_step_s, settings.timeout_s))
         sweep.append((concurrency, round(sample.ok_rps, 2), sample.failed))
         say(f"  concurrency {concurrency}: {sample.ok_rps:.1f} req/s ok, {sample.failed} not ok")
         grew = best is None or sample.ok_rps > best[1].ok_rps * (1 + SATURATION_GAIN)
@@ -293,11 +292,12 @@ class _ClosedSample:
         return ", ".join(f"{n} x {kind}" for kind, n in sorted(self.failures.items())) or "no answer at all"
 
 
-async def _closed(target: Target, requests: list[bytes], concurrency: int, seconds: float,
+async def _closed(target: Target, photos: list[Photo], concurrency: int, seconds: float,
                   timeout_s: float) -> _ClosedSample:
     """`concurrency` clients, each sending its next request when the previous one is answered."""
     loop = asyncio.get_running_loop()
     client = Client(target)
+    requests = [client.prepare(p) for p in photos]
     sample = _ClosedSample(seconds)
     # A short warm-up fills the pipeline before counting, so the rate is the steady one.
     warm_until = loop.time() + min(0.5, seconds / 4)
@@ -312,11 +312,10 @@ async def _closed(target: Target, requests: list[bytes], concurrency: int, secon
                     reply = await client.post(requests[i % len(requests)])
                 status, done = reply.status, reply.done_at
                 kind = "ok" if 200 <= status < 300 else f"HTTP {status}"
-            except TimeoutError:
-                done, kind, reply = loop.time(), "timeout", None
-            except OSError as exc:
-                done, kind, reply = loop.time(), type(exc).__name__, None
-                await asyncio.sleep(0.05)  # a refused connection must not spin
+            except Exception as exc:  # noqa: BLE001 - counted by kind, like the open-loop sender does
+                done, kind, reply = loop.time(), failure_kind(exc), None
+                if kind != "timeout":
+                    await asyncio.sleep(0.05)  # a refused or broken connection must not spin
             i += concurrency
             if sent < warm_until or done > end:
                 continue
@@ -330,7 +329,7 @@ async def _closed(target: Target, requests: list[bytes], concurrency: int, secon
     try:
         await asyncio.gather(*(one_client(k) for k in range(concurrency)))
     finally:
-        client.close()
+        await client.close()
     return sample
 
 

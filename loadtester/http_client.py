@@ -1,26 +1,44 @@
-"""A small HTTP/1.1 client on asyncio protocols, built for many cheap concurrent POSTs.
+"""The load tester's HTTP client: aiohttp, set up for many cheap concurrent POSTs to one target.
 
-Why not requests/urllib3: an open-loop sender needs hundreds of requests in flight at once without
-a thread each, and a few hundred microseconds of CPU per request at most. Requests are pre-encoded
-bytes written in one call; responses are parsed just enough (status, framing, Connection,
-Server-Timing). Connections are reused when the server allows it; when it answers
-`Connection: close` (the inference service does, so new replicas get traffic) each request gets a
-fresh connection, which is what that server wants.
+Why a library: a load tester pointed at any URL (a NodePort, an ingress, a proxy) meets chunked and
+compressed bodies, keep-alive rules, interim 1xx answers, TLS and odd servers; aiohttp's parser and
+connection pool handle them, a hand-written one has to be kept up with each. (The previous
+hand-written client is kept only as the benchmark's baseline, in bench/legacy_http_client.py.)
+
+What is set up for a load tester, and why:
+- the address is resolved once (`resolve_target`), and the session's resolver returns it, so no
+  request waits on DNS; TLS still verifies the certificate against the host name of the URL;
+- no connection limit in the pool: the sender's --max-inflight is the cap, and a pool limit would make
+  a due request wait for a free connection, a hidden closed loop (coordinated omission);
+- keep-alive when the server allows it, a fresh connection per request when it answers
+  `Connection: close` (the inference service does, so new replicas get traffic at once);
+- no cookies (a sticky-session cookie from an ingress would pin the load to one replica), no
+  redirects followed (a 3xx is an answer to count), no proxy from the environment, no aiohttp
+  timeouts: the caller's one deadline (asyncio.timeout) covers connect, send and the whole body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 import ssl
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.http_exceptions import HttpProcessingError
+from yarl import URL  # aiohttp's URL type (one of its dependencies)
 
 from loadtester.images import Photo
 
-_MAX_HEAD_BYTES = 64 * 1024
-_USER_AGENT = "resnet18-loadtester/1"
+USER_AGENT = "resnet18-loadtester/2"
+# An idle keep-alive connection is dropped after this long, below common servers' own idle timeouts
+# (gunicorn 2 s, uvicorn 5 s, nginx 75 s): a server closing a connection just as it is reused would cost
+# a POST, which is not idempotent and so is never retried.
+IDLE_CONNECTION_S = 1.0
 
 
 class UnreachableError(RuntimeError):
@@ -29,10 +47,6 @@ class UnreachableError(RuntimeError):
 
 class ProtocolError(Exception):
     """The peer answered something that is not a valid HTTP/1.x response."""
-
-
-class EmptyReply(ConnectionResetError):
-    """The connection closed before a single byte of the response arrived."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +58,11 @@ class Target:
     host_header: str
     tls: bool
 
-    def encode_post(self, photo: Photo) -> bytes:
-        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host_header}\r\nUser-Agent: {_USER_AGENT}\r\n"
-                f"Accept: application/json\r\nContent-Type: {photo.content_type}\r\n"
-                f"Content-Length: {len(photo.data)}\r\n\r\n")
-        return head.encode("latin-1") + photo.data
+    @property
+    def request_url(self) -> str:
+        """The URL each POST goes to: the host name stays, for the Host header and TLS verification."""
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, self.path, "", ""))
 
 
 def resolve_target(url: str, endpoint: str) -> Target:
@@ -99,150 +113,12 @@ def parse_server_timing(value: str) -> dict:
     return timings
 
 
-class _Connection(asyncio.Protocol):
-    """One TCP connection carrying one exchange at a time."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self._future: asyncio.Future | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._buf = bytearray()
-        self._status = 0
-        self._headers: dict[bytes, bytes] | None = None
-        self._remaining = -1          # body bytes still expected; -1 = until close
-        self._chunked = False
-        self._got_bytes = False
-        self.keep_alive = False
-
-    # asyncio callbacks
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self._future is None or self._future.done():
-            return  # bytes nobody asked for: the connection will not be reused
-        self._got_bytes = True
-        self._buf += data
-        try:
-            self._parse()
-        except ProtocolError as exc:
-            self._fail(exc)
-
-    def eof_received(self):
-        return False  # close our side too
-
-    def connection_lost(self, exc) -> None:
-        self.closed = True
-        if self._future is not None and not self._future.done():
-            if self._headers is not None and self._remaining == -1 and not self._chunked:
-                self._finish()  # body delimited by the close
-            elif not self._got_bytes:
-                self._fail(EmptyReply("connection closed before any response"))
-            elif isinstance(exc, Exception):
-                self._fail(exc)
-            else:
-                self._fail(ConnectionResetError("connection closed in the middle of the response"))
-
-    # exchange
-    def send(self, request: bytes) -> asyncio.Future:
-        self._reset()
-        self._future = self._loop.create_future()
-        self.transport.write(request)
-        return self._future
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _fail(self, exc: BaseException) -> None:
-        self.keep_alive = False
-        if not self._future.done():
-            self._future.set_exception(exc)
-
-    def _finish(self) -> None:
-        done_at = self._loop.time()
-        timings = None
-        headers = self._headers
-        header = headers.get(b"server-timing")
-        if header:
-            timings = parse_server_timing(header.decode("latin-1"))
-        elif 200 <= self._status < 300 and self._buf[:1] == b"{":
-            timings = _timings_from_json(bytes(self._buf))
-        if not self._future.done():
-            self._future.set_result(Reply(self._status, done_at, timings))
-
-    def _parse(self) -> None:
-        if self._headers is None:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > _MAX_HEAD_BYTES:
-                    raise ProtocolError("response head too long")
-                return
-            self._read_head(bytes(self._buf[:end]))
-            del self._buf[:end + 4]
-            if self._headers is None:  # an interim 1xx response: the real one follows
-                return self._parse()
-        if self._chunked:
-            if self._chunks_complete():
-                self._finish()
-        elif self._remaining >= 0 and len(self._buf) >= self._remaining:
-            self._finish()
-
-    def _read_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise ProtocolError(f"bad status line {lines[0][:80]!r}")
-        status = int(parts[1])
-        if 100 <= status < 200:
-            return
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        self._status = status
-        self._headers = headers
-        connection = headers.get(b"connection", b"").lower()
-        http11 = parts[0] == b"HTTP/1.1"
-        self.keep_alive = (b"keep-alive" in connection) if not http11 else (b"close" not in connection)
-        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
-            self._chunked = True
-        elif status in (204, 304):
-            self._remaining = 0
-        elif b"content-length" in headers:
-            try:
-                self._remaining = int(headers[b"content-length"])
-            except ValueError:
-                raise ProtocolError("bad Content-Length") from None
-        else:
-            self._remaining = -1
-            self.keep_alive = False
-
-    def _chunks_complete(self) -> bool:
-        """True once the terminating zero-size chunk (and trailers) are in the buffer."""
-        pos, buf = 0, self._buf
-        while True:
-            line_end = buf.find(b"\r\n", pos)
-            if line_end < 0:
-                return False
-            try:
-                size = int(bytes(buf[pos:line_end]).split(b";")[0].strip(), 16)
-            except ValueError:
-                raise ProtocolError("bad chunk size") from None
-            if size == 0:
-                return buf.find(b"\r\n\r\n", line_end) >= 0 or buf.endswith(b"\r\n", line_end + 2)
-            pos = line_end + 2 + size + 2
-            if pos > len(buf):
-                return False
-
-
-def _timings_from_json(body: bytes) -> dict | None:
+def server_timings(status: int, header: str | None, body: bytes | bytearray) -> dict | None:
+    """The server's own timings: its Server-Timing header, else a 2xx JSON body's `timings_ms`."""
+    if header:
+        return parse_server_timing(header)
+    if not (200 <= status < 300 and body[:1] == b"{"):
+        return None
     try:
         timings = json.loads(body).get("timings_ms")
         return {k: float(v) for k, v in timings.items()} if isinstance(timings, dict) else None
@@ -250,54 +126,90 @@ def _timings_from_json(body: bytes) -> dict | None:
         return None
 
 
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The outcome kind of a request that raised `exc` (the kinds of docs/loadtester.md).
+
+    Covers aiohttp's exceptions and the built-in ones (the benchmark's baseline client raises those).
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # Connecting failed: refused, timed out, TLS or DNS, as the socket said. (getattr: in aiohttp < 3.10
+        # a certificate error has no os_error, and then counts as the OSError it also is.)
+        exc = getattr(exc, "os_error", None) or exc
+    if isinstance(exc, TimeoutError):  # also aiohttp's ServerTimeoutError
+        return "timeout"
+    code = getattr(exc, "errno", None) if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) else None
+    if isinstance(exc, ConnectionRefusedError) or code == errno.ECONNREFUSED:
+        return "conn_refused"
+    # A clean close before the answer (ServerDisconnectedError), a body cut short (ClientPayloadError), a reset.
+    if (isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError,
+                         ConnectionAbortedError, BrokenPipeError)) or code in _RESET_ERRNOS):
+        return "conn_reset"
+    # aiohttp reports an unparsable response head as ClientResponseError (we never raise_for_status).
+    if isinstance(exc, (aiohttp.ClientResponseError, HttpProcessingError, ProtocolError)):
+        return "protocol_error"
+    if isinstance(exc, (aiohttp.ClientError, OSError)):  # ssl.SSLError is an OSError
+        return "conn_error"
+    return "client_error"
+
+
+class _PinnedResolver(AbstractResolver):
+    """Answers every look-up with the address resolved before the run: DNS is never on a request's path."""
+
+    def __init__(self, address: str):
+        self._address = address
+        self._family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[dict]:
+        # aiohttp's ResolveResult (a plain dict, so aiohttp 3.9, which has no such type, takes it too)
+        return [{"hostname": host, "host": self._address, "port": port, "family": self._family, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One photo's POST, built once: the body and its headers are shared by every request that sends it."""
+
+    body: bytes
+    headers: dict
+
+
 class Client:
-    """Sends requests to one target, reusing idle keep-alive connections when there are any."""
+    """Sends POSTs to one target over one aiohttp session (create it, and close it, in the running loop)."""
 
     def __init__(self, target: Target):
         self.target = target
+        self._url = URL(target.request_url)  # parsed once, not per request
         self._loop = asyncio.get_running_loop()
-        self._idle: list[_Connection] = []
-        self._ssl = ssl.create_default_context() if target.tls else None
-        # TLS checks the certificate against the name in the URL, not the address it resolved to.
-        self._server_hostname = urlsplit(target.url).hostname if target.tls else None
+        connector = aiohttp.TCPConnector(
+            limit=0, resolver=_PinnedResolver(target.address), use_dns_cache=False,
+            keepalive_timeout=IDLE_CONNECTION_S,
+            # A fresh default context: the system's CAs (and SSL_CERT_FILE) as they are when the run starts.
+            ssl=ssl.create_default_context() if target.tls else True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            # No Accept-Encoding: the server answers as it did for the previous client (a compressed answer
+            # is still decoded), and the load tester spends no CPU on decompression by asking for it.
+            skip_auto_headers=("Accept-Encoding",))
 
-    async def _connect(self) -> _Connection:
-        _, conn = await self._loop.create_connection(
-            lambda: _Connection(self._loop), self.target.address, self.target.port, ssl=self._ssl,
-            server_hostname=self._server_hostname)
-        return conn
+    @staticmethod
+    def prepare(photo: Photo) -> Prepared:
+        return Prepared(photo.data, {"Content-Type": photo.content_type})
 
-    async def post(self, request: bytes) -> Reply:
-        conn = None
-        while self._idle:
-            candidate = self._idle.pop()
-            if not candidate.closed:
-                conn = candidate
-                break
-        reused = conn is not None
-        if conn is None:
-            conn = await self._connect()
-        try:
-            try:
-                reply = await conn.send(request)
-            except EmptyReply:
-                if not reused:
-                    raise
-                # The server closed an idle keep-alive connection just as we reused it: the request
-                # never reached it, so sending it again on a fresh connection is safe.
-                conn.abort()
-                conn = await self._connect()
-                reply = await conn.send(request)
-        except BaseException:
-            conn.abort()
-            raise
-        if conn.keep_alive and not conn.closed:
-            self._idle.append(conn)
-        else:
-            conn.transport.close()
-        return reply
+    async def post(self, request: Prepared) -> Reply:
+        """One POST, its whole body read; raises what aiohttp raises (`failure_kind` names it)."""
+        async with self._session.post(self._url, data=request.body, headers=request.headers,
+                                      allow_redirects=False) as response:
+            body = await response.read()
+            done_at = self._loop.time()  # the last byte is in
+            return Reply(response.status, done_at,
+                         server_timings(response.status, response.headers.get("Server-Timing"), body))
 
-    def close(self) -> None:
-        for conn in self._idle:
-            conn.abort()
-        self._idle.clear()
+    async def close(self) -> None:
+        await self._session.close()

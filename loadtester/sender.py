@@ -9,13 +9,13 @@ latency is counted from the scheduled time, so lag never flatters the results.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
-from loadtester.http_client import Client, EmptyReply, ProtocolError, Target
+from loadtester.http_client import Client, Target, failure_kind
 from loadtester.images import Photo
 from loadtester.records import RequestTable, kind_of_status
 from loadtester.schedule import Schedule
@@ -41,7 +41,10 @@ class LiveCounters:
 
 class Replayer:
     def __init__(self, target: Target, schedule: Schedule, photos: list[Photo], *, timeout_s: float,
-                 max_inflight: int):
+                 max_inflight: int, client_factory: Callable[[Target], Client] = Client):
+        # client_factory(target), called in the running loop, gives an object with prepare(photo),
+        # async post(prepared) -> Reply and async close(): the benchmark passes its baseline client here.
+        self.client_factory = client_factory
         self.target = target
         self.schedule = schedule
         self.photos = photos
@@ -52,7 +55,6 @@ class Replayer:
         self.table.scheduled_s[:] = schedule.offsets_s
         self.table.trace_second[:] = schedule.trace_second
         self.table.image[:] = [photos[i % len(photos)].name for i in range(n)]
-        self._requests = [target.encode_post(p) for p in photos]
         self.live = LiveCounters()
         self.dispatched = 0          # requests whose time has come (sent or dropped)
         self.t0 = 0.0                # event-loop time of offset 0
@@ -93,7 +95,9 @@ class Replayer:
 
         loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        self._client = Client(self.target)
+        self._client = self.client_factory(self.target)
+        # Every photo's request is built once, before the clock starts.
+        self._requests = [self._client.prepare(p) for p in self.photos]
         self.t0 = loop.time() + START_DELAY_S
         self.start_unix_s = time.time() + START_DELAY_S
         offsets = self.schedule.offsets_s.tolist()
@@ -127,7 +131,7 @@ class Replayer:
                 task.cancel()
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
-            self._client.close()
+            await self._client.close()
 
     async def _drain(self, limit_s: float | None, stop: threading.Event | None) -> None:
         loop = asyncio.get_running_loop()
@@ -178,18 +182,9 @@ class Replayer:
             self.live.errors += 1
             self.live.done += 1
             raise
-        except TimeoutError:
-            done, kind = loop.time(), "timeout"
-        except ConnectionRefusedError:
-            done, kind = loop.time(), "conn_refused"
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, EmptyReply):
-            done, kind = loop.time(), "conn_reset"
-        except ProtocolError:
-            done, kind = loop.time(), "protocol_error"
-        except (OSError, ssl.SSLError):
-            done, kind = loop.time(), "conn_error"
-        except Exception:  # noqa: BLE001 - a bug here must cost one request, not the run
-            done, kind = loop.time(), "client_error"
+        except Exception as exc:  # noqa: BLE001 - a failure (or a bug here) costs one request, not the run
+            # timeout, conn_refused, conn_reset, protocol_error, conn_error, or client_error for a bug.
+            done, kind = loop.time(), failure_kind(exc)
         table.kind[i] = kind
         table.latency_ms[i] = (done - self.t0 - table.scheduled_s[i]) * 1000.0
         table.service_ms[i] = (done - sent) * 1000.0

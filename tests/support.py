@@ -307,16 +307,23 @@ class LocalHTTPServer:
     """A threaded HTTP server on a free 127.0.0.1 port serving `handler_class`; `url` is its base address.
 
     Fakes of other services subclass it. Request logging is silenced: a test's output stays readable.
+    With `ssl_context` it serves HTTPS (the handshake happens as a connection is accepted).
     """
 
-    def __init__(self, handler_class: type):
+    def __init__(self, handler_class: type, ssl_context=None, host: str = "127.0.0.1"):
         from http.server import ThreadingHTTPServer
         import threading
 
         quiet = type(handler_class.__name__, (handler_class,), {"log_message": lambda self, *args: None})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), quiet)
+        server_class = type("Server", (ThreadingHTTPServer,),
+                            {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+        self.httpd = server_class((host, 0), quiet)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'https' if ssl_context is not None else 'http'}://{shown}:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ with canned bytes.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socketserver
 import threading
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from loadtester.config import BUNDLED_IMAGES
-from loadtester.http_client import parse_server_timing, resolve_target
+from loadtester.http_client import Client, parse_server_timing, resolve_target
 from loadtester.images import load_images
 from loadtester.schedule import build_schedule
 from loadtester.sender import Replayer
@@ -25,10 +26,10 @@ PHOTOS = load_images(BUNDLED_IMAGES)
 
 
 def replay(url: str, rates, timeout_s: float = 10.0, max_inflight: int = 1000, arrivals: str = "uniform",
-           speedup: float = 1.0):
+           speedup: float = 1.0, client_factory=Client):
     schedule = build_schedule(rates, arrivals=arrivals, seed=1, speedup=speedup)
     replayer = Replayer(resolve_target(url, "/predict"), schedule, PHOTOS, timeout_s=timeout_s,
-                        max_inflight=max_inflight)
+                        max_inflight=max_inflight, client_factory=client_factory)
     asyncio.run(replayer.run())
     return replayer.result_table()
 
@@ -159,9 +160,19 @@ CANNED = [
     ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", "ok", 200),
     ("body-until-close", b"HTTP/1.0 200 OK\r\n\r\n{\"x\": 1}", "ok", 200),
     ("interim-100-first", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", "ok", 201),
+    # What a proxy or an odd server may send, which aiohttp's parser handles.
+    ("chunked-extensions-trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;x=y\r\n{\r\n1\r\n}\r\n"
+                                   b"0\r\nX-Trailer: 1\r\n\r\n", "ok", 200),
+    ("bare-lf-line-ends", b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}", "ok", 200),
     ("not-http", b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "protocol_error", 0),
+    ("garbage-status-code", b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n", "protocol_error", 0),
+    ("garbage-chunk-size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+     "protocol_error", 0),
+    ("garbage-content-length", b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\n{}", "protocol_error", 0),
     ("closed-silently", b"", "conn_reset", 0),
+    ("cut-mid-head", b"HTTP/1.1 200 OK\r\nContent-Len", "conn_reset", 0),
     ("cut-mid-body", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial", "conn_reset", 0),
+    ("cut-mid-chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"part", "conn_reset", 0),
 ]
 
 
@@ -177,9 +188,21 @@ def test_response_framing(reply, kind, status):
     assert table.status.tolist() == [status] * 3
 
 
-def test_timings_from_json_body_when_no_header():
-    body = b'{"predictions": [], "timings_ms": {"queue": 1.0, "preprocess": 2.0, "model": 3.0}}'
-    server = canned_server(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+JSON_BODY = b'{"predictions": [], "timings_ms": {"queue": 1.0, "preprocess": 2.0, "model": 3.0}}'
+JSON_ANSWERS = [
+    ("content-length", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(JSON_BODY) + JSON_BODY),
+    ("chunked-in-pieces", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+     + b"".join(b"%x\r\n%s\r\n" % (len(JSON_BODY[k:k + 10]), JSON_BODY[k:k + 10]) for k in range(0, len(JSON_BODY), 10))
+     + b"0\r\n\r\n"),
+    ("gzip-encoded", b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+     % len(gzip.compress(JSON_BODY)) + gzip.compress(JSON_BODY)),
+]
+
+
+@pytest.mark.parametrize("reply", [a[1] for a in JSON_ANSWERS], ids=[a[0] for a in JSON_ANSWERS])
+def test_timings_from_json_body_when_no_header(reply):
+    """Read from the whole body, however it was framed or encoded."""
+    server = canned_server(reply)
     try:
         table = replay(f"http://127.0.0.1:{server.server_address[1]}", [2.0], speedup=5.0)
     finally:
