@@ -42,8 +42,8 @@ def test_capacity_estimates_scale_with_the_machine(saturation):
 
 
 @pytest.mark.parametrize("quick, max_replicas, peak_of_saturation", [
-    (False, 2, (2 - 0.3) * TARGET_UTILIZATION),
-    (False, 7, (7 - 0.3) * TARGET_UTILIZATION),
+    (False, 2, (2 - 0.5) * TARGET_UTILIZATION),
+    (False, 7, (7 - 0.5) * TARGET_UTILIZATION),
     (True, 2, QUICK_PEAK_OF_SATURATION),
     (True, 7, QUICK_PEAK_OF_SATURATION),
 ], ids=["full-2-cores", "full-8-cores", "quick-2-cores", "quick-8-cores"])
