@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from loadtester.capacity import ProbeError, ProbeSettings, measure, read_info, summary_line, table_lines
+from loadtester.capacity import ProbeError, ProbeSettings, measure, read_info
+from loadtester.capacity_report import summary_line, table_lines
 from loadtester.config import BUNDLED_IMAGES, OptionError, _check_url, _float_in, _int_in
 from loadtester.http_client import UnreachableError, resolve_target
 from loadtester.images import ImageDirError, load_images

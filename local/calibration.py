@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from loadtester.capacity import CapacityReport, ProbeSettings, measure, read_info
+from loadtester.capacity import ProbeSettings, measure, read_info
+from loadtester.capacity_report import CapacityReport
 from loadtester.http_client import resolve_target
 from loadtester.config import BUNDLED_IMAGES
 from loadtester.images import load_images

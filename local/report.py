@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtester.capacity import CapacityReport, table_lines
+from loadtester.capacity_report import CapacityReport, table_lines
 from loadtester.report import format_summary
 
 from local.config import Options

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from loadtester.capacity import CapacityReport
+from loadtester.capacity_report import CapacityReport
 
 # The autoscaler's TARGET_UTILIZATION (its default): the trace peak is sized against it.
 TARGET_UTILIZATION = 0.7

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from loadtester.capacity import MAX_SUSTAINED_FRACTION, CapacityReport, Step
+from loadtester.capacity_report import MAX_SUSTAINED_FRACTION, CapacityReport, Step
 from support import PYTHON, REPO, free_port, start_stub_server
 
 SUMMARY = re.compile(r"^capacity: (?P<sat>[\d.]+) req/s at saturation, (?P<slo>[\d.]+) req/s within the SLO$")

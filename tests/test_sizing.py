@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from loadtester.capacity import CapacityReport, Step
+from loadtester.capacity_report import CapacityReport, Step
 from local.sizing import QUICK_PEAK_OF_SATURATION, TARGET_UTILIZATION, derive, timings_for
 
 

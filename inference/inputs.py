@@ -1,0 +1,113 @@
+"""What a request carries: its images and options, parsed from /predict and the v2 infer body, and the
+client-facing error (`ApiError`, a JSON `{"error": ...}` with a 4xx status) every bad input becomes.
+
+Counts are checked before anything is decoded, so a body with 100 000 tiny images is refused cheaply.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from flask import current_app, request
+
+
+class ApiError(Exception):
+    """A client-facing error: JSON `{"error": message}` with `status`, counted under `reason` if given."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.reason, self.headers = status, message, reason, headers or {}
+
+
+def parse_topk(raw: object) -> int:
+    if raw is None:
+        return 5
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ApiError(400, f"topk={str(raw)[:20]!r} is not an integer; use 1..1000", "bad_input") from None
+    if not 1 <= value <= 1000:
+        raise ApiError(400, f"topk={value} is out of range; use 1..1000", "bad_input")
+    return value
+
+
+def check_count(images: int) -> None:
+    """Refuse more images than one worker's queue holds, before decoding any of them."""
+    limit = current_app.extensions["inference"].config.queue_limit
+    if images > limit:
+        raise ApiError(413, f"{images} images in one request; at most {limit} (MAX_QUEUE) fit", "too_large")
+
+
+def decode_base64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise ApiError(400, f"{what} must be a base64 string, got {type(text).__name__}", "bad_input")
+    if text.startswith("data:") and "," in text:  # tolerate data: URLs pasted from a browser
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"{what} is not valid base64 ({exc})", "bad_input") from None
+
+
+def json_body() -> dict:
+    if request.mimetype != "application/json":
+        raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send application/json",
+                       "bad_input")
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting, still the client's input
+        raise ApiError(400, "the body is not valid JSON", "bad_input") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the JSON body must be an object, got {type(body).__name__}", "bad_input")
+    return body
+
+
+def predict_inputs() -> tuple[list[bytes], bool]:
+    """The images of a /predict request and whether the client sent exactly one (flat answer)."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        files = request.files.getlist("file")
+        if not files and "file" in request.form:
+            # A part without a filename (curl -F 'file=<cat.jpg') is parsed as text: its bytes are already lost.
+            raise ApiError(400, "the `file` part has no filename, so it was read as text; send it as a file: "
+                           "curl -F file=@cat.jpg", "bad_input")
+        if not files:
+            raise ApiError(400, "the multipart body has no `file` field; send e.g. curl -F file=@cat.jpg",
+                           "bad_input")
+        return [f.read() for f in files], len(files) == 1
+    if mimetype == "application/json":
+        body = json_body()
+        if "image" in body:
+            return [decode_base64(body["image"], "`image`")], True
+        if "images" in body:
+            items = body["images"]
+            if not isinstance(items, list) or not items:
+                raise ApiError(400, "`images` must be a non-empty list of base64 strings", "bad_input")
+            check_count(len(items))
+            return [decode_base64(item, f"`images[{i}]`") for i, item in enumerate(items)], False
+        raise ApiError(400, "the JSON body needs `image` (base64) or `images` (list of base64)", "bad_input")
+    if mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        return [request.get_data(cache=False)], True
+    shown = mimetype or "none"
+    raise ApiError(415, f"unsupported Content-Type {shown!r}: send multipart/form-data with `file` fields, "
+                   "a raw image/* or application/octet-stream body, or JSON {\"image\": \"<base64>\"}", "bad_input")
+
+
+def oip_inputs(body: dict) -> list[bytes]:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise ApiError(400, "`inputs` must hold exactly one tensor: {\"name\": \"image\", \"datatype\": \"BYTES\", "
+                       "\"shape\": [N], \"data\": [\"<base64>\", ...]}", "bad_input")
+    tensor = inputs[0]
+    if tensor.get("datatype") != "BYTES":
+        raise ApiError(400, f"input datatype must be BYTES, got {tensor.get('datatype')!r}", "bad_input")
+    data = tensor.get("data")
+    if not isinstance(data, list) or not data:
+        raise ApiError(400, "input `data` must be a non-empty list of base64-encoded images", "bad_input")
+    check_count(len(data))
+    shape = tensor.get("shape")
+    if shape is not None and shape not in ([len(data)], [len(data), 1]):
+        raise ApiError(400, f"input shape {shape} does not match {len(data)} data elements", "bad_input")
+    return [decode_base64(item, f"input data[{i}]") for i, item in enumerate(data)]
