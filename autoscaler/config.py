@@ -20,7 +20,7 @@ from settings import (Messages, SettingError, add_flags, check_fields, format_nu
 SERVICEACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 SCALERS = ("kubernetes", "gunicorn", "dry-run")
-POLICIES = ("slo", "hpa", "static")
+POLICIES = ("slo", "hpa", "kpa", "static")
 
 # Default PromQL. `{job}` and `{window}` are filled in from SERVICE_JOB and RATE_WINDOW_S. They use the
 # service's raw metrics so they work whether or not Prometheus loaded the recording rules.
@@ -85,7 +85,8 @@ class Config:
     scaler: str = setting("kubernetes", "Actuator: the Deployment's scale subresource, the workers of a "
                           "local gunicorn master, or only logging.", choices=SCALERS)
     policy: str = setting("slo", "Decision policy: slo (capacity + latency SLO), hpa (the Kubernetes HPA "
-                          "v2 algorithm on CPU, as a baseline), static (hold MIN_REPLICAS).", choices=POLICIES)
+                          "v2 algorithm on CPU, as a baseline), kpa (Knative's KPA, as a baseline), static (hold "
+                          "MIN_REPLICAS).", choices=POLICIES)
     target_deployment: str = setting("resnet18-inference", "Deployment whose replicas are scaled.")
     target_namespace: str = setting("", "Namespace of the Deployment.",
                                     zero_means="the pod's own namespace, else 'default'")
@@ -151,6 +152,25 @@ class Config:
         15, "HPA default scaling policies' periodSeconds (up: 100% or 4 pods, down: 100%).",
         "s", 1, 1800)
 
+    # --- kpa policy (Knative's defaults, config-autoscaler; its ranges) --------------------------
+    kpa_metric: str = setting(
+        "concurrency", "What the kpa policy scales on: in-flight requests against TARGET_INFLIGHT_PER_REPLICA "
+        "(Knative's default) or the request rate against CAPACITY_RPS_PER_REPLICA.", choices=("concurrency", "rps"))
+    kpa_stable_window_s: float = setting(
+        60, "Knative's stable-window: averaging window of the steady demand, and how long panic outlasts the "
+        "last poll over the threshold.", "s", 6, 3600)
+    kpa_panic_window_percent: float = setting(
+        10, "Knative's panic-window-percentage: the panic window as a share of the stable one (6 s).", "%", 1, 100)
+    kpa_panic_threshold: float = setting(
+        2.0, "Knative's panic-threshold-percentage / 100: panic when the panic window's demand reaches this "
+        "multiple of the ready pods.", "ratio", 1.1, 10)
+    kpa_max_scale_up_rate: float = setting(
+        1000, "Knative's max-scale-up-rate: at most this multiple of the ready pods in one decision.", "ratio",
+        1, 1e6, lo_open=True)
+    kpa_max_scale_down_rate: float = setting(
+        2, "Knative's max-scale-down-rate: at least ready pods / this after one decision.", "ratio", 1, 1e6,
+        lo_open=True)
+
     # --- failures ------------------------------------------------------------------------------
     fallback_after_failures: int = setting(
         3, "Consecutive polls without usable data before FALLBACK_REPLICAS applies.", "polls", 1, 100000)
@@ -184,6 +204,10 @@ class Config:
             _require(self.target_inflight_per_replica > 0 or self.capacity_rps_per_replica > 0,
                      "TARGET_INFLIGHT_PER_REPLICA=0 and CAPACITY_RPS_PER_REPLICA=0: the slo policy needs "
                      "at least one of them > 0")
+        if self.policy == "kpa":
+            per_replica, name = ((self.capacity_rps_per_replica, "CAPACITY_RPS_PER_REPLICA") if self.kpa_metric == "rps"
+                                 else (self.target_inflight_per_replica, "TARGET_INFLIGHT_PER_REPLICA"))
+            _require(per_replica > 0, f"{name}=0: the kpa policy with KPA_METRIC={self.kpa_metric} needs it > 0")
         if self.scaler == "gunicorn":
             _require(bool(self.gunicorn_pidfile), "GUNICORN_PIDFILE='' must name the gunicorn master's pid "
                      "file when SCALER=gunicorn")

@@ -15,6 +15,7 @@ from typing import Callable
 from .config import Config
 from .decision import Decision, Observation, State
 from .hpa import HpaState, decide_hpa
+from .kpa import KpaState, decide_kpa
 from .slo import SloState, decide_slo
 from .static import StaticState, decide_static
 
@@ -31,5 +32,7 @@ POLICIES: dict[str, PolicySpec] = {
     "slo": PolicySpec(decide_slo, SloState, needs=("rate_rps", "inflight"),
                       no_data="no request rate or in-flight data"),
     "hpa": PolicySpec(decide_hpa, HpaState, needs=("cpu_cores",), no_data="no cpu data"),
+    # Which of the two it scales on is KPA_METRIC's choice: decide_kpa holds when that one is missing.
+    "kpa": PolicySpec(decide_kpa, KpaState, needs=("rate_rps", "inflight"), no_data="no request rate or in-flight data"),
     "static": PolicySpec(decide_static, StaticState),
 }

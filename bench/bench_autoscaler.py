@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "autoscaler.json")
     args = parser.parse_args(argv)
 
-    policies = [bench_policy(p, args.calls) for p in ("slo", "hpa", "static")]
+    policies = [bench_policy(p, args.calls) for p in ("slo", "hpa", "kpa", "static")]
     loop = bench_loop(args.decisions)
 
     print("autoscaler: policy cost per call (full windows)")

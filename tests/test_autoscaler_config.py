@@ -60,7 +60,7 @@ BAD = {
     "poll-not-a-number": ({"POLL_INTERVAL_S": "fast"}, "POLL_INTERVAL_S='fast' (from environment) must be a number"),
     "replicas-not-integer": ({"MAX_REPLICAS": "2.5"}, "MAX_REPLICAS='2.5' (from environment) must be an integer"),
     "bad-bool": ({"CAPACITY_LEARNING": "maybe"}, "CAPACITY_LEARNING='maybe' (from environment) must be true or false"),
-    "unknown-policy": ({"POLICY": "magic"}, "POLICY='magic' must be one of slo, hpa, static"),
+    "unknown-policy": ({"POLICY": "magic"}, "POLICY='magic' must be one of slo, hpa, kpa, static"),
     "unknown-scaler": ({"SCALER": "nomad"}, "SCALER='nomad' must be one of kubernetes, gunicorn, dry-run"),
     "panic-longer-than-stable": ({"PANIC_WINDOW_S": "90"}, "PANIC_WINDOW_S=90 must be <= STABLE_WINDOW_S=60"),
     "utilization-above-1": ({"TARGET_UTILIZATION": "1.5"}, "TARGET_UTILIZATION=1.5 must be within 0.05..1"),
