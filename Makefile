@@ -14,7 +14,7 @@ help:
 	@echo "make bench    - benchmarks (service, autoscaler, load tester) with ratios"
 	@echo "make serve    - the service on http://127.0.0.1:8000 (random weights if ImageNet ones are missing)"
 	@echo "make setup    - create .venv and install what the rest needs (done by the targets above)"
-	@echo "make clean    - remove reports/, runs/ and benchmark results"
+	@echo "make clean    - remove reports/, runs/, benchmark results and the calibration cache"
 
 # Idempotent: the venv is rebuilt only when a requirements file changes.
 setup: $(STAMP) prometheus kubectl
@@ -66,4 +66,4 @@ compare: setup
 	$(PY) -m local compare $(ARGS)
 
 clean:
-	rm -rf reports runs bench/results .pytest_cache
+	rm -rf reports runs bench/results .pytest_cache .cache
