@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from loadtester.capacity import ProbeSettings, measure, read_info
+from loadtester.capacity import ProbeError, ProbeSettings, measure, read_info
 from loadtester.capacity_report import CapacityReport
-from loadtester.http_client import resolve_target
 from loadtester.config import BUNDLED_IMAGES
+from loadtester.http_client import UnreachableError, resolve_target
 from loadtester.images import load_images
 
 from local.config import REPO, Options
@@ -112,8 +112,13 @@ def calibrate(options: Options, work_dir: Path, console: TextIO = sys.stdout) ->
             raise StartError(f"the calibration worker did not become ready within {SPAWN_TIMEOUT_S:g} s; the end of "
                              f"{child.log_path}:\n{child.log_tail()}")
         target = resolve_target(f"http://{HOST}:{port}", "/predict")
-        report = measure(target, load_images(BUNDLED_IMAGES), ProbeSettings(), replicas=1, info=read_info(target),
-                         say=lambda text: print(f"local: probe: {text}", file=console, flush=True))
+        try:
+            report = measure(target, load_images(BUNDLED_IMAGES), ProbeSettings(), replicas=1,
+                             info=read_info(target),
+                             say=lambda text: print(f"local: probe: {text}", file=console, flush=True))
+        except (ProbeError, UnreachableError) as exc:
+            raise StartError(f"the calibration worker could not be measured: {exc}; the end of {child.log_path}:\n"
+                             f"{child.log_tail()}") from None
         report.startup_s = _time_added_worker(child.pid, pidfile)
         return report
     finally:
