@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -108,21 +109,35 @@ def test_ttin_adds_a_worker_that_serves_and_ttou_drains_one_with_no_failure(tmp_
         server.stop()
 
 
+# Each request carries a full batch of images, so the model works on one request far longer than it takes
+# all of them to connect, on any machine: every request is inside a worker before the first is answered.
+DRAIN_REQUESTS = 32
+BATCH_BODY = json.dumps({"images": [base64.b64encode(JPEG).decode()] * 8})
+
+
+def predict_batch(url: str) -> int:
+    try:
+        return requests.post(f"{url}/predict", data=BATCH_BODY, headers={"Content-Type": "application/json"},
+                             timeout=120).status_code
+    except requests.RequestException as exc:
+        return -1 if "refused" not in str(exc) else -2
+
+
 def test_sigterm_finishes_every_admitted_request(tmp_path):
-    # A queue deep enough for all 32 even if one worker accepts most of them: only draining is under test.
-    server = start_gunicorn(tmp_path, workers=2, env={"MAX_QUEUE": 64})
+    # A queue deep enough for every image even if one worker accepts most: only draining is under test.
+    server = start_gunicorn(tmp_path, workers=2, env={"MAX_QUEUE": 8 * DRAIN_REQUESTS})
     url = server.extra["url"]
     results: list[int] = []
-    with ThreadPoolExecutor(32) as pool:
-        futures = [pool.submit(predict, url) for _ in range(32)]
+    with ThreadPoolExecutor(DRAIN_REQUESTS) as pool:
+        futures = [pool.submit(predict_batch, url) for _ in range(DRAIN_REQUESTS)]
         # Signal only once every request is inside a worker: those are the ones that must be answered.
-        wait_until(lambda: scrape(url)["inference_inflight_requests"] >= 30 or all(f.done() for f in futures),
-                   timeout_s=60, interval_s=0.02, what="requests in flight")
+        wait_until(lambda: scrape(url)["inference_inflight_requests"] >= DRAIN_REQUESTS
+                   or all(f.done() for f in futures), timeout_s=60, interval_s=0.02, what="requests in flight")
         in_flight_at_signal = sum(not f.done() for f in futures)
         server.signal(signal.SIGTERM)
         results = [f.result() for f in futures]
     assert server.proc.wait(60) == 0
-    assert results == [200] * 32, results
+    assert results == [200] * DRAIN_REQUESTS, results
     assert in_flight_at_signal > 0, "the signal came after all requests finished: nothing was tested"
     assert not list(server.extra["pidfile"].parent.glob("gunicorn.pid.*.ready"))
 
