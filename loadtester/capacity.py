@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from loadtester.capacity_report import CapacityReport, Step
+from loadtester.config import max_inflight_allowed
 from loadtester.http_client import Client, Target, UnreachableError, failure_kind, probe
 from loadtester.images import Photo
 from loadtester.schedule import Schedule
@@ -186,7 +187,7 @@ def _open_step(target: Target, photos: list[Photo], rate_rps: float, seconds: fl
     count = max(1, round(rate_rps * seconds))
     offsets = np.sort(np.random.default_rng(seed).uniform(0.0, seconds, count))
     schedule = Schedule(offsets_s=offsets, trace_second=offsets.astype(np.int32), duration_s=float(seconds))
-    replayer = Replayer(target, schedule, photos, timeout_s=timeout_s, max_inflight=_inflight_cap())
+    replayer = Replayer(target, schedule, photos, timeout_s=timeout_s, max_inflight=min(4096, max_inflight_allowed()))
     asyncio.run(replayer.run())
     table = replayer.result_table()
     ok = table.kind == "ok"
@@ -205,11 +206,6 @@ def _open_step(target: Target, photos: list[Photo], rate_rps: float, seconds: fl
 def _rank(values: np.ndarray, q: float) -> float:
     # A percentile by rank: interpolating towards an infinite (failed) value would give inf or NaN.
     return round(float(np.percentile(values, q, method="higher")), 2)
-
-
-def _inflight_cap() -> int:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, min(4096, (soft if soft != resource.RLIM_INFINITY else 4096) - 64))
 
 
 def read_info(target: Target, timeout_s: float = 5.0) -> dict:

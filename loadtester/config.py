@@ -111,12 +111,16 @@ class Options:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def _check_max_inflight(value: object) -> int:
+def max_inflight_allowed() -> int:
     """Each request in flight holds a socket, so the cap is the open-file limit (raised first) less spares."""
+    return max(1, _raise_fd_limit() - _SPARE_FDS)
+
+
+def _check_max_inflight(value: object) -> int:
     fd_limit = _raise_fd_limit()
     spec = next(s for s in specs(Options) if s.name == "max_inflight")
     try:
-        return check(replace(spec, hi=max(1, fd_limit - _SPARE_FDS)), value, MESSAGES)
+        return check(replace(spec, hi=max_inflight_allowed()), value, MESSAGES)
     except OptionError as exc:
         raise OptionError(exc.option, exc.value, f"{exc.allowed} (open-file limit {fd_limit})") from None
 
