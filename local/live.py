@@ -87,12 +87,14 @@ class LiveLine:
         decision, scaled = last_decisions(self.decision_log)
         return render(read_status(self.status_file), decision, scaled, self.slo_ms, self.label)
 
+    def _redraw(self, end: str = "") -> None:
+        width = shutil.get_terminal_size((120, 24)).columns
+        self.stream.write("\r\x1b[2K" + self.line()[:max(20, width - 1)] + end)
+        self.stream.flush()
+
     def update(self) -> None:
         if self.tty:
-            width = shutil.get_terminal_size((120, 24)).columns
-            text = self.line()[:max(20, width - 1)]
-            self.stream.write("\r\x1b[2K" + text)
-            self.stream.flush()
+            self._redraw()
             self._drawn = True
             return
         now = self.clock()
@@ -102,6 +104,4 @@ class LiveLine:
 
     def close(self) -> None:
         if self.tty and self._drawn:
-            self.stream.write("\r\x1b[2K" + self.line()[:max(20, shutil.get_terminal_size((120, 24)).columns - 1)]
-                              + "\n")
-            self.stream.flush()
+            self._redraw("\n")
