@@ -18,14 +18,13 @@ from werkzeug.exceptions import HTTPException
 
 from inference.batcher import Batcher, BatchStats, DeadlineExceeded, Job, Overloaded
 from inference.config import ServiceConfig
-from inference.inputs import ApiError, check_count, json_body, oip_inputs, parse_topk, predict_inputs
+from inference.inputs import ApiError, check_count, parse_topk, predict_inputs
 from inference.metrics import INFERENCE_ENDPOINTS, Metrics
 from inference.model import LABELS, MODEL_NAME, Classifier
+from inference.oip import register_oip_routes
 from inference.preprocess import ImageError, preprocess
 
 log = logging.getLogger("inference")
-
-OIP_MODEL_VERSION = "1"
 
 
 @dataclass
@@ -222,59 +221,5 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
         payload, content_type = metrics.exposition()
         return Response(payload, content_type=content_type)
 
-    # --- Open Inference Protocol v2 (the subset KServe/Triton clients and probes use) ---
-
-    @app.get("/v2")
-    def oip_server():
-        return jsonify(name="resnet18-inference", version="1", extensions=[])
-
-    @app.get("/v2/health/live")
-    def oip_live():
-        return jsonify(live=state.batcher.alive() or state.draining)
-
-    @app.get("/v2/health/ready")
-    def oip_ready():
-        return jsonify(ready=not state.draining), (503 if state.draining else 200)
-
-    @app.get("/v2/models/<name>")
-    def oip_metadata(name: str):
-        known_model(name)
-        return jsonify(name=MODEL_NAME, versions=[OIP_MODEL_VERSION], platform="pytorch",
-                       parameters={"weights": classifier.weights},
-                       inputs=[{"name": "image", "datatype": "BYTES", "shape": [-1]}],
-                       outputs=[{"name": "label", "datatype": "BYTES", "shape": [-1, -1]},
-                                {"name": "score", "datatype": "FP32", "shape": [-1, -1]},
-                                {"name": "index", "datatype": "INT64", "shape": [-1, -1]}])
-
-    @app.get("/v2/models/<name>/ready")
-    def oip_model_ready(name: str):
-        known_model(name)
-        return jsonify(name=MODEL_NAME, ready=not state.draining), (503 if state.draining else 200)
-
-    @app.post("/v2/models/resnet18/infer")
-    def oip_infer():
-        body = json_body()
-        params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-        topk = parse_topk(params.get("topk", request.args.get("topk")))
-        result = state.classify(oip_inputs(body), topk)
-        n, k = len(result.predictions), len(result.predictions[0])
-        flat = [p for row in result.predictions for p in row]
-        outputs = [{"name": "label", "datatype": "BYTES", "shape": [n, k], "data": [p["label"] for p in flat]},
-                   {"name": "score", "datatype": "FP32", "shape": [n, k], "data": [p["score"] for p in flat]},
-                   {"name": "index", "datatype": "INT64", "shape": [n, k], "data": [p["index"] for p in flat]}]
-        answer = {"model_name": MODEL_NAME, "model_version": OIP_MODEL_VERSION, "outputs": outputs,
-                  "parameters": {"weights": classifier.weights, "timings_ms": result.timings()}}
-        if "id" in body:
-            answer = {"id": body["id"], **answer}
-        return jsonify(answer), 200, {"Server-Timing": result.server_timing()}
-
-    @app.post("/v2/models/<name>/infer")
-    def oip_infer_unknown(name: str):
-        known_model(name)
-        raise ApiError(404, f"no inference route for model {name!r}")
-
-    def known_model(name: str) -> None:
-        if name != MODEL_NAME:
-            raise ApiError(404, f"unknown model {name!r}; this server serves {MODEL_NAME!r}")
-
+    register_oip_routes(app, state)
     return app

@@ -1,5 +1,6 @@
-"""What a request carries: its images and options, parsed from /predict and the v2 infer body, and the
-client-facing error (`ApiError`, a JSON `{"error": ...}` with a 4xx status) every bad input becomes.
+"""What a /predict request carries: its images and options; the helpers the v2 infer body shares with it
+(base64, topk, the image count); and the client-facing error (`ApiError`, a JSON `{"error": ...}` with a 4xx
+status) every bad input becomes. The v2 body itself is parsed in inference/oip_codec.py.
 
 Counts are checked before anything is decoded, so a body with 100 000 tiny images is refused cheaply.
 """
@@ -93,21 +94,3 @@ def predict_inputs() -> tuple[list[bytes], bool]:
     shown = mimetype or "none"
     raise ApiError(415, f"unsupported Content-Type {shown!r}: send multipart/form-data with `file` fields, "
                    "a raw image/* or application/octet-stream body, or JSON {\"image\": \"<base64>\"}", "bad_input")
-
-
-def oip_inputs(body: dict) -> list[bytes]:
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-        raise ApiError(400, "`inputs` must hold exactly one tensor: {\"name\": \"image\", \"datatype\": \"BYTES\", "
-                       "\"shape\": [N], \"data\": [\"<base64>\", ...]}", "bad_input")
-    tensor = inputs[0]
-    if tensor.get("datatype") != "BYTES":
-        raise ApiError(400, f"input datatype must be BYTES, got {tensor.get('datatype')!r}", "bad_input")
-    data = tensor.get("data")
-    if not isinstance(data, list) or not data:
-        raise ApiError(400, "input `data` must be a non-empty list of base64-encoded images", "bad_input")
-    check_count(len(data))
-    shape = tensor.get("shape")
-    if shape is not None and shape not in ([len(data)], [len(data), 1]):
-        raise ApiError(400, f"input shape {shape} does not match {len(data)} data elements", "bad_input")
-    return [decode_base64(item, f"input data[{i}]") for i, item in enumerate(data)]

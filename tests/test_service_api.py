@@ -66,7 +66,7 @@ HOSTILE = [
     ("topk-huge-number", {}, "post", "/predict?topk=" + "9" * 5000, raw(images.jpeg()), 400, "bad_input"),
     ("too-many-tiny-images", {"max_queue": 8, "max_batch_size": 8}, "post", "/predict",
      as_json({"images": ["AA=="] * 100_000}), 413, "too_large"),
-    ("oip-not-json", {}, "post", "/v2/models/resnet18/infer", raw(images.jpeg()), 415, "bad_input"),
+    ("oip-not-json", {}, "post", "/v2/models/resnet18/infer", raw(images.jpeg()), 400, "bad_input"),
     ("json-without-image", {}, "post", "/predict", as_json({"picture": B64}), 400, "bad_input"),
     ("json-empty-images", {}, "post", "/predict", as_json({"images": []}), 400, "bad_input"),
     ("json-images-not-list", {}, "post", "/predict", as_json({"images": B64}), 400, "bad_input"),
