@@ -9,6 +9,7 @@ ARG BAKE_WEIGHTS=1
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TORCH_HOME=/opt/torch \
+    MODEL_CACHE_DIR=/opt/model-cache \
     PORT=8000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
 
@@ -27,6 +28,11 @@ RUN if [ "$BAKE_WEIGHTS" = "1" ]; then \
 # settings/: the settings machinery inference/config.py declares its fields with.
 COPY settings/ settings/
 COPY inference/ inference/
+
+# The model converted for OpenVINO/ONNX Runtime goes into the image too, keyed by the weights' hash, so a
+# new pod's workers load it instead of exporting it before they turn ready.
+RUN if [ "$BAKE_WEIGHTS" = "1" ]; then MODEL_WEIGHTS=imagenet python -m inference.model --convert; fi \
+ && MODEL_WEIGHTS=random python -m inference.model --convert
 
 # Numeric UID and GID so Kubernetes' runAsNonRoot can verify them (the Deployment runs it as 10001).
 RUN groupadd --system --gid 10001 inference \

@@ -118,14 +118,17 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     """Build the service. Config comes from the environment unless given; tests pass a fresh registry."""
     config = config or ServiceConfig.from_env()
     torch.set_num_threads(config.torch_threads_effective)
-    classifier = classifier or Classifier(config.model_weights, config.device)
-    classifier.warm_up(config.warmup_batches, config.max_batch_size)
+    classifier = classifier or Classifier(config.model_weights, config.device, config.model_backend,
+                                          config.model_precision, config.torch_threads_effective,
+                                          config.model_cache_dir or None)
 
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     state = InferenceState(config, classifier, metrics)
-    state.batcher.start()
+    state.batcher.start(prepare=lambda: classifier.warm_up(config.warmup_batches, config.max_batch_size),
+                        nice=config.model_thread_nice)
     metrics.start_cpu_sampler()
-    metrics.model_info.labels(MODEL_NAME, classifier.weights, str(classifier.device)).set(1)
+    metrics.model_info.labels(MODEL_NAME, classifier.weights, str(classifier.device), classifier.backend,
+                              classifier.precision).set(1)
     metrics.workers.set(1)
 
     app = Flask("inference")
@@ -189,7 +192,7 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     def predict():
         images, single = predict_inputs()
         result = state.classify(images, parse_topk(request.args.get("topk")))
-        body = {"model": MODEL_NAME, "weights": classifier.weights,
+        body = {"model": MODEL_NAME, "weights": classifier.weights, **classifier.describe(),
                 "predictions": result.predictions[0] if single else result.predictions,
                 "timings_ms": result.timings()}
         return jsonify(body), 200, {"Server-Timing": result.server_timing()}
@@ -209,8 +212,9 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     @app.get("/info")
     def info():
         return jsonify(model=MODEL_NAME, weights=classifier.weights, device=str(classifier.device),
-                       labels=len(LABELS), pid=os.getpid(),
-                       torch_threads=torch.get_num_threads(), max_batch_size=config.max_batch_size,
+                       **classifier.describe(), labels=len(LABELS), pid=os.getpid(),
+                       torch_threads=torch.get_num_threads(), model_threads=classifier.threads,
+                       max_batch_size=config.max_batch_size,
                        max_batch_delay_ms=config.max_batch_delay_ms, max_queue=config.queue_limit,
                        request_timeout_s=config.request_timeout_s, max_body_bytes=config.max_body_bytes,
                        max_image_pixels=config.max_image_pixels, draining=state.draining,

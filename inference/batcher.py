@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,17 @@ from typing import Callable
 import torch
 
 log = logging.getLogger(__name__)
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice` (Linux treats a thread id as a process here)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # a sandbox may forbid it; serving matters more than priorities
+        log.warning("could not lower the model thread's priority: %s", exc)
 
 
 class Overloaded(RuntimeError):
@@ -118,9 +130,33 @@ class Batcher:
         return job
 
     # --- model side ---
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="model", daemon=True)
+    def start(self, prepare: Callable[[], None] | None = None, nice: int = 0) -> None:
+        """Start the model thread; return once it has run `prepare` (the warm-up), re-raising its error.
+
+        The thread lowers its own CPU priority by `nice` first, and the warm-up runs on it, so the thread
+        pools the backend creates on its first forwards inherit that priority too: request threads, which
+        answer 503s and probes and decode uploads, then get a core before the next forward does.
+        """
+        prepared = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                lower_priority(nice)
+                if prepare is not None:
+                    prepare()
+            except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
+                failure.append(exc)
+                return
+            finally:
+                prepared.set()
+            self._loop()
+
+        self._thread = threading.Thread(target=run, name="model", daemon=True)
         self._thread.start()
+        prepared.wait()
+        if failure:
+            raise failure[0]
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -15,6 +15,9 @@ from typing import Mapping
 from settings import Messages, SettingError, check_fields, read_values, setting, specs
 
 MiB = 1024 * 1024
+# Kept here, not in inference/backends.py, so the gunicorn master reads its settings without importing torch.
+BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(SettingError):
@@ -49,9 +52,22 @@ class ServiceConfig:
         "meaningless, and every response says so)."))
     device: str = setting("cpu", env="DEVICE", choices=("cpu", "cuda", "auto"), doc=(
         "`cpu`, `cuda` or `auto` (cuda when available). CPU is what the project is sized and tested for."))
+    model_backend: str = setting("auto", env="MODEL_BACKEND", choices=BACKENDS, doc=(
+        "what runs the forward: `torch` (the reference), `openvino`, `onnxruntime`, or `auto`: the fastest "
+        "one installed whose FP32 results equal torch's within 1e-4 (OpenVINO, then ONNX Runtime, then torch)."))
+    model_precision: str = setting("fp32", env="MODEL_PRECISION", choices=PRECISIONS, doc=(
+        "`fp32` (exact) or `bf16`: about 2x faster where the CPU has native bf16 (AVX512_BF16, AMX), with "
+        "logits off by about 2e-2 (docs/service.md has the measured agreement); refused elsewhere."))
+    model_cache_dir: str = setting("", env="MODEL_CACHE_DIR", doc=(
+        "where the model converted for OpenVINO/ONNX Runtime is kept, keyed by a hash of the weights; empty "
+        "means $XDG_CACHE_HOME/resnet18-inference (~/.cache/...). The image bakes it in at build time."))
     torch_threads: int = setting(0, env="TORCH_THREADS", unit="threads", lo=0, hi=256, doc=(
-        "intra-op threads per worker; 0 means the CPUs this process may use divided "
-        "by the gunicorn workers, at least 1 (oversubscribed threads are the classic CPU-serving trap)."))
+        "intra-op threads per worker, for whichever backend runs the model (the name predates the other "
+        "backends); 0 means the CPUs this process may use divided by the gunicorn workers, at least 1 "
+        "(oversubscribed threads are the classic CPU-serving trap)."))
+    model_thread_nice: int = setting(5, env="MODEL_THREAD_NICE", unit="nice levels", lo=0, hi=19, doc=(
+        "how much lower the model thread's CPU priority is than the request threads': a 503 or a probe is "
+        "answered at once even while a forward holds every core; 0 turns it off."))
     warmup_batches: int = setting(2, env="WARMUP_BATCHES", unit="forwards", lo=0, hi=100, doc=(
         "forwards run at start-up, before the worker reports ready, so the first "
         "real request does not pay for lazy initialisation."))

@@ -86,9 +86,12 @@ def post_worker_init(worker):
     signal.signal(signal.SIGTERM, drain)
     if marker is not None:
         marker.touch()
-    worker.log.info("worker %s ready: %s weights, %d torch threads, batch <= %d, queue <= %d",
-                    worker.pid, state.classifier.weights, state.config.torch_threads_effective,
-                    state.config.max_batch_size, state.config.queue_limit)
+    classifier = state.classifier
+    worker.log.info("worker %s ready: %s weights on %s (%s, %s), %d model threads, batch <= %d, queue <= %d",
+                    worker.pid, classifier.weights, classifier.backend, classifier.precision,
+                    "converted model from the cache" if classifier.converted_from_cache else
+                    "converted now" if classifier.converted_from_cache is False else "no conversion",
+                    classifier.threads, state.config.max_batch_size, state.config.queue_limit)
 
 
 def worker_exit(server, worker):

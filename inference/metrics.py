@@ -59,7 +59,8 @@ class Metrics:
         self.workers = Gauge("inference_workers", "Live workers with the model loaded and warmed up.",
                              multiprocess_mode="livesum", registry=reg)
         self.model_info = Gauge("inference_model_info", "The model being served (value is always 1).",
-                                ["model", "weights", "device"], multiprocess_mode="livemax", registry=reg)
+                                ["model", "weights", "device", "backend", "precision"],
+                                multiprocess_mode="livemax", registry=reg)
         for reason in REJECT_REASONS:  # export zeros so rate() and alerts see every reason from the start
             self.rejected.labels(reason)
         self._cpu_lock = threading.Lock()

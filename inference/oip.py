@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 MODEL_VERSION = "1"
 EXTENSIONS = ["binary_tensor_data", "classification"]
+# The model metadata's `platform`, in the names Triton and KServe use for each runtime.
+PLATFORMS = {"torch": "pytorch_libtorch", "openvino": "openvino", "onnxruntime": "onnxruntime_onnx"}
 
 
 def register_oip_routes(app: Flask, state: InferenceState) -> None:
@@ -37,8 +39,8 @@ def register_oip_routes(app: Flask, state: InferenceState) -> None:
     @app.get("/v2/models/<name>")
     def oip_metadata(name: str):
         known_model(name)
-        return jsonify(name=MODEL_NAME, versions=[MODEL_VERSION], platform="pytorch",
-                       parameters={"weights": classifier.weights},
+        return jsonify(name=MODEL_NAME, versions=[MODEL_VERSION], platform=PLATFORMS[classifier.backend],
+                       parameters={"weights": classifier.weights, **classifier.describe()},
                        inputs=[{"name": "image", "datatype": "BYTES", "shape": [-1]}],
                        outputs=[{"name": "label", "datatype": "BYTES", "shape": [-1, -1]},
                                 {"name": "score", "datatype": "FP32", "shape": [-1, -1]},
@@ -61,7 +63,8 @@ def register_oip_routes(app: Flask, state: InferenceState) -> None:
         check_count(parsed.count)
         result = state.classify(parsed.images(), parsed.topk)
         answer = {**parsed.echo, "model_name": MODEL_NAME, "model_version": MODEL_VERSION,
-                  "parameters": {"weights": classifier.weights, "timings_ms": result.timings()}}
+                  "parameters": {"weights": classifier.weights, **classifier.describe(),
+                                 "timings_ms": result.timings()}}
         body, headers = encode_response(answer, result.predictions, parsed.outputs)
         return Response(body, 200, {**headers, "Server-Timing": result.server_timing()})
 

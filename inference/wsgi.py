@@ -8,6 +8,7 @@ import sys
 from flask import Flask
 
 from inference.app import create_app
+from inference.backends import BackendError
 from inference.config import ConfigError
 from inference.model import WeightsError
 
@@ -18,6 +19,6 @@ APP_LOAD_ERROR = 4
 def create_worker_app() -> Flask:
     try:
         return create_app()
-    except (ConfigError, WeightsError) as exc:
+    except (ConfigError, WeightsError, BackendError) as exc:
         logging.getLogger("inference").error("cannot start: %s", exc)
         sys.exit(APP_LOAD_ERROR)

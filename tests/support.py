@@ -159,6 +159,7 @@ def start_gunicorn(tmp_path: Path, workers: int = 1, env: Mapping[str, object] |
         "GUNICORN_PIDFILE": str(pidfile),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
     })
+    full_env.setdefault("MODEL_CACHE_DIR", str(tmp_path / "model-cache"))  # never the user's own cache
     child = start_child("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"],
                         tmp_path / "logs", env=full_env)
     url = f"http://127.0.0.1:{port}"

@@ -282,5 +282,6 @@ def test_metrics_count_requests_by_endpoint_and_code(client):
     assert metric_value(client, "inference_request_duration_seconds_count", endpoint="/predict") == 2
     assert metric_value(client, "inference_batch_size_count") == 1
     assert metric_value(client, "inference_workers") == 1
-    assert metric_value(client, "inference_model_info", model="resnet18", weights="random", device="cpu") == 1
+    assert metric_value(client, "inference_model_info", model="resnet18", weights="random", device="cpu",
+                        backend="openvino", precision="fp32") == 1
     assert metric_value(client, "inference_inflight_requests") == 0

@@ -1,0 +1,154 @@
+"""Where the forward runs: PyTorch eager (the reference), OpenVINO or ONNX Runtime, in FP32 or bf16.
+
+Every backend takes the same input, a uint8 NHWC batch straight from preprocessing, and returns
+logits; normalisation is part of the graph each one runs (see inference/conversion.py), so nothing
+but the forward itself differs between them.
+
+`auto` picks the fastest backend installed that gives FP32 results equal to torch's within 1e-4
+(measured in docs/benchmarks.md: OpenVINO, then ONNX Runtime, then torch). bf16 is never chosen by
+itself: it changes the logits (about 2e-2 here) and is refused where the CPU has no native bf16, where
+it would be emulated and slower than FP32.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import platform
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# Fastest exact backend first (measured, one thread, batch 1 and 8: OpenVINO 1.50x/1.24x torch, ONNX Runtime
+# 1.41x/1.21x on a Zen 5; the same order on AVX2 machines).
+AUTO_ORDER = ("openvino", "onnxruntime", "torch")
+# The Python module each backend needs.
+MODULES = {"torch": "torch", "openvino": "openvino", "onnxruntime": "onnxruntime"}
+# Which backends can run bf16 at all (ONNX Runtime's CPU provider has no bf16 convolutions).
+BF16_BACKENDS = ("openvino", "torch")
+# CPU flags (Linux /proc/cpuinfo names) that mean bf16 arithmetic in hardware.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+class BackendError(RuntimeError):
+    """The requested backend or precision cannot run here; the message says why and what to choose."""
+
+
+class Runner(Protocol):
+    name: str
+    precision: str
+
+    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor: ...
+
+
+def installed(backend: str) -> bool:
+    """Importable, not merely present: a package whose native library fails to load counts as missing."""
+    try:
+        importlib.import_module(MODULES[backend])
+    except ImportError as exc:
+        log.debug("backend %s unavailable: %s", backend, exc)
+        return False
+    return True
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(flags: frozenset[str]) -> bool:
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def choose(backend: str, precision: str, device: str, flags: frozenset[str],
+           is_installed: Callable[[str], bool] = installed) -> str:
+    """The backend to build for MODEL_BACKEND/MODEL_PRECISION/DEVICE, or BackendError saying why not."""
+    if precision == "bf16" and not native_bf16(flags):
+        raise BackendError(
+            f"MODEL_PRECISION=bf16 needs a CPU with native bf16 ({' or '.join(NATIVE_BF16_FLAGS)}); this one "
+            f"({platform.processor() or platform.machine()}) has neither, so bf16 would be emulated and slower "
+            "than fp32: use MODEL_PRECISION=fp32")
+    if device == "cuda":
+        if backend not in ("auto", "torch"):
+            raise BackendError(f"MODEL_BACKEND={backend} runs on the CPU only; use MODEL_BACKEND=torch (or auto) "
+                               "with DEVICE=cuda")
+        return "torch"
+    if backend == "auto":
+        candidates = BF16_BACKENDS if precision == "bf16" else AUTO_ORDER
+        return next(name for name in candidates if is_installed(name))
+    if not is_installed(backend):
+        raise BackendError(f"MODEL_BACKEND={backend} but the {MODULES[backend]!r} package is not installed: "
+                           f"pip install {backend}, or use MODEL_BACKEND=auto (the fastest one installed)")
+    if precision == "bf16" and backend not in BF16_BACKENDS:
+        raise BackendError(f"MODEL_BACKEND={backend} has no bf16 kernels on the CPU; use MODEL_BACKEND="
+                           f"{' or '.join(BF16_BACKENDS)} for bf16, or MODEL_PRECISION=fp32")
+    return backend
+
+
+class TorchRunner:
+    """The reference: eager PyTorch, batch-norm folded, channels_last; bf16 through CPU autocast."""
+
+    name = "torch"
+
+    def __init__(self, module: torch.nn.Module, precision: str, device: torch.device):
+        self.precision = precision
+        self.device = device
+        self._module = module
+
+    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16"):
+            return self._module(batch_nhwc.to(self.device, non_blocking=True)).float().cpu()
+
+
+class OpenVinoRunner:
+    name = "openvino"
+
+    def __init__(self, onnx_path: Path, precision: str, threads: int):
+        import openvino
+
+        self.precision = precision
+        core = openvino.Core()
+        self._compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            # Pinning binds each worker's threads to the first cores; several workers would then share them.
+            "ENABLE_CPU_PINNING": False,
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        })
+        # One infer request, reused: the model thread is the only caller.
+        self._request = self._compiled.create_infer_request()
+
+    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor:
+        result = self._request.infer([batch_nhwc.numpy()], share_inputs=True)
+        return torch.from_numpy(result[self._compiled.output(0)].copy())
+
+
+class OnnxRuntimeRunner:
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, precision: str, threads: int):
+        import onnxruntime
+
+        self.precision = precision
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning threads burn the core between batches, which the request threads need for decoding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._session.run(None, {self._input: batch_nhwc.numpy()})[0])

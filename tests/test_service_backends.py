@@ -1,0 +1,213 @@
+"""The model backends: which one MODEL_BACKEND/MODEL_PRECISION pick, that each FP32 backend answers as torch
+does, what bf16 changes, the conversion cache, the threads, and the service falling back to torch.
+
+torch is the reference. The agreement tests run each installed backend against it on the bundled photos,
+with random weights and with a state dict the test writes; a backend that is not installed fails its
+cases (requirements-service.txt installs both), it is not skipped. The torch-only machine is real too:
+tests/only_torch hides OpenVINO and ONNX Runtime from a real gunicorn.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import torch
+import torchvision
+
+from inference import backends
+from inference.backends import BackendError
+from inference.model import Classifier
+from inference.preprocess import preprocess
+from tests import images
+from tests.support import free_port, start_gunicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = sorted((ROOT / "loadtester" / "images").glob("*.jpg"))
+BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
+AVX2_CPU = frozenset({"avx2", "fma"})
+EVERYTHING = ("torch", "openvino", "onnxruntime")
+
+
+def photo_batch() -> torch.Tensor:
+    return torch.stack([preprocess(p.read_bytes(), 10**9) for p in PHOTOS])
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.mark.parametrize("backend, precision, device, flags, present, expected", [
+    ("auto", "fp32", "cpu", AVX2_CPU, EVERYTHING, "openvino"),
+    ("auto", "fp32", "cpu", AVX2_CPU, ("torch", "onnxruntime"), "onnxruntime"),
+    ("auto", "fp32", "cpu", AVX2_CPU, ("torch",), "torch"),
+    ("auto", "bf16", "cpu", BF16_CPU, EVERYTHING, "openvino"),
+    ("auto", "bf16", "cpu", BF16_CPU, ("torch", "onnxruntime"), "torch"),
+    ("onnxruntime", "fp32", "cpu", AVX2_CPU, EVERYTHING, "onnxruntime"),
+    ("torch", "bf16", "cpu", BF16_CPU, EVERYTHING, "torch"),
+    ("auto", "fp32", "cuda", AVX2_CPU, EVERYTHING, "torch"),
+], ids=["auto-prefers-openvino", "auto-then-onnxruntime", "auto-falls-back-to-torch", "auto-bf16-openvino",
+        "auto-bf16-never-onnxruntime", "explicit-onnxruntime", "explicit-torch-bf16", "cuda-is-torch"])
+def test_choice(backend, precision, device, flags, present, expected):
+    assert backends.choose(backend, precision, device, flags, lambda name: name in present) == expected
+
+
+@pytest.mark.parametrize("backend, precision, device, flags, present, match", [
+    ("auto", "bf16", "cpu", AVX2_CPU, EVERYTHING, "needs a CPU with native bf16.*use MODEL_PRECISION=fp32"),
+    ("torch", "bf16", "cpu", frozenset(), EVERYTHING, "needs a CPU with native bf16"),
+    ("openvino", "fp32", "cpu", AVX2_CPU, ("torch",), "'openvino' package is not installed.*MODEL_BACKEND=auto"),
+    ("onnxruntime", "bf16", "cpu", BF16_CPU, EVERYTHING, "onnxruntime has no bf16.*openvino or torch"),
+    ("openvino", "fp32", "cuda", AVX2_CPU, EVERYTHING, "runs on the CPU only"),
+], ids=["bf16-without-native-bf16", "explicit-bf16-no-flags", "missing-package", "onnxruntime-bf16",
+        "openvino-on-cuda"])
+def test_refusals_name_the_setting_and_the_way_out(backend, precision, device, flags, present, match):
+    with pytest.raises(BackendError, match=match):
+        backends.choose(backend, precision, device, flags, lambda name: name in present)
+
+
+@pytest.mark.parametrize("flags, native", [
+    (frozenset({"avx512f", "avx512_bf16"}), True), (frozenset({"amx_bf16", "amx_tile"}), True),
+    (frozenset({"avx2", "avx512f"}), False), (frozenset(), False),
+], ids=["avx512-bf16", "amx", "avx512-without-bf16", "no-flags-read"])
+def test_native_bf16_comes_from_the_cpu_flags(flags, native):
+    assert backends.native_bf16(flags) is native
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 avx512_bf16\n\n")
+    assert backends.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx512_bf16"}
+    assert backends.cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def written_state_dict(tmp_path: Path) -> str:
+    torch.manual_seed(3)
+    model = torchvision.models.resnet18(weights=None)
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    path = tmp_path / "weights.pth"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("weights", ["random", "state-dict"])
+def test_fp32_backends_answer_as_torch_does(tmp_path, cache_dir, backend, weights):
+    spec = written_state_dict(tmp_path) if weights == "state-dict" else "random"
+    reference = Classifier(spec, backend="torch", threads=1)
+    other = Classifier(spec, backend=backend, threads=1, cache_dir=cache_dir)
+    assert (other.backend, other.precision) == (backend, "fp32")
+    batch = photo_batch()
+    expected, got = reference.logits(batch), other.logits(batch)
+    assert (got - expected).abs().max().item() < 1e-4
+    assert torch.equal(got.topk(5).indices, expected.topk(5).indices)
+    # One image alone and in a batch give the same answer (the batch axis is dynamic in the export).
+    assert (other.logits(batch[:1]) - got[:1]).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["openvino", "torch"])
+def test_bf16_agreement_with_fp32_is_measured(cache_dir, backend):
+    """bf16 where the CPU has it: top-1 and top-5 agreement with FP32 on the photos and 200 generated images.
+
+    On a CPU without native bf16 the same request must be refused instead; that is what is checked there.
+    """
+    if not backends.native_bf16(backends.cpu_flags()):
+        with pytest.raises(BackendError, match="native bf16"):
+            Classifier("random", backend=backend, precision="bf16", cache_dir=cache_dir)
+        return
+    fp32 = Classifier("random", backend="torch", threads=1)
+    bf16 = Classifier("random", backend=backend, precision="bf16", threads=1, cache_dir=cache_dir)
+    generated = [preprocess(images.jpeg((160 + 7 * i, 120 + 5 * i), seed=i), 10**9) for i in range(200)]
+    batches = [photo_batch()] + [torch.stack(generated[i:i + 8]) for i in range(0, len(generated), 8)]
+    exact = torch.cat([fp32.logits(b) for b in batches])
+    approx = torch.cat([bf16.logits(b) for b in batches])
+    top1 = (approx.argmax(1) == exact.argmax(1)).float().mean().item()
+    top5 = (torch.sort(approx.topk(5).indices).values == torch.sort(exact.topk(5).indices).values).all(1)
+    print(f"bf16 on {backend}: top-1 agreement {top1:.3f}, same top-5 set {top5.float().mean().item():.3f}, "
+          f"max |logit diff| {(approx - exact).abs().max().item():.3g} over {len(exact)} images")
+    assert (approx - exact).abs().max().item() < 0.2
+    assert top1 >= 0.95
+    assert torch.equal(approx[:len(PHOTOS)].argmax(1), exact[:len(PHOTOS)].argmax(1))
+
+
+def test_conversion_is_cached_by_the_weights(tmp_path):
+    first = Classifier("random", backend="onnxruntime", cache_dir=tmp_path)
+    again = Classifier("random", backend="openvino", cache_dir=tmp_path)
+    other = Classifier(written_state_dict(tmp_path), backend="onnxruntime", cache_dir=tmp_path)
+    assert (first.converted_from_cache, again.converted_from_cache, other.converted_from_cache) == (False, True, False)
+    assert len(list(tmp_path.glob("*.onnx"))) == 2
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_unwritable_cache_still_serves(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    classifier = Classifier("random", backend="onnxruntime", cache_dir=blocked / "cache")
+    assert classifier.converted_from_cache is False
+    assert classifier.logits(photo_batch()[:1]).shape == (1, 1000)
+
+
+def test_convert_command_fills_the_cache_the_service_reads(tmp_path):
+    env = {**os.environ, "MODEL_WEIGHTS": "random", "MODEL_CACHE_DIR": str(tmp_path)}
+    run = [sys.executable, "-m", "inference.model", "--convert"]
+    first = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and first.stdout.startswith("exported: "), first.stdout + first.stderr
+    assert second.returncode == 0 and second.stdout.startswith("already cached: "), second.stdout
+    assert Classifier("random", backend="openvino", cache_dir=tmp_path).converted_from_cache is True
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["one", "two"])
+def test_backends_use_exactly_the_threads_given(cache_dir, threads):
+    ov = Classifier("random", backend="openvino", threads=threads, cache_dir=cache_dir)
+    assert ov.runner._compiled.get_property("INFERENCE_NUM_THREADS") == threads
+    ort = Classifier("random", backend="onnxruntime", threads=threads, cache_dir=cache_dir)
+    options = ort.runner._session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (threads, 1)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "torch"),
+    ({"MODEL_BACKEND": "openvino"}, None),
+], ids=["auto-falls-back", "explicit-backend-refused"])
+def test_service_with_only_torch_installed(tmp_path, env, expected):
+    """A real gunicorn whose Python cannot import OpenVINO or ONNX Runtime (tests/only_torch)."""
+    hidden = {"PYTHONPATH": str(ROOT / "tests" / "only_torch"), **env}
+    if expected is None:
+        child = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], cwd=ROOT,
+                               env={**os.environ, "MODEL_WEIGHTS": "random", "BIND_HOST": "127.0.0.1", "PORT": str(free_port()),
+                                    **hidden}, capture_output=True, text=True, timeout=300)
+        assert child.returncode != 0
+        assert "'openvino' package is not installed" in child.stderr
+        return
+    child = start_gunicorn(tmp_path, env=hidden)
+    try:
+        url = child.extra["url"]
+        info = requests.get(f"{url}/info", timeout=30).json()
+        assert (info["backend"], info["precision"]) == (expected, "fp32")
+        answer = requests.post(f"{url}/predict", data=PHOTOS[0].read_bytes(),
+                               headers={"Content-Type": "image/jpeg"}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["backend"] == expected
+    finally:
+        child.stop()
+
+
+def test_service_reports_its_backend_everywhere(tmp_path):
+    child = start_gunicorn(tmp_path)
+    try:
+        url = child.extra["url"]
+        info = requests.get(f"{url}/info", timeout=30).json()
+        assert (info["backend"], info["precision"]) == ("openvino", "fp32")
+        body = requests.post(f"{url}/predict", data=PHOTOS[0].read_bytes(),
+                             headers={"Content-Type": "image/jpeg"}, timeout=60).json()
+        assert (body["backend"], body["precision"]) == ("openvino", "fp32")
+        metrics = requests.get(f"{url}/metrics", timeout=30).text
+        assert 'backend="openvino"' in metrics and 'precision="fp32"' in metrics
+        assert "on openvino (fp32, converted now)" in child.log(), child.log()[-2000:]
+    finally:
+        child.stop()
