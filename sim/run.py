@@ -1,0 +1,166 @@
+"""One simulated run of one policy: the schedule, the cluster, Prometheus and the autoscaler's own loop.
+
+Arrivals come from loadtester.schedule.build_schedule (the load tester's code: same seed, same requests).
+Every scrape interval (5 s, prometheus/prometheus.yml) the replicas are scraped into sim/prometheus.py's
+emulator; every POLL_INTERVAL_S the real `autoscaler.loop.Loop.step()` runs on the simulated clock, with
+the emulator behind `autoscaler.collector.PrometheusSource` as its metrics and the simulated cluster as
+its scaler, so `decide()` and every policy are the production code. Its JSON decision lines are kept in
+memory. The oracle (sim/oracle.py) scales the cluster itself, once a second.
+
+Policy names are the local comparison's (local/run.py plan_for): static-min and static-max hold
+MIN_REPLICAS and MAX_REPLICAS (POLICY=static), hpa-N is POLICY=hpa with HPA_TARGET_CPU=N/100, kpa and slo
+are those policies between the bounds, oracle is the lower bound; static-N holds N replicas.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import numpy as np
+
+from autoscaler.config import Config
+from autoscaler.loop import Loop
+from loadtester.schedule import Schedule
+from sim import oracle
+from sim.cluster import Cluster, ClusterSettings, Outcomes
+from sim.engine import POLL, SCRAPE, Engine
+from sim.profile import Profile
+from sim.prometheus import PromEmulator
+from sim.results import request_table, summarize_run
+
+POLICIES = ("static-min", "static-max", "hpa-50", "hpa-90", "kpa", "slo", "oracle")
+_PATTERN = re.compile(r"^(static-min|static-max|kpa|slo|oracle|hpa-(\d{1,3})|static-(\d{1,5}))$")
+# The decision log's wall clock: simulated second 0 is this instant (any fixed time would do).
+EPOCH_UNIX_S = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+ORACLE_STEP_S = 1.0
+
+
+class PolicyError(ValueError):
+    """A policy name the simulator does not know."""
+
+
+def check_policy(name: str) -> str:
+    m = _PATTERN.match(name)
+    if not m or (m.group(2) and not 1 <= int(m.group(2)) <= 100) or (m.group(3) and int(m.group(3)) < 1):
+        raise PolicyError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}, hpa-N (N in 1..100) "
+                          "or static-N (N >= 1)")
+    return name
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run needs besides the schedule and the policy's name."""
+
+    profile: Profile
+    config: Config                       # the autoscaler's settings (environment + overrides), any policy
+    scrape_interval_s: float = 5.0
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    seed: int = 0
+
+
+def policy_config(name: str, base: Config) -> Config:
+    """The autoscaler settings of a named run, as local/run.py plan_for maps the names."""
+    check_policy(name)
+    lo, hi = base.min_replicas, base.max_replicas
+    if name == "static-min":
+        config = replace(base, policy="static", min_replicas=lo, max_replicas=lo)
+    elif name == "static-max":
+        config = replace(base, policy="static", min_replicas=hi, max_replicas=hi)
+    elif name.startswith("static-"):
+        n = int(name[7:])
+        config = replace(base, policy="static", min_replicas=n, max_replicas=max(n, base.max_replicas))
+    elif name.startswith("hpa-"):
+        config = replace(base, policy="hpa", hpa_target_cpu=int(name[4:]) / 100)
+    elif name == "oracle":
+        config = base
+    else:
+        config = replace(base, policy=name)
+    return config.validate()
+
+
+@dataclass
+class RunResult:
+    policy: str
+    row: dict                          # the comparison's figures (sim.results.ROW_KEYS)
+    errors: dict                       # failures by kind
+    decisions: list[dict]              # the autoscaler's decision lines (the oracle's, in their shape)
+    events: list[dict]                 # applied scale events
+    windows: list[dict]                # per 10 s window: requests, p95, SLO verdict
+    ready_timeline: list[list[float]]  # [t, warmed-up replicas]
+    target_timeline: list[list[float]]
+    code: np.ndarray                   # per request: sim.replica outcome code
+    latency_s: np.ndarray              # per request (NaN when lost)
+    replica: np.ndarray                # per request: the pod that answered (-1 when lost)
+
+
+class _Source:
+    """The autoscaler's MetricsSource: the emulated Prometheus evaluated at the simulated now."""
+
+    def __init__(self, emulator: PromEmulator, clock):
+        self.emulator, self.clock = emulator, clock
+
+    def collect(self):
+        return self.emulator.collect(self.clock())
+
+
+def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResult:
+    config = policy_config(name, settings.config)
+    engine = Engine()
+    clock = engine.clock
+    duration_s = schedule.duration_s
+    outcomes = Outcomes(len(schedule))
+    if name == "oracle":
+        desired = _oracle_plan(schedule, settings, config)
+        initial = int(desired[0])
+    else:
+        initial = config.min_replicas
+    cluster = Cluster(settings.profile, engine, schedule.offsets_s, outcomes, settings.cluster, initial,
+                      seed=settings.seed)
+    decisions: list[dict] = []
+    wall = lambda: EPOCH_UNIX_S + clock()  # noqa: E731
+    if name == "oracle":
+        def step() -> None:
+            current = cluster.target
+            want = int(desired[min(int(clock() / ORACLE_STEP_S), len(desired) - 1)])
+            if want != current:
+                cluster.set_replicas(want)
+                decisions.append({"time": _iso(wall()), "event": "decision", "policy": "oracle", "current": current,
+                                  "desired": want, "direction": "up" if want > current else "down"})
+        engine.every(ORACLE_STEP_S, POLL, step, until_s=duration_s)
+        log = None
+    else:
+        emulator = PromEmulator(settings.scrape_interval_s, config.rate_window_s, config=config)
+        engine.every(settings.scrape_interval_s, SCRAPE, lambda: emulator.scrape(clock(), cluster.scrape(clock())),
+                     until_s=duration_s)
+        log = io.StringIO()
+        loop = Loop(config, _Source(emulator, clock), cluster, out=log, clock=clock, wall=wall)
+        engine.every(config.poll_interval_s, POLL, loop.step, until_s=duration_s)
+    engine.run(duration_s, cluster.route_until)
+    cluster.route_until(float("inf"))   # arrivals at the very end (a duration cut) still get an answer
+    cluster.finish()
+    if log is not None:
+        decisions = [d for d in (json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{"))
+                     if d.get("event") == "decision"]
+    ready = cluster.ready_timeline + [[duration_s, cluster.ready_timeline[-1][1]]]
+    table = request_table(schedule.offsets_s, schedule.trace_second, outcomes.code, outcomes.latency_s)
+    summary = summarize_run(table, decisions, ready, config.slo_p95_ms, duration_s, EPOCH_UNIX_S)
+    return RunResult(policy=name, row=summary["row"], errors=summary["errors"], decisions=decisions,
+                     events=summary["events"], windows=summary["windows"], ready_timeline=ready,
+                     target_timeline=cluster.target_timeline + [[duration_s, float(cluster.target)]],
+                     code=outcomes.code, latency_s=outcomes.latency_s, replica=outcomes.replica)
+
+
+def _oracle_plan(schedule: Schedule, settings: RunSettings, config: Config) -> np.ndarray:
+    bins = max(1, int(np.ceil(schedule.duration_s / ORACLE_STEP_S)))
+    per_step = np.bincount(np.minimum((schedule.offsets_s / ORACLE_STEP_S).astype(np.int64), bins - 1),
+                           minlength=bins) / ORACLE_STEP_S
+    return oracle.plan(per_step, settings.profile.capacity_within_slo_rps, settings.profile.startup_bound_s(),
+                       config.min_replicas, config.max_replicas)
+
+
+def _iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
