@@ -2,8 +2,8 @@
 
 Per second s it asks for the fewest replicas that keep the SLO with the start-up delay taken into account:
 
-    demand[s]  = arrivals per second around s (the mean over `smooth_s` seconds centred on s, from the
-                 schedule itself: the oracle knows every arrival, not only the trace's rate)
+    demand[s]  = the arrivals in second s (from the schedule itself: the oracle knows every arrival, not
+                 only the trace's rate; `smooth_s` > 1 averages that many seconds centred on s)
     need[s]    = ceil(demand[s] / the profile's within-SLO capacity per replica), within min..max
     desired[t] = max(need[t .. t + startup])
 
@@ -21,7 +21,7 @@ import numpy as np
 
 
 def need_per_second(arrivals_per_s: np.ndarray, capacity_rps: float, min_replicas: int, max_replicas: int,
-                    smooth_s: int = 3) -> np.ndarray:
+                    smooth_s: int = 1) -> np.ndarray:
     """Replicas each second needs to serve its arrivals within the SLO."""
     counts = np.asarray(arrivals_per_s, dtype=np.float64)
     if smooth_s > 1 and len(counts):
@@ -35,7 +35,7 @@ def need_per_second(arrivals_per_s: np.ndarray, capacity_rps: float, min_replica
 
 
 def plan(arrivals_per_s: np.ndarray, capacity_rps: float, startup_s: float, min_replicas: int, max_replicas: int,
-         smooth_s: int = 3) -> np.ndarray:
+         smooth_s: int = 1) -> np.ndarray:
     """desired[t]: the replicas the oracle asks for during second t."""
     need = need_per_second(arrivals_per_s, capacity_rps, min_replicas, max_replicas, smooth_s)
     lead = max(0, math.ceil(startup_s))

@@ -185,7 +185,7 @@ def load_profile(path: str | Path) -> Profile:
             return from_capacity_report(CapacityReport.from_dict(data), f"{path} (capacity probe)")
     except ProfileError:
         raise
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise ProfileError(f"{path}: not a usable profile ({type(exc).__name__}: {exc})") from None
     raise ProfileError(f"{path}: neither a sim profile ({{\"format\": \"{PROFILE_FORMAT}\", ...}}), a capacity "
                        "probe's --json output nor a local calibration cache file")

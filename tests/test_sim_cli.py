@@ -1,0 +1,131 @@
+"""`python -m sim`: bad input exits 2 naming the flag; a run writes comparison.json with its schema."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.cli import main, peak_rate_rps
+from sim.profile import default_profile
+
+ROW_KEYS = {"requests", "failed", "p50_ms", "p95_ms", "p99_ms", "windows_in_slo", "replica_seconds", "scale_events",
+            "reversals"}
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def trace(tmp_path) -> Path:
+    path = tmp_path / "trace.txt"
+    path.write_text("# a small step\n" + "20\n" * 30 + "150\n" * 60 + "20\n" * 30)
+    return path
+
+
+def run_cli(*argv, environ=None):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), environ=environ if environ is not None else {}, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("args, flag, words", [
+    (["--trace", "{missing}"], "--trace", "no such file"),
+    (["--trace", "{bad_line}"], "--trace", "not a number"),
+    (["--trace", "{trace}", "--scale", "0"], "--scale", "must be > 0"),
+    (["--trace", "{trace}", "--scale", "-2"], "--scale", "must be > 0"),
+    (["--trace", "{trace}", "--scale", "2", "--peak-replicas", "3"], "--peak-replicas", "not allowed with"),
+    (["--trace", "{trace}", "--policies", "slo,fastest"], "--policies", "unknown policy 'fastest'"),
+    (["--trace", "{trace}", "--profile", "{not_json}"], "--profile", "not JSON"),
+    (["--trace", "{trace}", "--profile", "{wrong_shape}"], "--profile", "neither a sim profile"),
+    (["--trace", "{trace}", "--profile", "{bad_field}"], "--profile", "model_per_image_ms=-1"),
+    (["--trace", "{trace}", "--profile", "{unknown_field}"], "--profile", "unknown field(s) ['gpus']"),
+    (["--trace", "{trace}", "--peak-replicas", "0"], "--peak-replicas", "must be >= 1"),
+    (["--trace", "{trace}", "--max-replicas", "0"], "--max-replicas", "must be >= 1"),
+    (["--arrivals", "poisson"], "--trace", "required"),
+], ids=["missing-trace", "bad-trace-line", "zero-scale", "negative-scale", "scale-and-peak-replicas",
+        "unknown-policy", "profile-not-json", "profile-wrong-shape", "profile-bad-value", "profile-unknown-field",
+        "zero-peak-replicas", "zero-max-replicas", "no-trace-flag"])
+def test_bad_input_exits_2_naming_the_flag(tmp_path, trace, capsys, args, flag, words):
+    files = {"missing": tmp_path / "nope.txt", "bad_line": tmp_path / "bad.txt", "trace": trace,
+             "not_json": tmp_path / "p1.json", "wrong_shape": tmp_path / "p2.json", "bad_field": tmp_path / "p3.json",
+             "unknown_field": tmp_path / "p4.json"}
+    files["bad_line"].write_text("10\n12\nlots\n")
+    files["not_json"].write_text("{not json")
+    files["wrong_shape"].write_text('{"hello": 1}')
+    files["bad_field"].write_text('{"format": "sim-profile", "model_per_image_ms": -1}')
+    files["unknown_field"].write_text('{"format": "sim-profile", "gpus": 2}')
+    code, out, err = run_cli(*[a.format(**files) for a in args], "--out", str(tmp_path / "out"))
+    err += capsys.readouterr().err                       # argparse's own messages
+    assert code == 2
+    assert flag in err and words in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_autoscaler_variable_exits_2_naming_it(trace, tmp_path):
+    code, _, err = run_cli("--trace", str(trace), "--out", str(tmp_path / "o"), environ={"POLL_INTERVAL_S": "-1"})
+    assert code == 2 and "POLL_INTERVAL_S" in err
+
+
+def test_a_run_writes_the_comparison(trace, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli("--trace", str(trace), "--policies", "static-min,slo,oracle", "--out", str(out_dir),
+                             "--max-replicas", "4")
+    assert code == 0, err
+    doc = json.loads((out_dir / "comparison.json").read_text())
+    assert set(doc) == {"policies", "trace", "scale", "profile", "settings"}
+    assert list(doc["policies"]) == ["static-min", "slo", "oracle"]
+    for row in doc["policies"].values():
+        assert set(row) == ROW_KEYS
+        assert row["requests"] == doc["trace"]["requests"]
+        assert 0.0 <= row["windows_in_slo"] <= 1.0
+    assert doc["scale"] == 1.0
+    assert doc["settings"]["autoscaler"]["max_replicas"] == 4
+    assert doc["settings"]["autoscaler"]["slo_p95_ms"] == default_profile().slo_ms
+    assert (out_dir / "comparison.png").stat().st_size > 10_000
+    assert "| oracle |" in out and "cost vs oracle" in out
+    # The step overloads one replica: static-min fails where the oracle does not.
+    assert doc["policies"]["static-min"]["failed"] > 0 and doc["policies"]["oracle"]["failed"] == 0
+
+
+@pytest.mark.parametrize("seeds, same", [((3, 3), True), ((3, 4), False)], ids=["same-seed", "other-seed"])
+def test_the_comparison_is_a_function_of_its_inputs(trace, tmp_path, seeds, same):
+    texts = []
+    for k, seed in enumerate(seeds):
+        out_dir = tmp_path / f"out{k}"
+        code, _, err = run_cli("--trace", str(trace), "--policies", "hpa-50,kpa,oracle", "--seed", str(seed),
+                               "--out", str(out_dir))
+        assert code == 0, err
+        texts.append((out_dir / "comparison.json").read_text())
+    assert (texts[0] == texts[1]) is same
+
+
+@pytest.mark.parametrize("n", [2, 5], ids=["two", "five"])
+def test_peak_replicas_scales_the_peak_to_need_n_replicas(tmp_path, n):
+    path = tmp_path / "flat-peak.txt"
+    path.write_text("5\n" * 60 + "40\n" * 120 + "5\n" * 60)
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli("--trace", str(path), "--peak-replicas", str(n), "--policies",
+                           f"static-{n - 1},static-{n}", "--out", str(out_dir))
+    assert code == 0, err
+    doc = json.loads((out_dir / "comparison.json").read_text())
+    capacity = default_profile().capacity_within_slo_rps
+    assert peak_rate_rps([5] * 60 + [40] * 120 + [5] * 60) == 40.0      # a 60 s mean, not a noisy second
+    assert math.ceil(doc["trace"]["scaled_peak_rps"] / capacity) == n
+    assert doc["settings"]["autoscaler"]["max_replicas"] == n
+    # Through the simulated cluster: n replicas hold the SLO at the peak, n - 1 do not.
+    assert doc["policies"][f"static-{n}"]["windows_in_slo"] == 1.0
+    assert doc["policies"][f"static-{n - 1}"]["windows_in_slo"] < 1.0
+
+
+def test_python_m_sim_runs(trace, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sim", "--trace", str(trace), "--policies", "static-max",
+                           "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "| static-max |" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "sim", "--trace", str(tmp_path / "none.txt")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--trace" in proc.stderr
