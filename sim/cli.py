@@ -35,7 +35,8 @@ PEAK_WINDOW_S = 60.0
 DEFAULT_SCRAPE_INTERVAL_S = 5.0
 
 COLUMNS = (("requests", "requests", "{:d}"), ("failed", "failed", "{:d}"), ("p50_ms", "p50 ms", "{:.0f}"),
-           ("p95_ms", "p95 ms", "{:.0f}"), ("p99_ms", "p99 ms", "{:.0f}"), ("windows_in_slo", "windows in SLO", "{:.1%}"),
+           ("p95_ms", "p95 ms", "{:.0f}"), ("p99_ms", "p99 ms", "{:.0f}"),
+           ("windows_in_slo", "windows in SLO", "{:.1%}"),
            ("replica_seconds", "replica-s", "{:.0f}"), ("scale_events", "scale events", "{:d}"),
            ("reversals", "reversals", "{:d}"))
 
@@ -118,7 +119,8 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> dict:
                         ("--slo-ms", args.slo_ms), ("--scrape-interval-s", args.scrape_interval_s)):
         if value is not None:
             _require(math.isfinite(value) and value > 0, f"{flag}={value:g} must be > 0")
-    _require(args.peak_replicas is None or args.peak_replicas >= 1, f"--peak-replicas={args.peak_replicas} must be >= 1")
+    _require(args.peak_replicas is None or args.peak_replicas >= 1,
+             f"--peak-replicas={args.peak_replicas} must be >= 1")
     _require(args.max_replicas is None or args.max_replicas >= 1, f"--max-replicas={args.max_replicas} must be >= 1")
     _require(args.removal_lag_s >= 0, f"--removal-lag-s={args.removal_lag_s:g} must be >= 0")
 

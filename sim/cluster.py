@@ -172,7 +172,8 @@ class Cluster:
         if self.settings.routing == "least-outstanding":
             step = self.settings.balance_step_s
             t = self._routed_until_s
-            while t + step < t_s:
+            last_s = float(self._arrivals_s[-1]) if len(self._arrivals_s) else t
+            while t + step < t_s and t <= last_s:
                 t = (math.floor(t / step) + 1) * step
                 self._route_chunk(min(t, t_s))
         self._route_chunk(t_s)

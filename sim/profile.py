@@ -113,7 +113,8 @@ class Profile:
                      "target_inflight_per_replica"):
             _check(self, name, getattr(self, name) > 0, "> 0")
         _check(self, "max_batch_size", self.max_batch_size >= 1, ">= 1")
-        _check(self, "queue_limit", self.queue_limit >= self.max_batch_size, f">= max_batch_size ({self.max_batch_size})")
+        _check(self, "queue_limit", self.queue_limit >= self.max_batch_size,
+               f">= max_batch_size ({self.max_batch_size})")
         return self
 
     def as_dict(self) -> dict:

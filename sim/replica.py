@@ -10,10 +10,11 @@ What it models (each as the service does it):
   MAX_BATCH_DELAY_MS for more while the batch has room; a forward of b images takes model(b);
 - deadlines: a job whose REQUEST_TIMEOUT_S passed before its forward starts is answered 504 and
   never computed;
-- the metrics Prometheus scrapes (a sim.prometheus.TargetSample per scrape): inference_requests_total, the request-duration histogram (every
-  answer, 503s and 504s included, as the service's after_request does), in-flight requests, the queue
-  gauge, the worker's CPU seconds (the model thread's busy time, which at saturation includes the
-  decoding sharing the core, plus the overhead of each 503) and inference_workers.
+- the metrics Prometheus scrapes (a sim.prometheus.TargetSample per scrape): inference_requests_total,
+  the request-duration histogram (every answer, 503s and 504s included, as the service's after_request
+  does), in-flight requests, the queue gauge, the worker's CPU seconds (the model thread's busy time,
+  which at saturation includes the decoding sharing the core, plus the overhead of each 503) and
+  inference_workers.
 
 Work is done in bulk: `add_arrivals()` hands the replica its share of a gap between control events,
 `advance(t)` forms every batch that starts by t (a loop per batch, not per request: admission and

@@ -10,6 +10,7 @@ import pytest
 import autoscaler.loop
 from autoscaler.config import load_config
 from loadtester.schedule import build_schedule
+from sim.cluster import ClusterSettings
 from sim.profile import default_profile
 from sim.run import PolicyError, RunSettings, check_policy, policy_config, run_policy
 
@@ -105,3 +106,12 @@ def test_policy_names_map_as_the_local_comparison_does(name, policy, bounds):
 def test_unknown_policy_names(name):
     with pytest.raises(PolicyError, match="unknown policy"):
         check_policy(name)
+
+
+@pytest.mark.parametrize("routing", ["random", "least-outstanding"])
+def test_a_run_ends_with_every_request_answered_whatever_the_routing(routing):
+    run = replace(settings(), cluster=ClusterSettings(routing=routing))
+    result = run_policy("static-3", schedule_of((120, 40)), run)
+    assert result.row["failed"] == 0 and (result.replica >= 0).all()
+    counts = np.bincount(result.replica, minlength=3)
+    assert counts.min() > 0.25 * counts.sum()
