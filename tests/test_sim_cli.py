@@ -129,3 +129,10 @@ def test_python_m_sim_runs(trace, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sim", "--trace", str(tmp_path / "none.txt")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--trace" in proc.stderr
+
+
+def test_the_default_scrape_interval_is_the_clusters():
+    from local.prometheus_config import scrape_interval_s
+    from sim.cli import DEFAULT_SCRAPE_INTERVAL_S
+
+    assert DEFAULT_SCRAPE_INTERVAL_S == scrape_interval_s(REPO / "prometheus" / "prometheus.yml")
