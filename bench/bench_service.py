@@ -1,18 +1,22 @@
-"""How fast is the service, against its own ceiling and a prototype-style baseline, on this machine?
+"""How fast is the service on each model backend, against its own ceiling, an ideal queue and a
+prototype-style baseline, on this machine?
 
     python -m bench.bench_service [--rounds 2] [--seconds 8] [--quick]
 
-Measures, in one run:
-  1. the in-process ceiling: decode + preprocess + model with no HTTP, for several batch sizes and
-     splits of the cores into processes x torch threads;
+Measures, in one run, for every candidate (torch, each other backend installed, bf16 where the CPU has
+it natively), alternating the candidates within each round:
+  1. the in-process ceiling: decode + preprocess + model with no HTTP, at batch 1 and 8, for each split
+     of the cores into processes x threads;
   2. the service under gunicorn over HTTP at saturation (closed-loop concurrency sweep), p50/p99, run with
-     the split of the cores the ceiling found best, and the CPU the load generator itself used;
-  3. open-loop p99 at 70% of the service's max throughput vs. unloaded single-request latency;
+     the split of the cores its ceiling found best, and the CPU the load generator itself used;
+then, for the backend MODEL_BACKEND=auto picks:
+  3. open-loop p99 at 70% of its max throughput, against the p99 of an ideal shared batching queue
+     (bench/ideal_queue.py) fed the same arrivals and the batch times its ceiling measured;
   4. open-loop 2x overload: goodput and the p99 latency of the 503 answers;
-  5. the prototype-style baseline (bench/prototype_app.py) at saturation, with its spread over the rounds
-     (its oversubscribed threads make it swing from round to round).
-The ceiling, service and baseline alternate within the run (this machine's speed drifts 10-20% from
-one minute to the next) and the table reports ratios. Results also go to bench/results/service-*.json.
+and 5. the prototype-style baseline (bench/prototype_app.py) at saturation, with its spread over the rounds
+(its oversubscribed threads make it swing from round to round).
+This machine's speed drifts 10-20% from one minute to the next, so the table reports ratios within the
+run. Results also go to bench/results/service-*.json.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.clients import Sample, closed_loop, open_loop  # noqa: E402
+from bench.ideal_queue import ideal_latencies_s, linear_batch_time  # noqa: E402
 from tests.support import free_port, http_ok, start_child, wait_until  # noqa: E402
 
 IMAGES_DIR = REPO / "loadtester" / "images"
@@ -43,16 +49,44 @@ def bench_images() -> list[bytes]:
     return [p.read_bytes() for p in files]
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One backend and precision, measured in-process and served, alternating with the others."""
+
+    backend: str
+    precision: str
+    cache_dir: str   # the converted model, shared by the candidate's ceiling and service processes
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend} {self.precision}"
+
+
+def candidates(cache_dir: str) -> list[Candidate]:
+    """torch, then every other backend installed in FP32, then bf16 where the CPU has it natively."""
+    from inference import backends
+
+    found = [Candidate("torch", "fp32", cache_dir)]
+    found += [Candidate(b, "fp32", cache_dir) for b in ("openvino", "onnxruntime") if backends.installed(b)]
+    if backends.native_bf16(backends.cpu_flags()):
+        bf16 = next((b for b in backends.BF16_BACKENDS if backends.installed(b)), None)
+        if bf16:
+            found.append(Candidate(bf16, "bf16", cache_dir))
+    return found
+
+
 # --- 1. the in-process ceiling ---
 
-def _ceiling_worker(batch: int, threads: int, seconds: float, images: list[bytes], loaded, start, results) -> None:
+def _ceiling_worker(candidate: Candidate, batch: int, threads: int, seconds: float, images: list[bytes], loaded,
+                    start, results) -> None:
     import torch
 
     from inference.model import Classifier
     from inference.preprocess import preprocess
 
     torch.set_num_threads(threads)
-    model = Classifier("random")
+    model = Classifier("random", backend=candidate.backend, precision=candidate.precision, threads=threads,
+                       cache_dir=candidate.cache_dir)
     model.warm_up(1, batch)
     loaded.put(os.getpid())
     start.wait()
@@ -67,11 +101,13 @@ def _ceiling_worker(batch: int, threads: int, seconds: float, images: list[bytes
     results.put(done / (time.perf_counter() - begun))
 
 
-def ceiling(processes: int, threads: int, batch: int, seconds: float, images: list[bytes]) -> float:
+def ceiling(candidate: Candidate, processes: int, threads: int, batch: int, seconds: float,
+            images: list[bytes]) -> float:
     """Images/s of `processes` independent workers, each decoding, preprocessing and running batches."""
     ctx = mp.get_context("spawn")  # torch and OpenMP are not fork-safe
     loaded, start, results = ctx.Queue(), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_ceiling_worker, args=(batch, threads, seconds, images, loaded, start, results))
+    procs = [ctx.Process(target=_ceiling_worker,
+                         args=(candidate, batch, threads, seconds, images, loaded, start, results))
              for _ in range(processes)]
     for p in procs:
         p.start()
@@ -86,10 +122,12 @@ def ceiling(processes: int, threads: int, batch: int, seconds: float, images: li
 
 # --- servers ---
 
-def start_service(tmp: Path, workers: int, threads: int = 1):
+def start_service(tmp: Path, candidate: Candidate, workers: int, threads: int = 1):
     port = free_port()
     env = {"MODEL_WEIGHTS": "random", "TORCH_THREADS": str(threads), "PORT": str(port), "BIND_HOST": "127.0.0.1",
-           "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
+           "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+           "MODEL_BACKEND": candidate.backend, "MODEL_PRECISION": candidate.precision,
+           "MODEL_CACHE_DIR": candidate.cache_dir}
     child = start_child("service", [sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp,
                         env=env)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the service")
@@ -126,6 +164,25 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}"
 
 
+def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float], max_batch: int) -> float:
+    """p99 of the ideal shared batching queue fed this run's arrivals and the measured batch times."""
+    batch_time = linear_batch_time(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
+    latencies = ideal_latencies_s(sorted(sample.scheduled_s), workers, max_batch, batch_time)
+    return float(sorted(latencies)[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))] * 1000)
+
+
+class Best:
+    """The best value of each measure over the rounds, with what it was measured with."""
+
+    def __init__(self):
+        self.value: dict[str, float] = {}
+        self.detail: dict[str, dict] = {}
+
+    def keep(self, name: str, value: float, info: dict | None = None) -> None:
+        if value > self.value.get(name, -1):
+            self.value[name], self.detail[name] = value, info or {}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_service", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2, help="times each candidate is measured (best kept)")
@@ -136,80 +193,90 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--rounds must be >= 1 and --seconds > 0")
     if args.quick:
         args.rounds, args.seconds = 1, 4.0
+    from inference import backends
+
     cpus = len(os.sched_getaffinity(0))
     images = bench_images()
     splits = sorted({(cpus, 1), (1, cpus)})
-    ceiling_configs = [(p, t, b) for (p, t) in splits for b in ((1, 8, 16) if t == 1 else (8,))]
     levels = sorted({2 * cpus, 8 * cpus, 16 * cpus})
-    best: dict[str, float] = {}
-    detail: dict[str, dict] = {}
+    max_batch = 8
+    best = Best()
     baseline_rounds: list[float] = []
-
-    def keep(name: str, value: float, info: dict) -> None:
-        if value > best.get(name, -1):
-            best[name], detail[name] = value, info
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp_name:
         tmp = Path(tmp_name)
+        cands = candidates(str(tmp / "model-cache"))
+        auto = next(c for c in cands if c.backend == backends.choose("auto", "fp32", "cpu", backends.cpu_flags()))
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
-            for p, t, b in ceiling_configs:
-                rate = ceiling(p, t, b, args.seconds, images)
-                print(f"  ceiling {p} proc x {t} thread, batch {b}: {rate:.1f} img/s", file=sys.stderr)
-                keep(f"ceiling {p}x{t} b{b}", rate, {})
-                keep("ceiling", rate, {"processes": p, "threads": t, "batch": b})
-            # The service runs with the split of the cores the ceiling found best so far (workers x threads).
-            split = detail["ceiling"]["processes"], detail["ceiling"]["threads"]
-            child, port = start_service(tmp / f"service{r}", *split)
-            try:
-                c, sample = best_closed_loop(port, levels, args.seconds, images)
-                print(f"  service ({split[0]} workers x {split[1]} threads): {sample.rate():.1f} req/s at "
-                      f"concurrency {c}; load generator {sample.client_cores:.2f} cores", file=sys.stderr)
-                keep("service", sample.rate(), {"concurrency": c, "p50_ms": sample.pct(50), "p99_ms": sample.pct(99),
-                                                "non_200": len([s for s in sample.statuses if s != 200]),
-                                                "workers": split[0], "threads": split[1],
-                                                "client_cores": sample.client_cores})
-            finally:
-                child.stop()
+            for cand in cands:
+                for p, t in splits:
+                    for b in (1, max_batch):
+                        rate = ceiling(cand, p, t, b, args.seconds, images)
+                        print(f"  {cand.name}: ceiling {p} proc x {t} thread, batch {b}: {rate:.1f} img/s",
+                              file=sys.stderr)
+                        best.keep(f"ceiling {cand.name} {p}x{t} b{b}", rate)
+                        best.keep(f"ceiling {cand.name}", rate, {"processes": p, "threads": t, "batch": b})
+                split = best.detail[f"ceiling {cand.name}"]["processes"], best.detail[f"ceiling {cand.name}"]["threads"]
+                child, port = start_service(tmp / f"service-{cand.backend}-{cand.precision}-{r}", cand, *split)
+                try:
+                    c, sample = best_closed_loop(port, levels, args.seconds, images)
+                finally:
+                    child.stop()
+                print(f"  {cand.name}: service ({split[0]} workers x {split[1]} threads): {sample.rate():.1f} req/s "
+                      f"at concurrency {c}; load generator {sample.client_cores:.2f} cores", file=sys.stderr)
+                best.keep(f"service {cand.name}", sample.rate(), {
+                    "concurrency": c, "p50_ms": sample.pct(50), "p99_ms": sample.pct(99), "workers": split[0],
+                    "threads": split[1], "client_cores": sample.client_cores,
+                    "non_200": len([s for s in sample.statuses if s != 200])})
             child, port = start_baseline(tmp / f"baseline{r}", cpus)
             try:
                 c, sample = best_closed_loop(port, levels[:2], args.seconds, images)
-                print(f"  baseline: {sample.rate():.1f} req/s at concurrency {c}", file=sys.stderr)
-                baseline_rounds.append(sample.rate())
-                keep("baseline", sample.rate(), {"concurrency": c, "p50_ms": sample.pct(50), "p99_ms": sample.pct(99)})
             finally:
                 child.stop()
+            print(f"  baseline: {sample.rate():.1f} req/s at concurrency {c}", file=sys.stderr)
+            baseline_rounds.append(sample.rate())
+            best.keep("baseline", sample.rate(), {"concurrency": c, "p50_ms": sample.pct(50)})
 
-        split = detail["service"]["workers"], detail["service"]["threads"]
-        child, port = start_service(tmp / "service-open", *split)
+        served = best.detail[f"service {auto.name}"]
+        split = served["workers"], served["threads"]
+        child, port = start_service(tmp / "service-open", auto, *split)
         url = f"http://127.0.0.1:{port}"
         try:
             unloaded = closed_loop(port, 1, args.seconds, images)
-            max_rps = best["service"]
+            max_rps = best.value[f"service {auto.name}"]
             at70 = open_loop(url, 0.7 * max_rps, max(10.0, 2 * args.seconds), seed=1)
             over = open_loop(url, 2.0 * max_rps, max(10.0, 2 * args.seconds), seed=2)
         finally:
             child.stop()
 
-    ceiling_rps = best["ceiling"]
-    rows = [
-        ("1. in-process ceiling (best split/batch)", f"{ceiling_rps:.1f} img/s", "1.00",
-         "{processes} proc x {threads} thread, batch {batch}".format(**detail["ceiling"])),
-        *[(f"   ceiling {name.split(' ', 1)[1]}", f"{v:.1f} img/s", f"{v / ceiling_rps:.2f}", "")
-          for name, v in best.items() if name.startswith("ceiling ")],
-        ("2. service over HTTP at saturation", f"{best['service']:.1f} req/s", f"{best['service'] / ceiling_rps:.2f}",
-         "{workers} workers x {threads} threads; p50 {p50_ms:.0f} ms, p99 {p99_ms:.0f} ms at concurrency "
-         "{concurrency}; the load generator used {client_cores:.2f} cores".format(**detail["service"])),
-        ("3. unloaded single-request latency", f"{unloaded.pct(50):.0f} ms p50", "",
-         f"p99 {unloaded.pct(99):.0f} ms"),
-        ("   open loop at 70% of max: p99", f"{at70.pct(99):.0f} ms", f"{at70.pct(99) / unloaded.pct(50):.2f}",
-         f"x unloaded p50; {at70.rate():.1f} req/s ok, {len(at70.statuses) - at70.statuses.count(200)} not ok"),
-        ("4. open loop at 2x max: goodput", f"{over.rate():.1f} req/s", f"{over.rate() / best['service']:.2f}",
+    v = best.value
+    per_process = {b: v[f"ceiling {auto.name} {split[0]}x{split[1]} b{b}"] / split[0] for b in (1, max_batch)}
+    ideal70 = ideal_p99_ms(at70, split[0], per_process, max_batch)
+    torch_served = v["service torch fp32"]
+    auto_served, auto_ceiling = v[f"service {auto.name}"], v[f"ceiling {auto.name}"]
+    rows = []
+    for cand in cands:
+        ceil, srv = v[f"ceiling {cand.name}"], v[f"service {cand.name}"]
+        d, s = best.detail[f"ceiling {cand.name}"], best.detail[f"service {cand.name}"]
+        rows.append((f"{cand.name}{' (auto)' if cand == auto else ''}: ceiling", f"{ceil:.1f} img/s", "",
+                     "{processes} proc x {threads} thread, batch {batch}".format(**d)))
+        rows.append(("   served at saturation", f"{srv:.1f} req/s", f"{srv / ceil:.2f}",
+                     f"x its ceiling; {srv / torch_served:.2f} x torch served; {s['workers']} workers x "
+                     f"{s['threads']} threads, p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms at concurrency "
+                     f"{s['concurrency']}; load generator {s['client_cores']:.2f} cores"))
+    rows += [
+        (f"{auto.name}: unloaded single request", f"{unloaded.pct(50):.0f} ms p50", "", f"p99 {unloaded.pct(99):.0f} ms"),
+        ("   open loop at 70% of max: p99", f"{at70.pct(99):.0f} ms", f"{at70.pct(99) / ideal70:.2f}",
+         f"x the ideal shared queue's p99 ({ideal70:.0f} ms: {split[0]} workers, batches <= {max_batch}, "
+         f"{1000 / per_process[1]:.1f} ms for 1 image, {1000 * max_batch / per_process[max_batch]:.1f} ms for "
+         f"{max_batch}); {at70.rate():.1f} req/s ok, {len(at70.statuses) - at70.statuses.count(200)} not ok"),
+        ("   open loop at 2x max: goodput", f"{over.rate():.1f} req/s", f"{over.rate() / auto_served:.2f}",
          f"x max; {over.statuses.count(503)} answered 503, their p99 {over.pct(99, 503):.1f} ms; load generator "
          f"{over.client_cores:.2f} cores"),
-        ("5. prototype-style baseline", f"{best['baseline']:.1f} req/s", f"{best['baseline'] / ceiling_rps:.2f}",
-         f"best of {len(baseline_rounds)} rounds (spread {min(baseline_rounds):.1f}-{max(baseline_rounds):.1f}); "
-         f"service / baseline = {best['service'] / max(best['baseline'], 1e-9):.2f}"),
+        ("prototype-style baseline", f"{v['baseline']:.1f} req/s", f"{v['baseline'] / auto_served:.2f}",
+         f"x {auto.name} served; best of {len(baseline_rounds)} rounds (spread "
+         f"{min(baseline_rounds):.1f}-{max(baseline_rounds):.1f})"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\nmachine: {machine()}")
@@ -217,20 +284,18 @@ def main(argv: list[str] | None = None) -> dict:
     for name, value, ratio, note in rows:
         print(f"{name:<{width}}  {value:>14}  {ratio:>6}  {note}")
     targets = {
-        "served >= 0.90 x ceiling": best["service"] / ceiling_rps >= 0.90,
-        "served >= 1.5 x baseline": best["service"] >= 1.5 * best["baseline"],
-        "p99 at 70% <= 2 x unloaded": at70.pct(99) <= 2 * unloaded.pct(50),
-        "2x overload goodput >= 0.90 x max": over.rate() >= 0.90 * best["service"],
+        "auto served >= 1.2 x torch served": auto_served >= 1.2 * torch_served,
+        "auto served >= 0.90 x its ceiling": auto_served >= 0.90 * auto_ceiling,
+        "p99 at 70% <= 1.5 x ideal queue p99": at70.pct(99) <= 1.5 * ideal70,
+        "2x overload goodput >= 0.90 x max": over.rate() >= 0.90 * auto_served,
         "503 answers p99 <= 5 ms": over.pct(99, 503) <= 5.0 if over.statuses.count(503) else None,
+        "served >= 1.5 x baseline": auto_served >= 1.5 * v["baseline"],
     }
-    print("\ntargets: " + "; ".join(f"{k}: {'met' if v else 'MISSED' if v is not None else 'n/a'}"
-                                    for k, v in targets.items()))
-    print(f"split of the cores: the ceiling was highest with {detail['ceiling']['processes']} process(es) x "
-          f"{detail['ceiling']['threads']} thread(s) at batch {detail['ceiling']['batch']}; the service ran with "
-          f"{split[0]} worker(s) x {split[1]} thread(s)")
-    result = {"machine": machine(), "best": best, "detail": detail, "rows": rows, "targets": targets,
-              "baseline_rounds_rps": baseline_rounds,
-              "unloaded_p50_ms": unloaded.pct(50), "open70_p99_ms": at70.pct(99),
+    print("\ntargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED' if ok is not None else 'n/a'}"
+                                    for k, ok in targets.items()))
+    result = {"machine": machine(), "auto": auto.name, "best": v, "detail": best.detail, "rows": rows,
+              "targets": targets, "baseline_rounds_rps": baseline_rounds, "unloaded_p50_ms": unloaded.pct(50),
+              "open70_p99_ms": at70.pct(99), "open70_ideal_p99_ms": ideal70,
               "overload_goodput_rps": over.rate(), "overload_503_p99_ms": over.pct(99, 503)}
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 class Sample:
     latencies_s: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    scheduled_s: list[float] = field(default_factory=list)   # open loop: when each request was due
     elapsed_s: float = 0.0
     client_cores: float = 0.0   # CPU the load generator (this process) used meanwhile, in cores
 
@@ -93,4 +94,6 @@ def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
                 if row["latency_ms"] and row["status"]:
                     sample.latencies_s.append(float(row["latency_ms"]) / 1000)
                     sample.statuses.append(int(row["status"]))
+                if row["scheduled_s"]:
+                    sample.scheduled_s.append(float(row["scheduled_s"]))
         return sample
