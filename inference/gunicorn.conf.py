@@ -34,7 +34,8 @@ MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 wsgi_app = "inference.wsgi:create_worker_app()"
 bind = f"{SETTINGS.bind_host}:{SETTINGS.port}"
 workers = SETTINGS.web_concurrency
-worker_class = "gthread"
+# gthread, sharing one queue between the workers of a pod (inference/worker.py).
+worker_class = "inference.worker.SharedQueueWorker"
 threads = SETTINGS.threads_per_worker
 # No keep-alive: new connections spread over new workers and pods at once (a kept-alive client stays
 # pinned to the replica it first reached), and a draining worker never races a request on an idle socket.

@@ -273,7 +273,7 @@ def test_oip_infer_returns_labels_scores_and_indices(client):
     assert outputs["label"]["datatype"] == "BYTES" and outputs["score"]["datatype"] == "FP32"
 
 
-def test_metrics_count_requests_by_endpoint_and_code(client):
+def test_metrics_count_requests_by_endpoint_and_code(client, classifier):
     client.post("/predict", **raw(images.jpeg()))
     client.post("/predict", **raw(b""))
     client.get("/healthz")
@@ -283,5 +283,5 @@ def test_metrics_count_requests_by_endpoint_and_code(client):
     assert metric_value(client, "inference_batch_size_count") == 1
     assert metric_value(client, "inference_workers") == 1
     assert metric_value(client, "inference_model_info", model="resnet18", weights="random", device="cpu",
-                        backend="openvino", precision="fp32") == 1
+                        backend=classifier.backend, precision="fp32") == 1
     assert metric_value(client, "inference_inflight_requests") == 0
