@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup prometheus kubectl test bench serve demo compare clean help
+.PHONY: setup prometheus kubectl test bench serve demo compare simulate clean help
 
 help:
 	@echo "make demo     - run the local elastic stack over wl.txt and write reports/<timestamp>/"
-	@echo "make compare  - replay wl.txt once per policy (static, hpa 50%/90%, slo) and compare"
+	@echo "make compare  - replay wl.txt once per policy (static, hpa 50%/90%, slo; kpa on request) and compare"
+	@echo "make simulate - simulate every policy on wl.txt x1/x10/x50 and two real traces; reports/simulate-<timestamp>/"
 	@echo "make test     - run every test (installs what it needs first)"
-	@echo "make bench    - benchmarks (service, autoscaler, load tester) with ratios"
+	@echo "make bench    - benchmarks (service, autoscaler, load tester, simulator) with ratios"
 	@echo "make serve    - the service on http://127.0.0.1:8000 (random weights if ImageNet ones are missing)"
 	@echo "make setup    - create .venv and install what the rest needs (done by the targets above)"
 	@echo "make clean    - remove reports/, runs/, benchmark results and the calibration cache"
@@ -64,6 +65,10 @@ demo: setup
 
 compare: setup
 	$(PY) -m local compare $(ARGS)
+
+# The simulator (sim/): no service, no Prometheus; about a minute on one core. docs/simulator.md
+simulate: $(STAMP)
+	$(PY) -m sim.matrix $(ARGS)
 
 clean:
 	rm -rf reports runs bench/results .pytest_cache .cache

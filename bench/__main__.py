@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-PARTS = ("bench_service", "bench_autoscaler", "bench_loadtester")
+PARTS = ("bench_service", "bench_autoscaler", "bench_loadtester", "bench_sim")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ up to 100 replicas in under 60 s on one core.
 - cost against requests and replicas: one hour of Poisson arrivals at requests / 3600 req/s over N static
   replicas (POLICY=static, so the autoscaler still polls and Prometheus is still scraped), for each size;
   wall time, requests per second of wall time, and how the time grows from the smallest case;
-- the headline: the Twitter trace (/work/shared/traces/twitter-1h.txt, else wl.txt repeated to an hour)
+- the headline: the Twitter trace (sim/traces/twitter-1h.txt, else wl.txt repeated to an hour)
   scaled to 3.6 M requests, the slo policy between 1 and 100 replicas.
 
     python -m bench.bench_sim [--requests 360000,1800000,3600000] [--replicas 10,100] [--no-headline]
@@ -35,7 +35,7 @@ from sim.run import RunSettings, run_policy  # noqa: E402
 
 HOUR_S = 3600
 BUDGET_S = 60.0
-TWITTER = Path("/work/shared/traces/twitter-1h.txt")
+TWITTER = REPO / "sim" / "traces" / "twitter-1h.txt"
 
 
 def settings(max_replicas: int) -> RunSettings:

@@ -1,4 +1,8 @@
-"""timeline.png of one run and comparison.png of several: load, latency against the SLO, replicas."""
+"""timeline.png of one run and comparison.png of several: load, latency against the SLO, replicas.
+
+A run is comparison/summary.py's result (per_second, windows, slo, replicas, decision_ready, events,
+max_workers), from the local stack or the simulator alike.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,16 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {"static-min": "tab:gray", "static-max": "tab:brown", "hpa-50": "tab:blue", "hpa-90": "tab:purple",
-          "slo": "tab:green"}
+          "kpa": "tab:orange", "slo": "tab:green", "oracle": "tab:cyan"}
+# For runs without a colour of their own (hpa-70, static-3, ...): ones no named run uses.
+SPARE_COLORS = ("tab:olive", "tab:pink", "tab:red", "darkkhaki")
+
+
+def colors_for(names) -> dict[str, str]:
+    """Each run's colour: its own, else the next spare one (cycling past the last), never a named run's."""
+    names = list(names)
+    spare = iter(SPARE_COLORS * (len(names) // len(SPARE_COLORS) + 1))
+    return {name: COLORS[name] if name in COLORS else next(spare) for name in names}
 
 
 def _window_p95(ax, windows: list[dict], window_s: float, **style) -> None:
@@ -74,8 +87,9 @@ def plot_comparison(path: Path, results: dict[str, dict], slo_ms: float, title: 
         axes[0].plot(per_second["second"], per_second["offered_rps"], color="0.4", lw=1)
     axes[0].set_ylabel("offered req/s")
     axes[0].grid(alpha=0.3)
+    colors = colors_for(list(results))
     for name, result in results.items():
-        color = COLORS.get(name)
+        color = colors[name]
         _window_p95(axes[1], result["windows"], result["slo"]["window_s"], color=color, lw=1.2, label=name)
         pts = result["replicas"].get("workers") or result["decision_ready"]
         if pts:

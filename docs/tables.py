@@ -7,7 +7,8 @@ lines, one row per field in field order.
 cannot drift from the code. To refresh one after changing a setting, print them and paste:
 
     python docs/tables.py              # every table, each under the page and heading it belongs to
-    python docs/tables.py autoscaler   # one of: service, autoscaler, autoscaler-queries, loadtester, local
+    python docs/tables.py autoscaler   # one of: service, autoscaler, autoscaler-queries, loadtester, local,
+                                       # sim, sim-matrix
 """
 
 from __future__ import annotations
@@ -138,6 +139,42 @@ def local_table() -> list[str]:
     return options_table()
 
 
+# --- sim/cli.py and sim/matrix.py: the simulator's command lines (argparse) -----------------------------
+
+def _flags_table(parser) -> list[str]:
+    """(flag, default, meaning) per option of an argparse parser, in the order it declares them."""
+    rows = []
+    for action in parser._actions:  # argparse keeps no public list of its options
+        if not action.option_strings or action.dest == "help":
+            continue
+        flag = ", ".join(action.option_strings)
+        if action.choices:
+            flag += " " + "|".join(action.choices)
+        elif action.metavar or action.nargs != 0:
+            flag += " " + (action.metavar or action.dest.upper())
+        help_text = (action.help or "") % {**vars(action), "prog": parser.prog}
+        if action.required:
+            shown = "required"
+        elif action.default is None:
+            shown = "none"
+        else:
+            shown = f"`{action.default}`"
+        rows.append((f"`{flag}`", shown, help_text))
+    return _table(("Flag", "Default", "Meaning"), rows)
+
+
+def sim_table() -> list[str]:
+    from sim.cli import build_parser
+
+    return _flags_table(build_parser())
+
+
+def sim_matrix_table() -> list[str]:
+    from sim.matrix import build_parser
+
+    return _flags_table(build_parser())
+
+
 # page, heading the table sits under, generator
 TABLES = {
     "service": ("docs/service.md", "Configuration", service_table),
@@ -145,6 +182,8 @@ TABLES = {
     "autoscaler-queries": ("docs/autoscaler.md", "Default queries", autoscaler_queries_table),
     "loadtester": ("docs/loadtester.md", "Options", loadtester_table),
     "local": ("docs/local-stack.md", "Options", local_table),
+    "sim": ("docs/simulator.md", "The command line", sim_table),
+    "sim-matrix": ("docs/simulator.md", "The matrix's flags", sim_matrix_table),
 }
 
 

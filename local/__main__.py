@@ -10,11 +10,11 @@ import shlex
 import signal
 import sys
 
-from local.compare import table_lines, target_lines, write_comparison
+from comparison.targets import target_lines
 from local.config import OptionError, load_options
 from local.machine import describe_machine
 from local.processes import StartError
-from local.report import console_summary, write_demo_report
+from local.report import console_summary, write_comparison, write_demo_report
 from local.run import execute, plan_for, prepare_trace, size_run
 from local.sizing import Sizing
 from local.stack import check_ports, prometheus_binary
@@ -108,7 +108,7 @@ def compare(options, command: str) -> int:
     if not any(results.values()):
         raise StartError("every run of the comparison failed")
     outcome = write_comparison(out_dir, options, sizing, results, machine, trace_text, command, failed)
-    print("\n" + "\n".join(table_lines(outcome["rows"])) + "\n\n" + "\n".join(target_lines(outcome["targets"])))
+    print("\n" + "\n".join(outcome["table"]) + "\n\n" + "\n".join(target_lines(outcome["targets"])))
     for line in outcome["indistinguishable"]:
         print(line)
     for name, why in failed.items():

@@ -25,10 +25,12 @@ from settings import Messages, SettingError, add_flags, check_fields, read_value
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACE = REPO / "wl.txt"
 MODES = ("demo", "compare")
-POLICIES = ("slo", "hpa", "static")
+POLICIES = ("slo", "hpa", "kpa", "static")
 # The comparison: name -> (policy, replicas it holds or HPA CPU target). The HPA targets are the two
-# classic baselines, 50% and 90% CPU.
+# classic baselines, 50% and 90% CPU. kpa (Knative's KPA, its upstream windows) is a run to ask for: the
+# default comparison is already about an hour.
 COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
+COMPARE_CHOICES = ("static-min", "static-max", "hpa-50", "hpa-90", "kpa", "slo")
 
 # Quick mode: a slice of wl.txt with its step burst (seconds 115-204: 5 s of moderate load, the 45 s
 # burst, 40 s of quiet in which the replicas come back down).
@@ -77,7 +79,7 @@ class Options:
     policy: str = setting("slo", flag="--policy", env="POLICY", choices=POLICIES, doc=(
         "policy of a demo run (compare runs all of them)."))
     policies: str = setting(",".join(COMPARE_RUNS), flag="--policies", doc=(
-        "comma-separated runs of a comparison, a subset of " + ", ".join(COMPARE_RUNS) + "."))
+        "comma-separated runs of a comparison, a subset of " + ", ".join(COMPARE_CHOICES) + "."))
     min_replicas: int = setting(1, flag="--min-replicas", env="MIN_REPLICAS", unit="workers", lo=1, hi=64, doc=(
         "fewest workers; also the workers gunicorn starts with."))
     max_replicas: int = setting(0, flag="--max-replicas", env="MAX_REPLICAS", unit="workers", lo=0, hi=64,
@@ -130,10 +132,12 @@ class Options:
             raise OptionError(f"ports must differ: {shown}")
         if self.max_replicas and self.max_replicas < self.min_replicas:
             raise OptionError(f"--max-replicas={self.max_replicas} must be >= --min-replicas={self.min_replicas}")
-        unknown = [name for name in self.compare_runs if name not in COMPARE_RUNS]
+        unknown = [name for name in self.compare_runs if name not in COMPARE_CHOICES]
         if unknown or not self.compare_runs:
             raise OptionError(f"--policies={self.policies!r}: expected a comma-separated subset of "
-                              f"{', '.join(COMPARE_RUNS)}")
+                              f"{', '.join(COMPARE_CHOICES)}")
+        if len(set(self.compare_runs)) < len(self.compare_runs):
+            raise OptionError(f"--policies={self.policies!r}: a run is named twice")
         if not Path(self.trace).is_file():
             raise OptionError(f"--trace={self.trace!r}: no such file")
         if self.model_weights not in ("random", "imagenet") and not Path(self.model_weights).is_file():

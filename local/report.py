@@ -1,10 +1,17 @@
-"""report.md of a demo run and the console lines printed at its end."""
+"""report.md of a demo run and of a comparison, and the console lines printed at a run's end.
+
+The comparison's table, targets and plot are comparison/'s (the simulator reports the same); what is the
+local stack's own is what ran, on what machine, how it was sized, and the runs' folders.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from comparison.plots import plot_comparison
+from comparison.table import row_of, write_comparison as write_comparison_files
+from comparison.targets import target_lines
 from loadtester.capacity_report import CapacityReport, table_lines
 from loadtester.report import format_summary
 
@@ -146,3 +153,41 @@ def write_demo_report(run_dir: Path, options: Options, sizing: Sizing, result: d
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def write_comparison(out_dir: Path, options: Options, sizing: Sizing, results: dict[str, list[dict]],
+                     machine: dict, trace_text: str, command: str, failed: dict[str, str] | None = None) -> dict:
+    """comparison.json, .csv, .md, .png and report.md. `results`: each run name -> its repeated results (in
+    the order they ran)."""
+    per_run = {name: [row_of(name, r["plan"]["policy"], r) for r in runs] for name, runs in results.items() if runs}
+    outcome = write_comparison_files(out_dir, per_run, {
+        "machine": machine, "options": options.as_dict(), "sizing": sizing.as_dict(), "trace": trace_text})
+    rows, checks, noise = outcome["rows"], outcome["targets"], outcome["indistinguishable"]
+    firsts = {name: runs[0] for name, runs in results.items() if runs}
+    plot_comparison(out_dir / "comparison.png", firsts, sizing.slo_ms,
+                    f"{trace_text.split(' (')[0]}, SLO p95 {sizing.slo_ms:g} ms - {machine_line(machine)}")
+
+    repeats = max(len(runs) for runs in per_run.values())
+    lines = ["# Policy comparison on the local stack", ""]
+    lines += what_ran(options, sizing, f"runs: {', '.join(rows)} ({options.min_replicas}.."
+                      f"{options.max_replicas_effective} workers; static-min and static-max hold the bounds, hpa-50 "
+                      f"and hpa-90 are the HPA algorithm at 50% and 90% CPU, kpa Knative's KPA), each {repeats} "
+                      "time(s), interleaved", trace_text, machine, command)
+    lines += ["", "## Results", "", "Latency over ok requests, from the scheduled send time. \"windows in SLO\": "
+              "10 s windows whose p95 (failed requests counted as too slow) is within the SLO. \"failed\": every "
+              "request without a 2xx answer; \"503\": rejected by a full queue; \"lost\": no HTTP answer at all. "
+              "replica-s: ready workers integrated over the replay. With repeated runs each cell is the median "
+              "and, in brackets, the range: where two runs' ranges overlap, this machine's noise is as large as "
+              "their difference.", ""]
+    lines += outcome["table"] + ["", "## Targets", ""] + target_lines(checks)
+    lines += ["", "## What the repeats can tell apart", ""] + ([f"- {n}" for n in noise] or [
+        "Every figure of slo lies outside the other runs' ranges." if repeats > 1 else
+        "One run per policy: no spread was measured (use --repeat 2 or more to rank policies)."])
+    lines += ["", "![comparison](comparison.png)", "", "## How the run was sized", ""] + derivation_lines(sizing)
+    if "slo" in results and results["slo"]:
+        lines += ["", "## Windows the first slo run missed", ""] + missed_windows(results["slo"][0])
+    lines += ["", "## Runs", ""] + [f"- [{r['name']}]({r['run_dir_name']}/report.md): `{r['run_dir_name']}/`"
+                                    for runs in results.values() for r in runs]
+    lines += [f"- {name}: FAILED ({why}); see `{name}/logs/`" for name, why in (failed or {}).items()] + [""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    return outcome

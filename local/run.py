@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from comparison.plots import plot_timeline
 from loadtester.workload import load_workload
 
 from local.analysis import analyse, fetch_replicas
 from local.calibration import load_or_measure
 from local.config import QUICK_SLICE, Options
-from local.plots import plot_timeline
 from local.sizing import Sizing, derive
 from local.stack import RunPlan, Stack
 
@@ -53,7 +53,8 @@ def prepare_trace(options: Options, sizing: Sizing, run_root: Path) -> tuple[Pat
 
 
 def plan_for(name: str, options: Options, trace: Path, scale: float, run_dir: Path) -> RunPlan:
-    """The comparison's runs: static at the bounds, HPA at 50% and 90% CPU, and slo."""
+    """The comparison's runs: static at the bounds, HPA at 50% and 90% CPU, and kpa and slo between the bounds
+    (as sim/run.py policy_config maps the same names)."""
     lo, hi = options.min_replicas, options.max_replicas_effective
     if name == "static-min":
         return RunPlan(name, "static", lo, lo, lo, trace, scale, run_dir)

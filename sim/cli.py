@@ -1,5 +1,8 @@
 """`python -m sim --trace FILE [...]`: replay a trace through every policy, print and write the comparison.
 
+The comparison (its rows, table, targets, files and plot) is comparison/'s, the same as the local stack's
+`make compare`; sim/matrix.py (`make simulate`) runs this for several traces and sums them up.
+
 The autoscaler's settings come from the environment variables the autoscaler itself reads
 (autoscaler/config.py; POLL_INTERVAL_S, RATE_WINDOW_S, MIN_REPLICAS, ...), then these flags. What the
 profile measures is the default of what the local stack derives from its measurement too: the SLO
@@ -10,7 +13,6 @@ the environment). Bad input exits 2 with a message naming the flag (or the varia
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -22,9 +24,11 @@ from typing import Mapping, Sequence, TextIO
 import numpy as np
 
 from autoscaler.config import ConfigError, load_config
+from comparison.plots import plot_comparison
+from comparison.table import write_comparison
+from comparison.targets import SIM_GOALS, target_lines
 from loadtester.schedule import build_schedule
 from loadtester.workload import WorkloadError, load_workload
-from local.plots import plot_comparison
 from local.sizing import PEAK_MARGIN
 from sim.cluster import ROUTINGS, ClusterSettings
 from sim.profile import ProfileError, default_profile, load_profile
@@ -33,12 +37,6 @@ from sim.run import POLICIES, PolicyError, RunSettings, check_policy, run_policy
 PEAK_WINDOW_S = 60.0
 # The in-cluster Prometheus' scrape interval (prometheus/prometheus.yml, global.scrape_interval).
 DEFAULT_SCRAPE_INTERVAL_S = 5.0
-
-COLUMNS = (("requests", "requests", "{:d}"), ("failed", "failed", "{:d}"), ("p50_ms", "p50 ms", "{:.0f}"),
-           ("p95_ms", "p95 ms", "{:.0f}"), ("p99_ms", "p99 ms", "{:.0f}"),
-           ("windows_in_slo", "windows in SLO", "{:.1%}"),
-           ("replica_seconds", "replica-s", "{:.0f}"), ("scale_events", "scale events", "{:d}"),
-           ("reversals", "reversals", "{:d}"))
 
 
 class UsageError(Exception):
@@ -51,49 +49,58 @@ def build_parser() -> argparse.ArgumentParser:
         "policy, and compare them (with an oracle that knows the future as the lower bound of cost)."))
     p.add_argument("--trace", required=True, metavar="FILE", help="the workload (wl.txt format: one rate a second)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--scale", type=float, default=None, metavar="S", help="multiply every rate (default 1)")
+    group.add_argument("--scale", type=float, default=None, metavar="S", help="multiply every rate (none: 1)")
     group.add_argument("--peak-replicas", type=int, default=None, metavar="N", help=(
         f"scale the trace so its peak (the highest {PEAK_WINDOW_S:g} s mean rate) needs N replicas at the profile's "
         f"within-SLO capacity: (N - {PEAK_MARGIN:g}) x that capacity; MAX_REPLICAS defaults to N then"))
-    p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated (default: {','.join(POLICIES)}; "
-                   "also hpa-N, static-N)")
+    p.add_argument("--policies", default=",".join(POLICIES), metavar="LIST", help="comma-separated runs: any of "
+                   "the default's, hpa-N (POLICY=hpa at N%% CPU) and static-N (N replicas)")
     p.add_argument("--profile", default=None, metavar="FILE", help=(
         "a capacity probe's --json output, a local calibration cache file (.cache/calibration/) or a sim "
-        "profile JSON (default: the development machines' measured figures, sim/profile.py)"))
-    p.add_argument("--slo-ms", type=float, default=None, help="the p95 latency SLO (default: SLO_P95_MS if set, "
-                   "else the profile's derived SLO)")
-    p.add_argument("--max-replicas", type=int, default=None, help="MAX_REPLICAS (default: the environment's, else "
-                   "--peak-replicas, else the autoscaler's default)")
-    p.add_argument("--seed", type=int, default=0, help="arrivals, routing and start-up draws (default 0)")
-    p.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
-    p.add_argument("--speedup", type=float, default=1.0, help="divide every offset (default 1)")
+        "profile JSON (none: the development machines' measured figures, sim/profile.py)"))
+    p.add_argument("--slo-ms", type=float, default=None, metavar="MS", help="the p95 latency SLO (none: SLO_P95_MS "
+                   "if set, else the profile's derived SLO)")
+    p.add_argument("--max-replicas", type=int, default=None, metavar="N", help="MAX_REPLICAS (none: the "
+                   "environment's, else --peak-replicas, else the autoscaler's default)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="arrivals, routing and start-up draws")
+    p.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson", help=(
+        "poisson: a seeded Poisson process at each second's rate; uniform: each second's count (fractions "
+        "carried over), evenly spaced (loadtester/schedule.py, as the load tester draws them)"))
+    p.add_argument("--speedup", type=float, default=1.0, metavar="X", help="divide every offset by X (and so "
+                   "multiply every rate): a long trace replayed faster")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="cut the replay after S seconds")
     p.add_argument("--routing", choices=ROUTINGS, default="random", help="how the Service spreads requests")
-    p.add_argument("--removal-lag-s", type=float, default=ClusterSettings.removal_lag_s,
-                   help="a removed pod's time in the endpoints (default %(default)s)")
-    p.add_argument("--pod-overhead-s", type=float, default=None,
-                   help="added to a worker's start-up for a pod (default: the profile's)")
-    p.add_argument("--scrape-interval-s", type=float, default=DEFAULT_SCRAPE_INTERVAL_S,
-                   help="Prometheus' scrape interval (default %(default)s, prometheus/prometheus.yml)")
-    p.add_argument("--out", default=None, metavar="DIR", help="where comparison.json and comparison.png go "
-                   "(default reports/sim-<UTC time>)")
+    p.add_argument("--removal-lag-s", type=float, default=ClusterSettings.removal_lag_s, metavar="S",
+                   help="a removed pod's time in the Service's endpoints (kube-proxy's sync)")
+    p.add_argument("--pod-overhead-s", type=float, default=None, metavar="S",
+                   help="added to a worker's start-up for a pod (none: the profile's)")
+    p.add_argument("--scrape-interval-s", type=float, default=DEFAULT_SCRAPE_INTERVAL_S, metavar="S",
+                   help="Prometheus' scrape interval (prometheus/prometheus.yml's)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where comparison.json, .csv, .md and .png go "
+                   "(none: reports/sim-<UTC time>)")
     return p
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
          stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     parser = build_parser()
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:   # argparse printed its message (a missing or malformed flag)
-        return int(exc.code or 0)
-    environ = os.environ if environ is None else environ
-    try:
-        plan = prepare(args, environ)
+        plan = prepare(args, os.environ if environ is None else environ)
     except UsageError as exc:
         print(f"{parser.prog}: error: {exc}", file=stderr)
         return 2
     return execute(plan, stdout)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The flags, or argparse's exit status where it printed its message (a missing or malformed flag)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
 
 
 def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> dict:
@@ -126,7 +133,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> dict:
 
     peak_rps = peak_rate_rps(workload.rates_rps, args.speedup)
     if args.peak_replicas is not None:
-        scale = round((args.peak_replicas - PEAK_MARGIN) * profile.capacity_within_slo_rps / peak_rps, 6)
+        scale = scale_for_peak_replicas(peak_rps, args.peak_replicas, profile.capacity_within_slo_rps)
     else:
         scale = args.scale if args.scale is not None else 1.0
 
@@ -167,15 +174,32 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> dict:
             "out_dir": out_dir, "peak_replicas": args.peak_replicas}
 
 
-def peak_rate_rps(rates_rps: Sequence[float], speedup: float = 1.0) -> float:
-    """The highest mean rate over PEAK_WINDOW_S of replay time (one noisy second is no peak)."""
+def peak_rate_rps(rates_rps: Sequence[float], speedup: float = 1.0, window_s: float = PEAK_WINDOW_S) -> float:
+    """The highest mean rate over `window_s` of replay time (one noisy second is no peak)."""
     rates = np.asarray(rates_rps, dtype=np.float64) * speedup
-    width = max(1, min(len(rates), int(round(PEAK_WINDOW_S * speedup))))
+    width = max(1, min(len(rates), int(round(window_s * speedup))))
     sums = np.convolve(rates, np.ones(width), mode="valid")
     return float(sums.max() / width)
 
 
+def scale_for_peak_replicas(peak_rps: float, replicas: int, capacity_rps: float) -> float:
+    """--peak-replicas N: the scale that puts the peak at (N - PEAK_MARGIN) x the within-SLO capacity."""
+    return round((replicas - PEAK_MARGIN) * capacity_rps / peak_rps, 6)
+
+
+def replicas_for_peak(peak_rps: float, capacity_rps: float) -> int:
+    """The replicas a peak needs, as --peak-replicas counts them (the inverse of scale_for_peak_replicas)."""
+    return max(1, math.ceil(peak_rps / capacity_rps + PEAK_MARGIN - 1e-9))
+
+
 def execute(plan: dict, stdout: TextIO) -> int:
+    compare(plan, stdout)
+    return 0
+
+
+def compare(plan: dict, stdout: TextIO) -> dict:
+    """Run every policy of the plan; print the table and the targets; write comparison.json, .csv, .md and
+    .png. Returns comparison.table.write_comparison's outcome."""
     settings: RunSettings = plan["settings"]
     config = settings.config
     schedule = plan["schedule"]
@@ -191,29 +215,16 @@ def execute(plan: dict, stdout: TextIO) -> int:
         started = time.perf_counter()
         results[name] = run_policy(name, schedule, settings)
         print(f"sim: {name} done in {time.perf_counter() - started:.1f} s", file=stdout, flush=True)
-    rows = {name: r.row for name, r in results.items()}
-    for line in table_lines(rows):
+    context = {"trace": plan["trace"], "scale": plan["scale"], "profile": settings.profile.as_dict(),
+               "settings": settings_dict(settings, plan)}
+    outcome = write_comparison(out_dir, {name: [r.row] for name, r in results.items()}, context, SIM_GOALS)
+    for line in outcome["table"] + [""] + target_lines(outcome["targets"]):
         print(line, file=stdout)
-    doc = {"policies": rows, "trace": plan["trace"], "scale": plan["scale"], "profile": settings.profile.as_dict(),
-           "settings": settings_dict(settings, plan)}
-    (out_dir / "comparison.json").write_text(json.dumps(doc, indent=1) + "\n")
-    plot_comparison(out_dir / "comparison.png", {name: plot_input(r, schedule) for name, r in results.items()},
+    plot_comparison(out_dir / "comparison.png", {name: r.result for name, r in results.items()},
                     config.slo_p95_ms, f"simulated: {Path(plan['trace']['path']).name} x{plan['scale']:g}, "
                     f"{config.min_replicas}..{config.max_replicas} replicas, SLO p95 {config.slo_p95_ms:g} ms")
-    print(f"sim: wrote {out_dir / 'comparison.json'} and {out_dir / 'comparison.png'}", file=stdout)
-    return 0
-
-
-def table_lines(rows: dict[str, dict]) -> list[str]:
-    """The comparison as markdown; the last column is each row's replica-seconds over the oracle's."""
-    base = rows.get("oracle", {}).get("replica_seconds")
-    lines = ["| policy | " + " | ".join(h for _, h, _ in COLUMNS) + " | cost vs oracle |",
-             "|---|" + "---:|" * (len(COLUMNS) + 1)]
-    for name, row in rows.items():
-        cells = ["-" if row[key] is None else fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        cells.append(f"{row['replica_seconds'] / base:.2f}x" if base else "-")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
+    print(f"sim: wrote comparison.json, .csv, .md and .png in {out_dir}", file=stdout)
+    return outcome
 
 
 def settings_dict(settings: RunSettings, plan: dict) -> dict:
@@ -222,14 +233,6 @@ def settings_dict(settings: RunSettings, plan: dict) -> dict:
     return {"autoscaler": autoscaler, "scrape_interval_s": settings.scrape_interval_s,
             "routing": settings.cluster.routing, "removal_lag_s": settings.cluster.removal_lag_s,
             "peak_replicas": plan["peak_replicas"], "seed": settings.seed}
-
-
-def plot_input(result, schedule) -> dict:
-    """One run in the shape local/plots.py plot_comparison reads."""
-    offered = schedule.offered_per_second()
-    return {"per_second": {"second": list(range(len(offered))), "offered_rps": offered.tolist()},
-            "windows": result.windows, "slo": {"window_s": 10.0}, "replicas": {"workers": result.ready_timeline},
-            "decision_ready": []}
 
 
 def _require(ok: bool, message: str) -> None:

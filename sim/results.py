@@ -1,23 +1,22 @@
 """One policy's numbers from a simulated run, defined as the local stack's comparison defines them.
 
 The per-request outcomes become a loadtester RequestTable, so latency percentiles (over ok requests),
-failures and the share of 10 s windows whose p95 is within the SLO (failed requests counted as too slow)
-are loadtester.stats.summarize's; scale events, reversals and replica-seconds (warmed-up replicas
-integrated over the replay) are local/analysis.py's, over the decision lines the autoscaler's own loop
-wrote. Nothing is recomputed differently here.
+failures, the share of 10 s windows whose p95 is within the SLO (failed requests counted as too slow) and
+the per-second rates are loadtester.stats'; scale events, reversals, replica-seconds (warmed-up replicas
+integrated over the replay) and the comparison row are comparison/'s, over the decision lines the
+autoscaler's own loop wrote. Nothing is recomputed differently here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from comparison.summary import run_figures
+from comparison.table import row_of
 from loadtester.records import RequestTable
-from loadtester.stats import summarize, window_stats
-from local.analysis import integrate_steps, reversals, scale_events
+from loadtester.stats import per_second_rates, summarize, window_stats
 from sim.replica import DEADLINE_504, LOST, OK, OUTCOME_KINDS, PENDING, REJECTED_503
 
-ROW_KEYS = ("requests", "failed", "p50_ms", "p95_ms", "p99_ms", "windows_in_slo", "replica_seconds",
-            "scale_events", "reversals")
 WINDOW_S = 10.0
 _STATUS = {OK: 200, REJECTED_503: 503, DEADLINE_504: 504, LOST: 0}
 
@@ -38,20 +37,13 @@ def request_table(scheduled_s: np.ndarray, trace_second: np.ndarray, code: np.nd
                         server_model_ms=nan)
 
 
-def summarize_run(table: RequestTable, decisions: list[dict], ready_timeline: list[list[float]],
+def summarize_run(name: str, policy: str, table: RequestTable, decisions: list[dict], replicas: dict,
                   slo_ms: float, duration_s: float, start_unix_s: float) -> dict:
-    """The comparison row (ROW_KEYS) of one run, plus what its plot needs."""
+    """comparison.summary.run_figures of one run (what the plots read) with its comparison row under "row".
+    `replicas`: {"workers": [[t, ready], ...], "desired": [[t, target], ...]}."""
     summary = summarize(table, slo_ms=slo_ms, window_s=WINDOW_S, duration_s=duration_s)
-    events = scale_events(decisions, start_unix_s)
-    latency = summary["latency_ms"]
-    row = {
-        "requests": summary["requests"]["scheduled"],
-        "failed": summary["requests"]["failed"],
-        "p50_ms": latency["p50"], "p95_ms": latency["p95"], "p99_ms": latency["p99"],
-        "windows_in_slo": summary["slo"]["window_attainment"],
-        "replica_seconds": round(integrate_steps(ready_timeline, 0.0, duration_s), 1),
-        "scale_events": len(events),
-        "reversals": reversals(events),
-    }
-    return {"row": row, "errors": summary["requests"]["errors"], "events": events,
-            "windows": window_stats(table, slo_ms, WINDOW_S)}
+    summary["windows"] = window_stats(table, slo_ms, WINDOW_S)
+    summary["per_second"] = per_second_rates(table, duration_s=duration_s)
+    result = run_figures(summary, decisions, replicas, start_unix_s, duration_s, workers_source="simulated cluster")
+    result["row"] = row_of(name, policy, result)
+    return result

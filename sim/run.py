@@ -15,7 +15,6 @@ are those policies between the bounds, oracle is the lower bound; static-N holds
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ import numpy as np
 
 from autoscaler.config import Config
 from autoscaler.loop import Loop
+from comparison.events import decision_lines
 from loadtester.schedule import Schedule
 from sim import oracle
 from sim.cluster import Cluster, ClusterSettings, Outcomes
@@ -85,7 +85,8 @@ def policy_config(name: str, base: Config) -> Config:
 @dataclass
 class RunResult:
     policy: str
-    row: dict                          # the comparison's figures (sim.results.ROW_KEYS)
+    row: dict                          # the comparison's figures (comparison.table.row_of)
+    result: dict                       # comparison.summary.run_figures: what the plots and reports read
     errors: dict                       # failures by kind
     decisions: list[dict]              # the autoscaler's decision lines (the oracle's, in their shape)
     events: list[dict]                 # applied scale events
@@ -143,15 +144,16 @@ def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResul
     cluster.route_until(float("inf"))   # arrivals at the very end (a duration cut) still get an answer
     cluster.finish()
     if log is not None:
-        decisions = [d for d in (json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{"))
-                     if d.get("event") == "decision"]
+        decisions = decision_lines(log.getvalue().splitlines())
     ready = cluster.ready_timeline + [[duration_s, cluster.ready_timeline[-1][1]]]
+    target = cluster.target_timeline + [[duration_s, float(cluster.target)]]
     table = request_table(schedule.offsets_s, schedule.trace_second, outcomes.code, outcomes.latency_s)
-    summary = summarize_run(table, decisions, ready, config.slo_p95_ms, duration_s, EPOCH_UNIX_S)
-    return RunResult(policy=name, row=summary["row"], errors=summary["errors"], decisions=decisions,
-                     events=summary["events"], windows=summary["windows"], ready_timeline=ready,
-                     target_timeline=cluster.target_timeline + [[duration_s, float(cluster.target)]],
-                     code=outcomes.code, latency_s=outcomes.latency_s, replica=outcomes.replica)
+    summary = summarize_run(name, "oracle" if name == "oracle" else config.policy, table, decisions,
+                            {"workers": ready, "desired": target}, config.slo_p95_ms, duration_s, EPOCH_UNIX_S)
+    return RunResult(policy=name, row=summary["row"], result=summary, errors=summary["requests"]["errors"],
+                     decisions=decisions, events=summary["events"], windows=summary["windows"], ready_timeline=ready,
+                     target_timeline=target, code=outcomes.code, latency_s=outcomes.latency_s,
+                     replica=outcomes.replica)
 
 
 def _oracle_plan(schedule: Schedule, settings: RunSettings, config: Config) -> np.ndarray:

@@ -1,80 +1,70 @@
-"""The numbers the reports are built from: replica-seconds, scale events and reversals, and the targets'
-PASS/MISS verdicts of the comparison."""
+"""What local/analysis.py reads from a run directory: the decision log and the load tester's summary,
+turned into comparison/'s figures (the figures themselves are tested in tests/test_comparison.py)."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from local.analysis import integrate_steps, read_decisions, reversals, scale_events
-from local.compare import table_lines, targets
-
-
-@pytest.mark.parametrize("points, start, end, expected", [
-    ([[0, 1], [10, 2], [20, 1]], 0, 30, 40.0),
-    ([[0, 2]], 0, 15, 30.0),
-    ([[5, 1], [10, 2]], 0, 20, 30.0),           # the first value holds back to the start
-    ([[0, 1], [10, 2], [20, 1]], 5, 15, 15.0),  # only the requested span
-    ([[0, 1], [2, float("nan")], [4, 3]], 0, 6, 10.0),  # a NaN sample is skipped: 1 holds until 4
-    ([], 0, 10, 0.0),
-], ids=["steps", "constant", "late-first-sample", "sub-span", "nan-sample", "no-samples"])
-def test_replica_seconds_integrate_the_worker_count_as_steps(points, start, end, expected):
-    assert integrate_steps(points, start, end) == pytest.approx(expected)
+from local.analysis import analyse, read_decisions
 
 
-@pytest.mark.parametrize("directions, expected", [
-    ([], 0), (["up"], 0), (["up", "up", "down"], 1), (["up", "down", "up", "down"], 3), (["down", "down"], 0),
-], ids=["none", "one", "up-up-down", "flapping", "down-down"])
-def test_reversals_count_direction_flips(directions, expected):
-    assert reversals([{"direction": d} for d in directions]) == expected
-
-
-def test_scale_events_are_applied_changes_timed_from_the_replay_start(tmp_path):
+def test_the_decision_log_is_read_skipping_other_events_and_stray_lines(tmp_path):
     log = tmp_path / "decisions.jsonl"
     log.write_text("\n".join([
         '{"event":"config","policy":"slo"}',
         '{"time":"2026-01-01T00:00:01.000Z","event":"decision","direction":"hold","current":1,"desired":1,"ready":1}',
-        '{"time":"2026-01-01T00:00:03.500Z","event":"decision","direction":"up","current":1,"desired":2,"ready":1,'
-        '"reason":"scale-up: load"}',
-        '{"time":"2026-01-01T00:00:04.000Z","event":"decision","direction":"up","current":2,"desired":3,"ready":1,'
-        '"applied":false}',
         "not json at all",
         '{"time":"2026-01-01T00:00:09.000Z","event":"decision","direction":"down","current":2,"desired":1,"ready":2}',
     ]) + "\n")
-    decisions = read_decisions(log)
-    assert len(decisions) == 4
+    assert [d["direction"] for d in read_decisions(log)] == ["hold", "down"]
+    assert read_decisions(tmp_path / "missing.jsonl") == []
+
+
+def test_a_run_without_prometheus_samples_costs_the_decisions_ready_count(tmp_path):
     start = 1767225600.0  # 2026-01-01T00:00:00Z
-    events = scale_events(decisions, start)
-    assert [(e["t_s"], e["direction"], e["from"], e["to"]) for e in events] == [(3.5, "up", 1, 2), (9.0, "down", 2, 1)]
+    (tmp_path / "loadtest").mkdir()
+    (tmp_path / "loadtest" / "summary.json").write_text(json.dumps({
+        "run": {"start_unix_s": start, "end_unix_s": start + 60},
+        "requests": {"scheduled": 10, "ok": 9, "failed": 1, "errors": {"rejected_503": 1}},
+        "latency_ms": {"p50": 1, "p95": 2, "p99": 3, "max": 4}, "throughput": {"duration_s": 60},
+        "slo": {"window_s": 10, "windows": 6, "windows_met": 6, "window_attainment": 1.0},
+        "windows": [], "per_second": {}}))
+    (tmp_path / "decisions.jsonl").write_text(
+        '{"time":"2026-01-01T00:00:00.000Z","event":"decision","direction":"hold","current":1,"desired":1,"ready":1}\n'
+        '{"time":"2026-01-01T00:00:30.000Z","event":"decision","direction":"up","current":1,"desired":2,"ready":2}\n')
+    result = analyse(tmp_path, {}, ["no samples"])
+    assert (result["replica_seconds"], result["replica_seconds_source"]) == (90.0, "decisions")
+    assert (result["scale_ups"], result["rejected_503"], result["replica_problems"]) == (1, 1, ["no samples"])
 
 
-def row(name: str, windows: float, replica_s: float, p95: float) -> dict:
-    return {"run": name, "policy": name.split("-")[0], "p50_ms": p95 / 2, "p95_ms": p95, "p99_ms": p95 * 1.2,
-            "slo_windows": windows, "windows_met": round(windows * 30), "windows": 30, "errors": 0,
-            "rejected_503": 0, "connection_losses": 0, "replica_seconds": replica_s,
-            "mean_replicas": replica_s / 300, "scale_events": 2, "reversals": 1}
+def test_a_comparison_writes_the_shared_files_and_its_report(tmp_path):
+    from comparison.summary import run_figures
+    from local.config import Options
+    from local.machine import describe_machine
+    from local.report import write_comparison
+    from local.sizing import derive
 
+    start = 1767225600.0
 
-@pytest.mark.parametrize("slo, verdicts", [
-    (row("slo", 1.0, 420, 300), ["PASS", "PASS", "PASS"]),
-    (row("slo", 0.966, 420, 300), ["MISS", "PASS", "PASS"]),
-    (row("slo", 1.0, 500, 300), ["PASS", "MISS", "PASS"]),   # 16.7% cheaper than hpa-50: not 25%
-    (row("slo", 1.0, 420, 800), ["PASS", "PASS", "MISS"]),   # 20% below static-min: not 30%
-], ids=["all-met", "windows-missed", "too-costly", "p95-not-low-enough"])
-def test_targets_report_pass_or_miss_from_the_measured_rows(slo, verdicts):
-    rows = {"static-min": row("static-min", 0.5, 300, 1000), "hpa-50": row("hpa-50", 1.0, 600, 250), "slo": slo}
-    checks = targets(rows)
-    assert [c["verdict"] for c in checks] == verdicts
-    assert all(c["measured"] for c in checks)
+    def run(name: str, policy: str, met: int, workers: float) -> dict:
+        summary = {"requests": {"scheduled": 100, "ok": 100, "failed": 0, "errors": {}},
+                   "latency_ms": {"p50": 40.0, "p95": 90.0, "p99": 120.0, "max": 150.0},
+                   "slo": {"window_s": 10.0, "windows": 6, "windows_met": met, "window_attainment": met / 6},
+                   "throughput": {"duration_s": 60.0},
+                   "windows": [{"start_s": 10.0 * k, "requests": 10, "p95_ms": 90.0, "error_rate": 0.0,
+                                "meets_slo": k < met} for k in range(6)],
+                   "per_second": {"second": list(range(60)), "offered_rps": [2] * 60, "achieved_rps": [2] * 60}}
+        result = run_figures(summary, [], {"workers": [[0.0, workers]]}, start, 60.0)
+        return dict(result, name=name, run_dir_name=name, plan={"policy": policy})
 
-
-def test_targets_say_n_a_when_a_baseline_was_not_run():
-    checks = targets({"slo": row("slo", 1.0, 420, 300)})
-    assert [c["verdict"] for c in checks] == ["PASS", "n/a", "n/a"]
-
-
-def test_the_table_has_one_line_per_run_and_every_column():
-    rows = {"static-min": row("static-min", 0.5, 300, 1000), "slo": row("slo", 1.0, 420, 300)}
-    lines = table_lines(rows)
-    assert len(lines) == 4
-    assert lines[0].startswith("| run | p50 ms | p95 ms | p99 ms | windows in SLO")
-    assert lines[3].startswith("| slo | 150 | 300 | 360 | 100.0% | 0 | 0 | 0 | 420 | 1.40 | 2 | 1 |")
+    results = {"hpa-50": [run("hpa-50", "hpa", 6, 2.0)], "kpa": [run("kpa", "kpa", 4, 1.0)],
+               "slo": [run("slo", "slo", 6, 1.0)]}
+    sizing = derive(None, quick=False, max_replicas=2, worker_capacity_rps=50.0)
+    outcome = write_comparison(tmp_path, Options(max_replicas=2), sizing, results, describe_machine(), "wl.txt (60 s)",
+                               "python -m local compare")
+    doc = json.loads((tmp_path / "comparison.json").read_text())
+    assert list(doc["runs"]) == ["hpa-50", "kpa", "slo"] and doc["runs"]["kpa"]["policy"] == "kpa"
+    assert [t["verdict"] for t in doc["targets"]] == ["PASS", "PASS", "n/a", "PASS"]   # no static-min run
+    report = (tmp_path / "report.md").read_text()
+    assert "\n".join(outcome["table"]) in report and "| kpa | " in report
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000 and (tmp_path / "comparison.csv").is_file()

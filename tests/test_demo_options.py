@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from local.config import COMPARE_RUNS, OptionError, Options, default_max_replicas, describe, load_options
+from local.config import COMPARE_CHOICES, COMPARE_RUNS, OptionError, Options, default_max_replicas, describe, load_options
 from local.prometheus_config import scrape_interval_s, write_config
 from local.run import plan_for
 from tests.support import PYTHON, REPO, free_port, promtool_binary
@@ -41,7 +41,7 @@ def test_default_max_replicas_leaves_a_core_to_the_rest_above_two_cpus(cpus, exp
     (["demo", "--slo-ms", "5"], {}, "--slo-ms=5: expected 10..60000 ms"),
     (["compare", "--repeat", "0"], {}, "--repeat=0: expected 1..20 runs"),
     (["demo"], {"WORKER_CAPACITY_RPS": "-3"}, "--worker-capacity-rps=-3: expected 0.5..10000 req/s"),
-    (["demo", "--policy", "fastest"], {}, "--policy='fastest': expected one of slo, hpa, static"),
+    (["demo", "--policy", "fastest"], {}, "--policy='fastest': expected one of slo, hpa, kpa, static"),
     (["compare", "--policies", "slo,hpa-70"], {}, "--policies='slo,hpa-70': expected a comma-separated subset"),
     (["demo", "--trace", "/nonexistent/wl.txt"], {}, "--trace='/nonexistent/wl.txt': no such file"),
     (["demo"], {"MAX_REPLICAS": "many"}, "--max-replicas='many' (from environment variable MAX_REPLICAS)"),
@@ -104,12 +104,26 @@ def test_a_taken_port_is_refused_with_the_option_that_moves_it(tmp_path):
     ("static-max", "static", (2, 2), 2, None),
     ("hpa-50", "hpa", (1, 2), 1, 0.5),
     ("hpa-90", "hpa", (1, 2), 1, 0.9),
+    ("kpa", "kpa", (1, 2), 1, None),
     ("slo", "slo", (1, 2), 1, None),
-], ids=list(COMPARE_RUNS))
+], ids=list(COMPARE_CHOICES))
 def test_each_compared_run_has_its_policy_and_bounds(tmp_path, name, policy, bounds, initial, hpa):
     plan = plan_for(name, Options(max_replicas=2), tmp_path / "t.txt", 0.5, tmp_path)
     assert (plan.policy, (plan.min_replicas, plan.max_replicas), plan.initial_replicas, plan.hpa_target_cpu) == \
         (policy, bounds, initial, hpa)
+
+
+def test_kpa_is_a_run_to_ask_for_and_the_autoscaler_knows_its_policy(tmp_path):
+    from autoscaler.config import POLICIES as AUTOSCALER_POLICIES
+
+    assert "kpa" not in COMPARE_RUNS                     # the default comparison is unchanged
+    options = load_options(["compare", "--policies", "static-min,hpa-50,slo,kpa"], environ={})
+    assert options.compare_runs == ["static-min", "hpa-50", "slo", "kpa"]
+    plans = [plan_for(name, options, tmp_path / "t.txt", 1.0, tmp_path / name) for name in options.compare_runs]
+    assert {p.policy for p in plans} <= set(AUTOSCALER_POLICIES)
+    assert load_options(["demo", "--policy", "kpa"], environ={}).policy == "kpa"
+    with pytest.raises(OptionError, match="a run is named twice"):
+        load_options(["compare", "--policies", "kpa,slo,kpa"], environ={})
 
 
 def test_the_generated_prometheus_config_scrapes_the_runs_ports_and_passes_promtool(tmp_path):

@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from local.analysis import CONNECTION_LOSSES, consistency_problems
+from comparison.summary import CONNECTION_LOSSES
+from local.analysis import consistency_problems
 from local.config import QUICK_SLICE
 from local.processes import listening, pid_alive
 from loadtester import read_requests_csv

@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
-PARTS = ["service", "autoscaler", "loadtester", "kubernetes", "local-stack", "benchmarks", "testing"]
+PARTS = ["service", "autoscaler", "loadtester", "kubernetes", "local-stack", "simulator", "benchmarks", "testing"]
 README_MAX_LINES = 200
 
 

@@ -14,8 +14,9 @@ import pytest
 from sim.cli import main, peak_rate_rps
 from sim.profile import default_profile
 
-ROW_KEYS = {"requests", "failed", "p50_ms", "p95_ms", "p99_ms", "windows_in_slo", "replica_seconds", "scale_events",
-            "reversals"}
+ROW_KEYS = {"run", "policy", "p50_ms", "p95_ms", "p99_ms", "windows_in_slo", "windows_met", "windows", "requests", "ok",
+            "failed", "rejected_503", "connection_losses", "replica_seconds", "mean_replicas", "scale_events",
+            "scale_ups", "scale_downs", "reversals"}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -76,19 +77,26 @@ def test_a_run_writes_the_comparison(trace, tmp_path):
                              "--max-replicas", "4")
     assert code == 0, err
     doc = json.loads((out_dir / "comparison.json").read_text())
-    assert set(doc) == {"policies", "trace", "scale", "profile", "settings"}
-    assert list(doc["policies"]) == ["static-min", "slo", "oracle"]
-    for row in doc["policies"].values():
+    assert set(doc) == {"runs", "repeats", "targets", "indistinguishable", "trace", "scale", "profile", "settings"}
+    assert list(doc["runs"]) == ["static-min", "slo", "oracle"]
+    for name, row in doc["runs"].items():
         assert set(row) == ROW_KEYS
+        assert (row["run"], doc["repeats"][name]) == (name, [row])
         assert row["requests"] == doc["trace"]["requests"]
         assert 0.0 <= row["windows_in_slo"] <= 1.0
+    assert (doc["runs"]["static-min"]["policy"], doc["runs"]["oracle"]["policy"]) == ("static", "oracle")
+    # The simulator's four goals, judged by comparison/targets.py: without hpa-50 and kpa those are n/a.
+    assert [(t["goal"], t["verdict"] == "n/a") for t in doc["targets"]] == [
+        ("windows", False), ("cost_vs_hpa_50", True), ("beats_kpa", True), ("near_oracle", False)]
     assert doc["scale"] == 1.0
     assert doc["settings"]["autoscaler"]["max_replicas"] == 4
     assert doc["settings"]["autoscaler"]["slo_p95_ms"] == default_profile().slo_ms
     assert (out_dir / "comparison.png").stat().st_size > 10_000
-    assert "| oracle |" in out and "cost vs oracle" in out
+    assert (out_dir / "comparison.csv").read_text().splitlines()[0].startswith("run,policy,")
+    assert "| oracle |" in (out_dir / "comparison.md").read_text()
+    assert "| oracle |" in out and "replica-s vs oracle" in out and "| target | measured | result |" in out
     # The step overloads one replica: static-min fails where the oracle does not.
-    assert doc["policies"]["static-min"]["failed"] > 0 and doc["policies"]["oracle"]["failed"] == 0
+    assert doc["runs"]["static-min"]["failed"] > 0 and doc["runs"]["oracle"]["failed"] == 0
 
 
 @pytest.mark.parametrize("seeds, same", [((3, 3), True), ((3, 4), False)], ids=["same-seed", "other-seed"])
@@ -117,8 +125,8 @@ def test_peak_replicas_scales_the_peak_to_need_n_replicas(tmp_path, n):
     assert math.ceil(doc["trace"]["scaled_peak_rps"] / capacity) == n
     assert doc["settings"]["autoscaler"]["max_replicas"] == n
     # Through the simulated cluster: n replicas hold the SLO at the peak, n - 1 do not.
-    assert doc["policies"][f"static-{n}"]["windows_in_slo"] == 1.0
-    assert doc["policies"][f"static-{n - 1}"]["windows_in_slo"] < 1.0
+    assert doc["runs"][f"static-{n}"]["windows_in_slo"] == 1.0
+    assert doc["runs"][f"static-{n - 1}"]["windows_in_slo"] < 1.0
 
 
 def test_python_m_sim_runs(trace, tmp_path):
