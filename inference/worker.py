@@ -5,8 +5,9 @@ connection can land on a worker whose model already has a batch waiting while a 
 worker queues, with the tail of the unluckiest. Here a worker with at least ACCEPT_YIELD_DEPTH images
 waiting stops accepting for ACCEPT_YIELD_MS, leaving the connection in the kernel's accept queue for a
 sibling with room. The kernel's queue thus acts as the shared queue; when every worker is busy, the first
-one whose pause ends takes the connection anyway (and queues it or answers 503), so a yield delays an
-answer by at most ACCEPT_YIELD_MS.
+one whose pause ends takes the connection anyway, so a yield delays an answer by at most ACCEPT_YIELD_MS.
+A worker whose queue is full does not pause: under overload its siblings are full too, and a 503 must
+come at once.
 
 Selected by inference/gunicorn.conf.py (`worker_class`); the settings come from inference/config.py.
 """
@@ -26,6 +27,7 @@ class SharedQueueWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         settings = ServiceConfig.from_env()
         self.yield_depth = settings.accept_yield_depth or settings.max_batch_size
+        self.queue_limit = settings.queue_limit
         self.yield_s = settings.accept_yield_ms / 1000.0
         self._resume_at = 0.0
         self._take_next = False  # a pause just ended: the next connection has waited long enough
@@ -35,7 +37,7 @@ class SharedQueueWorker(ThreadWorker):
         return state.batcher.depth if state is not None else 0
 
     def accept(self, listener):
-        if self.yield_s > 0 and not self._take_next and self._depth() >= self.yield_depth:
+        if self.yield_s > 0 and not self._take_next and self.yield_depth <= self._depth() < self.queue_limit:
             self._pause()
             return
         self._take_next = False
