@@ -12,7 +12,18 @@ What it models, and from what:
   request (`random`); `least-outstanding` is the option a request-aware balancer gives, modelled in its
   fluid limit: every `balance_step_s` the arrivals are split so each endpoint ends with the same number
   outstanding (water-filling over the counts at the step's start), evenly interleaved in time;
-- requests that find no endpoint at all are lost (connection refused).
+- requests that find no endpoint at all are lost (connection refused);
+- workers sharing one machine's cores (`shared_core_slowdown` > 0: the local stack, where 1..2 gunicorn
+  workers, the load tester and Prometheus run on the same 2 cores; 0, the default, is pods on cores of
+  their own): every CONTENTION_STEP_S (an event of its own) each warm replica's forwards are stretched to
+  1 + shared_core_slowdown x (the other warm replicas' model-thread busy share over the last step, plus 1
+  for every pod still starting: a forking worker loads and warms up its model on the same cores).
+  Measured in a recorded `make compare` (tests/fixtures/sim-calibration/, 2-core Zen 5; sim/calibrate.py
+  measure_forwards regroups the Server-Timing into batches): a forward overlapped by the other worker's
+  took 1 + k x the overlapped share longer, k = 0.17-0.27 over the four runs with two workers (about 2,800
+  to 3,200 overlapped batches each), and while a second worker started the serving one's forwards took
+  1.15-1.44x (mean 1.24, 6 start-ups); alone next to the load tester and Prometheus, a worker ran at its
+  one-worker speed (0.98-1.01x in the 5 s before each scale-up). sim/calibrate.py uses 0.2 for both.
 
 `status()` reads like the scale subresource: current = spec.replicas, ready = ready pods that are not
 terminating, live = every pod that exists (starting, ready, terminating).
@@ -32,6 +43,8 @@ from sim.prometheus import TargetSample
 from sim.replica import LOST, PENDING, Replica
 
 ROUTINGS = ("random", "least-outstanding")
+# How often the shared-core slowdown is re-estimated (the local Prometheus' scrape interval).
+CONTENTION_STEP_S = 1.0
 
 STARTING, READY, LEAVING, DRAINING, GONE = "starting", "ready", "leaving", "draining", "gone"
 
@@ -41,6 +54,7 @@ class ClusterSettings:
     routing: str = "random"
     removal_lag_s: float = 1.0      # a terminating pod's time in the endpoints (kube-proxy's sync, ~1 s)
     balance_step_s: float = 1.0     # least-outstanding: how often the split is recomputed
+    shared_core_slowdown: float = 0.0   # forwards stretch by this x the other workers' busy share (see above)
 
 
 class Outcomes:
@@ -76,6 +90,8 @@ class Cluster:
                  settings: ClusterSettings = ClusterSettings(), initial_replicas: int = 1, seed: int = 0):
         if settings.routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {ROUTINGS}, not {settings.routing!r}")
+        if not settings.shared_core_slowdown >= 0:
+            raise ValueError(f"shared_core_slowdown must be >= 0, not {settings.shared_core_slowdown!r}")
         self.profile = profile
         self.engine = engine
         self.settings = settings
@@ -91,6 +107,10 @@ class Cluster:
         self.target = 0
         self.ready_timeline: list[list[float]] = []       # [t, warmed-up pods]: what replica-seconds integrate
         self.target_timeline: list[list[float]] = []      # [t, spec.replicas]
+        self._contended_s = engine.now_s                  # the last shared-core step
+        self._busy_at: dict[int, float] = {}              # each replica's busy seconds then
+        if settings.shared_core_slowdown > 0:
+            engine.every(CONTENTION_STEP_S, LIFECYCLE, self._contend, start_s=engine.now_s + CONTENTION_STEP_S)
         for _ in range(initial_replicas):
             pod = self._new_pod(0.0)
             self._make_ready(pod)
@@ -177,6 +197,24 @@ class Cluster:
                 t = (math.floor(t / step) + 1) * step
                 self._route_chunk(min(t, t_s))
         self._route_chunk(t_s)
+
+    # --- sharing the machine's cores ------------------------------------------------------------------------
+    def _contend(self) -> None:
+        """Each warm replica's slowdown from what the others did since the last step (sharing the cores)."""
+        t_s = self.engine.now_s
+        warm = [p for p in self.pods if p.state in (READY, LEAVING, DRAINING)]
+        starting = sum(1 for p in self.pods if p.state == STARTING)
+        span = t_s - self._contended_s
+        share = {}
+        for pod in warm:
+            pod.replica.advance(t_s)
+            busy = pod.replica.busy_s(t_s)
+            share[pod.id] = min(max((busy - self._busy_at.get(pod.id, 0.0)) / span, 0.0), 1.0)
+            self._busy_at[pod.id] = busy
+        total = sum(share.values()) + starting
+        for pod in warm:
+            pod.replica.set_slowdown(1.0 + self.settings.shared_core_slowdown * (total - share[pod.id]))
+        self._contended_s = t_s
 
     def _route_chunk(self, t_s: float) -> None:
         begin = self._cursor

@@ -10,6 +10,8 @@ What it models (each as the service does it):
   MAX_BATCH_DELAY_MS for more while the batch has room; a forward of b images takes model(b);
 - deadlines: a job whose REQUEST_TIMEOUT_S passed before its forward starts is answered 504 and
   never computed;
+- a slowdown factor (`set_slowdown`, 1 by default) that stretches every forward formed after it is set:
+  sim/cluster.py's model of workers sharing one machine's cores (the local stack);
 - the metrics Prometheus scrapes (a sim.prometheus.TargetSample per scrape): inference_requests_total,
   the request-duration histogram (every answer, 503s and 504s included, as the service's after_request
   does), in-flight requests, the queue gauge, the worker's CPU seconds (the model thread's busy time,
@@ -76,6 +78,7 @@ class Replica:
         self._timeout_s = profile.request_timeout_s
         self._m0_s = profile.model_intercept_ms / 1000.0
         self._m1_s = profile.model_per_image_ms / 1000.0
+        self._slow = 1.0                   # forwards take (m0 + m1 x b) x this (set_slowdown)
         # Arrivals: numpy (every one, for the vectorised outcomes) and Python lists from `_base` on (the
         # loop bisects them; the prefix it is done with is dropped).
         self._times = _Buffer(np.float64)
@@ -120,10 +123,11 @@ class Replica:
         free = self._free_s
         size, limit, delay, pre = self._batch, self._limit, self._delay_s, self._pre_s
         timeout_less_pre = self._timeout_s - pre
-        m0, m1 = self._m0_s, self._m1_s
+        m0, m1 = self._m0_s * self._slow, self._m1_s * self._slow
         busy = 0.0
         ends: list[int] = []
         starts: list[float] = []
+        tooks: list[float] = []
         expired: list[int] = []
         rejected: list[tuple[int, int]] = []
         inf = math.inf
@@ -178,8 +182,10 @@ class Replica:
                 free = start + took
                 busy += took
             else:
+                took = 0.0
                 free = start
             ends.append(end)
+            tooks.append(took)
             starts.append(start)
             expired.append(late)
             qh = end
@@ -187,20 +193,20 @@ class Replica:
         self._busy_s += busy
         self._next = base + i
         if ends:
-            self._answer_batches(qi[:qh], ends, starts, expired)
+            self._answer_batches(qi[:qh], ends, starts, expired, tooks)
         if rejected:
             self._answer_rejected(rejected)
         del qt[:qh], qi[:qh]
         del arr[:i], self._enq[:i]
         self._base = base + i
 
-    def _answer_batches(self, members: list[int], ends: list[int], starts: list[float], expired: list[int]) -> None:
+    def _answer_batches(self, members: list[int], ends: list[int], starts: list[float], expired: list[int],
+                        tooks: list[float]) -> None:
         local = np.asarray(members, dtype=np.int64)
         ends_a = np.asarray(ends, dtype=np.int64)
         sizes = np.diff(ends_a, prepend=0)
         late = np.asarray(expired, dtype=np.int64)
-        live = sizes - late
-        took = np.where(live > 0, self._m0_s + self._m1_s * live, 0.0)
+        took = np.asarray(tooks)
         start = np.repeat(np.asarray(starts), sizes)
         done = start + np.repeat(took, sizes) + self._post_s
         codes = np.full(len(local), OK, dtype=np.int8)
@@ -222,6 +228,22 @@ class Replica:
         self.sink.record(self._ids.data[local], codes, latency, self.id)
         self._pending_done.append(done_s)
         self._pending_latency.append(latency)
+
+    # --- sharing the machine ---------------------------------------------------------------------------
+    def set_slowdown(self, factor: float) -> None:
+        """Every forward formed from now on takes `factor` x model(b); call advance(now) first, so the
+        batches that started before now keep the factor they started with."""
+        if not factor >= 1.0:
+            raise ValueError(f"slowdown factor must be >= 1, not {factor!r}")
+        self._slow = float(factor)
+
+    @property
+    def slowdown(self) -> float:
+        return self._slow
+
+    def busy_s(self, t_s: float) -> float:
+        """Seconds the model thread spent in forwards by t_s (after advance(t_s))."""
+        return self._busy_s - max(self._free_s - t_s, 0.0)
 
     # --- what is left -----------------------------------------------------------------------------------
     def drain(self) -> float:
@@ -252,7 +274,6 @@ class Replica:
                 self._requests += len(latency)
                 self._latency_sum_s += float(latency.sum())
                 self._hist += np.bincount(np.searchsorted(_BUCKETS, latency, side="left"), minlength=len(self._hist))
-        running_s = max(self._free_s - t_s, 0.0)   # the part of the current forward still to come
         return TargetSample(
             requests_total=float(self._requests),
             latency_bucket_counts=tuple(float(c) for c in np.cumsum(self._hist)),
@@ -260,5 +281,5 @@ class Replica:
             latency_count=float(self._requests),
             inflight=float(self.arrived - self._requests),
             queue_depth=float(len(self._qt)),
-            cpu_seconds_total=self._busy_s - running_s + self._rejected * self._post_s,
+            cpu_seconds_total=self.busy_s(t_s) + self._rejected * self._post_s,
             workers=1.0)

@@ -143,3 +143,51 @@ def test_least_outstanding_sends_a_fresh_replica_more_than_its_share_while_other
 def test_water_filling(levels, n, expected):
     share = _water_fill(np.asarray(levels, dtype=float), n)
     assert share.tolist() == expected
+
+
+# --- workers sharing one machine's cores (the local stack) ---------------------------------------------------
+def test_without_a_shared_core_slowdown_no_replica_is_ever_slowed():
+    arrivals = np.arange(0.0, 20.0, 0.01)             # 100 req/s over two pods: both busy
+    engine, cluster, outcomes = build(arrivals, initial=2)
+    engine.run(20.0, cluster.route_until)
+    cluster.finish()
+    assert all(pod.replica.slowdown == 1.0 for pod in cluster.pods)
+
+
+@pytest.mark.parametrize("k, times, share", [
+    (0.2, 0.001 + np.arange(20) * 0.05, 0.5),    # 20 lone forwards of 25 ms (the profile's model(1)): half the step
+    (0.5, 0.001 + np.arange(20) * 0.05, 0.5),
+    (0.2, np.repeat(0.001 + np.arange(10) * 0.1, 8), 0.9975),   # 8 every 0.1 s: full batches (133 ms) back
+                                                                  # to back from 0.0025 s on
+    (0.2, np.empty(0), 0.0),                     # an idle neighbour costs nothing
+], ids=["half-busy", "half-busy-larger-k", "fully-busy", "idle"])
+def test_a_replica_is_slowed_by_its_neighbour_s_busy_share(k, times, share):
+    engine, cluster, _ = build([], initial=2, shared_core_slowdown=k)
+    busy = cluster.pods[0].replica
+    busy.sink = Outcomes(len(times))
+    busy.add_arrivals(times, np.arange(len(times)))
+    engine.run(1.0, cluster.route_until)           # the first step, at 1 s
+    assert busy.busy_s(1.0) == pytest.approx(share, abs=1e-9)
+    assert busy.slowdown == 1.0                    # its neighbour did nothing
+    assert cluster.pods[1].replica.slowdown == pytest.approx(1.0 + k * share, abs=1e-9)
+
+
+@pytest.mark.parametrize("k, before_ms, starting_ms", [(0.0, 29.0, 29.0), (0.2, 29.0, 34.0)],
+                         ids=["own-cores", "shared-cores"])
+def test_a_starting_worker_slows_the_serving_one(k, before_ms, starting_ms):
+    # 30 req/s, one at a time: 1.5 preprocess + 2 delay + 25 forward + 0.5 = 29 ms each; while a second
+    # worker starts (5.5 s .. 10.5 s) every step from 6 s counts it as one busy neighbour: forwards x 1.2.
+    arrivals = 0.01 + np.arange(0.0, 20.0, 1 / 30)
+    engine, cluster, outcomes = build(arrivals, shared_core_slowdown=k)
+    at(engine, cluster, 5.5, lambda: cluster.set_replicas(2))
+    engine.run(20.0, cluster.route_until)
+    cluster.finish()
+    latency_ms = outcomes.latency_s * 1000
+    np.testing.assert_allclose(latency_ms[arrivals < 6.0], before_ms, atol=1e-6)
+    np.testing.assert_allclose(latency_ms[(arrivals > 6.0) & (arrivals < 10.5)], starting_ms, atol=1e-6)
+    assert (outcomes.replica[arrivals < 10.5] == 0).all() and (outcomes.code == OK).all()
+
+
+def test_a_negative_shared_core_slowdown_is_refused():
+    with pytest.raises(ValueError, match="shared_core_slowdown must be >= 0"):
+        build([], shared_core_slowdown=-0.1)

@@ -133,3 +133,41 @@ def test_work_in_small_steps_equals_work_in_one():
     np.testing.assert_array_equal(sink.code, whole.code)
     np.testing.assert_allclose(sink.latency_ms, whole.latency_ms)
     assert (whole.code == REJECTED_503).any() and (whole.code == OK).any()
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.2, 1.5], ids=["alone", "shared-a-fifth", "shared-a-half"])
+def test_a_slowdown_stretches_the_forward_and_nothing_else(factor):
+    sink = Sink(2)
+    replica = Replica(0, PROFILE, 0.0, sink)
+    replica.set_slowdown(factor)
+    replica.add_arrivals(np.array([1.0, 1.0 + 1e-9]), np.arange(2))
+    replica.advance(10.0)
+    assert replica.slowdown == factor
+    np.testing.assert_allclose(sink.latency_ms, 2.0 + 2.0 + model_ms(2) * factor + 1.0, atol=1e-6)
+    assert replica.busy_s(10.0) == pytest.approx(model_ms(2) * factor / 1000.0)
+
+
+def test_a_forward_keeps_the_slowdown_it_started_with():
+    sink = Sink(2)
+    replica = Replica(0, PROFILE, 0.0, sink)
+    replica.add_arrivals(np.array([1.0, 2.0]), np.arange(2))
+    replica.advance(1.010)                      # the first forward (1.004 .. 1.029) is under way
+    replica.set_slowdown(2.0)
+    replica.advance(10.0)
+    assert sink.latency_ms[0] == pytest.approx(2.0 + 2.0 + model_ms(1) + 1.0)
+    assert sink.latency_ms[1] == pytest.approx(2.0 + 2.0 + 2 * model_ms(1) + 1.0)
+
+
+@pytest.mark.parametrize("t_s, busy_ms", [(1.0, 0.0), (1.014, 10.0), (1.029, 25.0), (5.0, 25.0)],
+                         ids=["before", "mid-forward", "at-its-end", "after"])
+def test_busy_seconds_count_only_the_forward_done_by_then(t_s, busy_ms):
+    replica, _ = replay([1.0], until_s=t_s)     # the forward runs 1.004 .. 1.029
+    assert replica.busy_s(t_s) * 1000 == pytest.approx(busy_ms, abs=1e-6)
+    assert replica.sample(t_s).cpu_seconds_total * 1000 == pytest.approx(busy_ms, abs=1e-6)
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.0, float("nan")], ids=["faster", "zero", "nan"])
+def test_a_slowdown_below_one_is_refused(factor):
+    replica = Replica(0, PROFILE, 0.0, Sink(1))
+    with pytest.raises(ValueError, match="slowdown factor must be >= 1"):
+        replica.set_slowdown(factor)
