@@ -124,12 +124,14 @@ def ceiling(candidate: Candidate, processes: int, threads: int, batch: int, seco
 
 # --- servers ---
 
-def start_service(tmp: Path, candidate: Candidate, workers: int, threads: int = 1):
+def start_service(tmp: Path, candidate: Candidate, workers: int, threads: int = 1,
+                  extra_env: dict[str, str] | None = None):
     port = free_port()
     env = {"MODEL_WEIGHTS": "random", "TORCH_THREADS": str(threads), "PORT": str(port), "BIND_HOST": "127.0.0.1",
            "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
            "MODEL_BACKEND": candidate.backend, "MODEL_PRECISION": candidate.precision,
-           "MODEL_CACHE_DIR": candidate.cache_dir, "GUNICORN_PIDFILE": str(tmp / "gunicorn.pid")}
+           "MODEL_CACHE_DIR": candidate.cache_dir, "GUNICORN_PIDFILE": str(tmp / "gunicorn.pid"),
+           **(extra_env or {})}
     child = start_child("service", [sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp,
                         env=env)
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the service")
@@ -260,15 +262,24 @@ def main(argv: list[str] | None = None) -> dict:
 
         served = best.detail[f"service {auto.name}"]
         split = served["workers"], served["threads"]
-        child, port = start_service(tmp / "service-open", auto, *split)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            unloaded = closed_loop(port, 1, args.seconds, images)
-            max_rps = best.value[f"service {auto.name}"]
-            at70 = open_loop(url, 0.7 * max_rps, max(10.0, 2 * args.seconds), seed=1)
-            over = open_loop(url, 2.0 * max_rps, max(10.0, 2 * args.seconds), seed=2)
-        finally:
-            child.stop()
+        max_rps = best.value[f"service {auto.name}"]
+        open_s = max(10.0, 2 * args.seconds)
+        # The same open-loop runs with the workers' shared queue off (plain gthread accepting), alternating.
+        plain: dict[str, Sample] = {}
+        for shared in (True, False):
+            child, port = start_service(tmp / f"service-open-{shared}", auto, *split,
+                                        extra_env={} if shared else {"ACCEPT_YIELD_MS": "0"})
+            url = f"http://127.0.0.1:{port}"
+            try:
+                if shared:
+                    unloaded = closed_loop(port, 1, args.seconds, images)
+                    at70 = open_loop(url, 0.7 * max_rps, open_s, seed=1)
+                    over = open_loop(url, 2.0 * max_rps, open_s, seed=2)
+                else:
+                    plain["at70"] = open_loop(url, 0.7 * max_rps, open_s, seed=1)
+                    plain["over"] = open_loop(url, 2.0 * max_rps, open_s, seed=2)
+            finally:
+                child.stop()
 
     v = best.value
     per_process = {b: v[f"ceiling {auto.name} {split[0]}x{split[1]} b{b}"] / split[0] for b in (1, max_batch)}
@@ -297,6 +308,10 @@ def main(argv: list[str] | None = None) -> dict:
         ("   open loop at 2x max: goodput", f"{over.rate():.1f} req/s", f"{over.rate() / auto_served:.2f}",
          f"x max; {over.statuses.count(503)} answered 503, their p99 {over.pct(99, 503):.1f} ms; load generator "
          f"{over.client_cores:.2f} cores"),
+        ("   the same without the shared queue: p99 at 70%", f"{plain['at70'].pct(99):.0f} ms",
+         f"{plain['at70'].pct(99) / ideal70:.2f}", "x the ideal queue's p99 (ACCEPT_YIELD_MS=0: plain gthread accept)"),
+        ("   ... and at 2x max: 503 p99", f"{plain['over'].pct(99, 503):.1f} ms", f"{plain['over'].rate() / auto_served:.2f}",
+         f"goodput x max; {plain['over'].statuses.count(503)} answered 503"),
         ("prototype-style baseline", f"{v['baseline']:.1f} req/s", f"{v['baseline'] / auto_served:.2f}",
          f"x {auto.name} served; best of {len(baseline_rounds)} rounds (spread "
          f"{min(baseline_rounds):.1f}-{max(baseline_rounds):.1f})"),
@@ -320,7 +335,10 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"machine": machine(), "auto": auto.name, "best": v, "detail": best.detail, "rows": rows,
               "targets": targets, "baseline_rounds_rps": baseline_rounds, "unloaded_p50_ms": unloaded.pct(50),
               "open70_p99_ms": at70.pct(99), "open70_ideal_p99_ms": ideal70,
-              "overload_goodput_rps": over.rate(), "overload_503_p99_ms": over.pct(99, 503)}
+              "overload_goodput_rps": over.rate(), "overload_503_p99_ms": over.pct(99, 503),
+              "without_shared_queue": {"open70_p99_ms": plain["at70"].pct(99),
+                                       "overload_goodput_rps": plain["over"].rate(),
+                                       "overload_503_p99_ms": plain["over"].pct(99, 503)}}
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"service-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -30,17 +30,19 @@ class SharedQueueWorker(ThreadWorker):
         self.queue_limit = settings.queue_limit
         self.yield_s = settings.accept_yield_ms / 1000.0
         self._resume_at = 0.0
-        self._take_next = False  # a pause just ended: the next connection has waited long enough
+        # After a pause, everything already waiting has waited long enough: take it all, without pausing,
+        # for as long as the pause lasted (one accept per wake-up would let the kernel's queue grow).
+        self._take_until = 0.0
 
     def _depth(self) -> int:
         state = getattr(self, "wsgi", None) and self.wsgi.extensions.get("inference")
         return state.batcher.depth if state is not None else 0
 
     def accept(self, listener):
-        if self.yield_s > 0 and not self._take_next and self.yield_depth <= self._depth() < self.queue_limit:
+        if (self.yield_s > 0 and time.monotonic() >= self._take_until
+                and self.yield_depth <= self._depth() < self.queue_limit):
             self._pause()
             return
-        self._take_next = False
         super().accept(listener)
 
     def _pause(self) -> None:
@@ -52,7 +54,7 @@ class SharedQueueWorker(ThreadWorker):
         timer.start()
 
     def _resume(self) -> None:
-        self._take_next = True
+        self._take_until = time.monotonic() + self.yield_s
         self._resume_at = 0.0
         if self.alive and self.nr_conns < self.worker_connections:
             super().set_accept_enabled(True)
