@@ -4,8 +4,10 @@ What each outcome means for a decision is decided here, once:
 - Prometheus unreachable (refused, timeout) or the data stale -> the whole poll has no data (hold);
 - a query with no series, NaN or an error -> that one input is unknown (None); the policy holds if it
   lacks what it needs (rate and in-flight for slo, CPU for hpa);
-- p95 NaN is normal when idle (0/0 in histogram_quantile); p95 +Inf means the quantile fell in the
-  histogram's +Inf bucket, i.e. slower than its largest bucket: kept as inf, a clear SLO miss;
+- p95 NaN is normal when idle (0/0 in histogram_quantile). A quantile in the histogram's +Inf bucket
+  (slower than its largest bound) comes back not as +Inf but, as Prometheus 2.42 computes it, as the
+  largest finite bound (10 s for the service's buckets; sim/prometheus.py bucket_quantile): an SLO miss
+  for any SLO below that. A p95 of +Inf, should one come back, is kept as inf, a clear SLO miss;
 - a negative value, or an infinite one other than that p95, is no measurement of a rate, a count or a
   duration (a counter reset misread, a broken recording rule, a hostile server): unknown (None), logged.
 """
