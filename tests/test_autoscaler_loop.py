@@ -80,13 +80,13 @@ def test_step_scales_and_logs_one_json_line():
     loop, out, _ = make_loop(FakeSource(Metrics(rate_rps=20.0, p95_ms=120.0, inflight=2.0, queue_depth=1.0,
                                                 cpu_cores=0.8)), scaler)
     decision = loop.step()
-    assert decision.replicas == 2 and scaler.calls == [2]
+    assert decision.replicas == 3 and scaler.calls == [3]   # ceil(20 / 7), within SCALE_UP_MAX_RATIO 4
     [line] = lines(out)
     assert line["time"] == "2027-01-15T08:00:00.000Z"
     assert {k: line[k] for k in ("event", "policy", "rate_rps", "p95_ms", "inflight", "queue", "current", "ready",
                                  "desired", "direction", "panic", "kind")} == {
         "event": "decision", "policy": "slo", "rate_rps": 20.0, "p95_ms": 120.0, "inflight": 2.0, "queue": 1.0,
-        "current": 1, "ready": 1, "desired": 2, "direction": "up", "panic": True, "kind": "load"}
+        "current": 1, "ready": 1, "desired": 3, "direction": "up", "panic": True, "kind": "load"}
     assert line["reason"].startswith("scale-up: demand 2.86 replicas")
 
 

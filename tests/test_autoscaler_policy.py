@@ -12,14 +12,17 @@ from autoscaler.config import Config
 from autoscaler.hpa import HpaState, calculate_replicas, scale_up_limit
 from autoscaler.policies import POLICIES
 from autoscaler.policy import Observation, State, decide
-from autoscaler.slo import SloState
+from autoscaler.slo import Sample, SloState, recent_rate
 
 POLL_S = 5.0
 
 
 def slo_config(**overrides) -> Config:
+    # RATE_WINDOW_S is one poll here: the scenarios' rate(t) is then also the rate of the last poll interval,
+    # which the policy would otherwise reconstruct from a 30 s window (tests of that set rate_window_s=30).
     base = dict(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
                 target_inflight_per_replica=0, target_utilization=0.7, stable_window_s=60, panic_window_s=6,
+                rate_window_s=int(POLL_S),
                 scale_down_stabilization_s=120, scale_down_step_s=10, tolerance=0.1, forecast_horizon_s=0,
                 capacity_learning=False, slo_p95_ms=500)
     base.update(overrides)
@@ -74,7 +77,7 @@ def check_steady(trace, cfg):
 
 
 def check_steady_from_too_few(trace, cfg):
-    assert replicas(trace)[:3] == [2, 3, 3]  # x2 cap: 1 -> 2 -> 3
+    assert replicas(trace)[:3] == [3, 3, 3]  # x4 cap: 1 -> 3 at once
     assert trace[0][2].reason.startswith("scale-up: demand 2.86 replicas")
 
 
@@ -87,9 +90,11 @@ def check_spike(trace, cfg):
     after = [(d, cur) for t, _, d, cur in trace if t >= 60]
     assert after[0][0].panic and after[0][0].kind == "panic" and after[0][0].reason.startswith("scale-up: panic")
     for d, cur in after:
-        assert d.replicas <= max(2 * cur, cur + 1)  # x2 (at least +1) per decision
+        assert d.replicas <= max(4 * cur, cur + 1)  # x4 (at least +1) per decision
         assert d.replicas >= cur                    # no scale-down while panicking
-    assert [d.replicas for d, _ in after[:3]] == [4, 8, 8]  # ceil(50 / 7) = 8
+    # The panic window's rate: 5 s at 50 and 1 s at 10 = 43.3 req/s -> ceil(6.19) = 7; then 50 / 7 = 7.14 is
+    # within TOLERANCE of 7.
+    assert [d.replicas for d, _ in after[:3]] == [7, 7, 7]
 
 
 def check_drop(trace, cfg):
@@ -176,13 +181,10 @@ SINGLE_DECISIONS = {
         "hold: p95 900ms > slo 500ms, no scale-down"),
     "queueing-at-flat-rate-via-concurrency": (
         {"target_inflight_per_replica": 4, "capacity_rps_per_replica": 0},
-        Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=14.0), 4, "load", "scale-up: demand 5.00"),
+        Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=14.0), 5, "load", "scale-up: demand 5.00"),
     "starting-replicas-ignore-the-backlog-in-flight": (
         {"target_inflight_per_replica": 4}, Observation(2, 1, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
         "tolerance", "hold: within tolerance (demand 1.43 replicas"),
-    "ready-replicas-count-the-backlog-in-flight": (
-        {"target_inflight_per_replica": 4}, Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 4,
-        "load", "scale-up: demand 14.29 replicas"),
     "below-min": ({}, Observation(0, 0, rate_rps=500.0, p95_ms=100.0), 1, "bounds", "scale-up: below MIN_REPLICAS"),
     "above-max": ({}, Observation(14, 14, rate_rps=500.0, p95_ms=100.0), 10, "bounds",
                   "scale-down: above MAX_REPLICAS"),
@@ -211,16 +213,23 @@ def test_latency_feedback_and_learning_wait_until_the_windows_show_the_new_capac
     assert (d.replicas, d.kind) == (4, "latency") and d.state.policy.capacity_rps < 10
 
 
+def steady_state(rate: float, t_s: float = 95.0, traffic_since_s: float = 0.0) -> State:
+    """A state whose last poll (t_s) saw `rate`, with traffic since traffic_since_s."""
+    return State(started_s=0.0, policy=SloState(samples=(Sample(t_s, rate, None, rate, 5.0),),
+                                                traffic_since_s=traffic_since_s))
+
+
 CAPACITY_CASES = {
-    # id: (p95 ms, rate req/s, cpu cores over both replicas, learned capacity after one step)
-    "near-slo-lowers-to-what-replicas-serve": (450.0, 12.0, None, 10 + 0.2 * (6 - 10)),
-    "near-slo-ignores-cpu": (450.0, 12.0, 1.0, 10 + 0.2 * (6 - 10)),
-    "utilization-law-raises": (200.0, 20.0, 1.0, 10 + 0.2 * (20 - 10)),      # 20 req per core-second
-    "utilization-law-lowers": (200.0, 8.0, 1.6, 10 + 0.2 * (5 - 10)),        # 5 req per core-second
-    "saturated-cpu-is-not-a-measure": (300.0, 30.0, 1.9, 10),
-    "idle-cpu-is-not-a-measure": (100.0, 1.0, 0.1, 10),
+    # id: (p95 ms, rate req/s, cpu cores over both replicas, learned capacity after one step); 2 replicas
+    "over-slo-lowers-to-what-replicas-serve": (550.0, 12.0, None, 10 + 0.2 * (6 - 10)),
+    "over-slo-ignores-cpu": (550.0, 12.0, 1.0, 10 + 0.2 * (6 - 10)),
+    "near-slo-is-no-measure": (450.0, 12.0, None, 10),           # a bursty load's p95 at a moderate mean
+    "cpu-does-not-raise": (300.0, 20.0, 1.0, 10),               # 20 req per core-second: batching, not capacity
+    "cpu-does-not-lower": (200.0, 8.0, 1.6, 10),                # 5 req per core-second at a partial load
+    "room-raises-with-cpu-data-too": (100.0, 30.0, 1.0, 10 + 0.2 * (15 - 10)),
     "room-without-cpu-raises": (100.0, 30.0, None, 10 + 0.2 * (15 - 10)),  # 15 req/s per replica, p95 fine
-    "middle-without-cpu-keeps": (300.0, 12.0, None, 10),
+    "middle-keeps": (300.0, 12.0, None, 10),
+    "room-serving-less-keeps": (100.0, 1.0, 0.1, 10),
 }
 
 
@@ -228,7 +237,172 @@ CAPACITY_CASES = {
 def test_capacity_is_corrected_online(p95_ms, rate, cpu, expected):
     cfg = slo_config(capacity_learning=True)
     obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0, cpu_cores=cpu)
-    assert decide(obs, State(started_s=0.0), cfg, 100.0).state.policy.capacity_rps == pytest.approx(expected)
+    assert decide(obs, steady_state(rate), cfg, 100.0).state.policy.capacity_rps == pytest.approx(expected)
+
+
+STEADY_CASES = {
+    # id: (previous poll's rate, traffic since s, learned capacity after p95 550 ms at 12 req/s on 2 replicas)
+    "steady-full-window-learns": (12.0, 0.0, 10 + 0.2 * (6 - 10)),
+    "rate-within-tolerance-learns": (11.0, 0.0, 10 + 0.2 * (6 - 10)),   # |12 - 11| <= 0.1 x 11
+    "moving-load-is-not-learned": (10.0, 0.0, 10),                      # |12 - 10| > 0.1 x 10: a ramp's p95
+    "window-still-filling-is-not-learned": (12.0, 97.0, 10),            # traffic for 3 s < RATE_WINDOW_S 5
+    "first-poll-is-not-learned": (None, None, 10),                      # no previous rate, no traffic yet
+}
+
+
+@pytest.mark.parametrize("prev_rate,since_s,expected", STEADY_CASES.values(), ids=STEADY_CASES.keys())
+def test_capacity_is_learned_only_from_a_steady_full_window(prev_rate, since_s, expected):
+    cfg = slo_config(capacity_learning=True)
+    state = State(started_s=0.0) if prev_rate is None else steady_state(prev_rate, traffic_since_s=since_s)
+    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=12.0, p95_ms=550.0, inflight=1.0)
+    assert decide(obs, state, cfg, 100.0).state.policy.capacity_rps == pytest.approx(expected)
+
+
+INFLIGHT_CASES = {
+    # id: (config overrides, observation, expected replicas, kind, reason prefix); 40 in flight on 2 replicas
+    "rate-known-backlog-is-not-demand": (
+        {"target_inflight_per_replica": 4}, Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
+        "tolerance", "hold: within tolerance (demand 1.43 replicas"),   # 10 / (10 x 0.7), not 40 / (4 x 0.7)
+    "rate-unknown-in-flight-stands-in": (
+        {"target_inflight_per_replica": 4}, Observation(2, 2, rate_rps=None, p95_ms=300.0, inflight=40.0), 8,
+        "load", "scale-up: demand 14.29 replicas"),              # ceil(14.29) capped at 4 x 2
+    "rate-not-used-in-flight-stands-in": (
+        {"target_inflight_per_replica": 4, "capacity_rps_per_replica": 0},
+        Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 8, "load",
+        "scale-up: demand 14.29 replicas"),
+}
+
+
+@pytest.mark.parametrize("overrides,obs,want,kind,reason", INFLIGHT_CASES.values(), ids=INFLIGHT_CASES.keys())
+def test_in_flight_counts_only_where_the_rate_is_unknown(overrides, obs, want, kind, reason):
+    d = decide(obs, State(started_s=0.0), slo_config(**overrides), 100.0)
+    assert (d.replicas, d.kind) == (want, kind)
+    assert d.reason.startswith(reason), d.reason
+
+
+def history(rates, t0_s: float = 65.0, step_s: float = 5.0, recent=None) -> tuple[Sample, ...]:
+    """Samples every step_s from t0_s, with the windowed rates given (and recent rates, default the same)."""
+    recent = recent or rates
+    return tuple(Sample(t0_s + i * step_s, r, None, x, step_s) for i, (r, x) in enumerate(zip(rates, recent)))
+
+
+RECENT_CASES = {
+    # id: (samples, windowed rate at t=100, memory, expected (recent rate, its interval)); W=30 s, polls every 5 s
+    "no-previous-rate-is-the-window": ((), 16.0, 0.8, (16.0, 30.0)),
+    "idle-window-is-zero": (history([10.0] * 7), 0.0, 0.8, (0.0, 30.0)),
+    "flat-stays-flat": (history([10.0] * 7), 10.0, 0.8, (10.0, 5.0)),
+    # 10 -> 50 req/s at t=95: the window gains 5 s x 40 / 30; 0.8 x 10 + 0.2 x 10 + 30 / 5 x 6.667 = 50
+    "step-is-seen-at-its-size": (history([10.0] * 7), 10.0 + 40.0 / 6, 0.8, (50.0, 5.0)),
+    # restart: only the last poll is known, so the window is taken as flat at its rate: 10 + 6 x 6.667
+    "no-history-assumes-a-flat-window": (history([10.0], t0_s=95.0), 10.0 + 40.0 / 6, 0.8, (50.0, 5.0)),
+    # the interval that left (65..70 s) was estimated at 40: 0.8 x 40 + 0.2 x 10 + 6 x 0 = 34
+    "memory-keeps-part-of-the-old-estimate": (history([10.0] * 7, recent=[10.0, 40.0] + [10.0] * 5), 10.0, 0.8,
+                                              (34.0, 5.0)),
+    "memory-zero-assumes-the-window-flat": (history([10.0] * 7, recent=[10.0, 40.0] + [10.0] * 5), 10.0, 0.0,
+                                            (10.0, 5.0)),
+    "drop-is-clipped-at-zero": (history([50.0] * 7), 10.0, 0.8, (0.0, 5.0)),       # 50 + 6 x -40 < 0
+    # 0.8 x 100 + 0.2 x 10 + 6 x 10 = 142 > 20 x 30 / 5 = 120: no more than the window holds
+    "rise-is-clipped-at-the-window": (history([10.0] * 7, recent=[10.0, 100.0] + [10.0] * 5), 20.0, 0.8,
+                                      (120.0, 5.0)),
+    "polls-a-window-apart-are-the-window": (history([10.0], t0_s=70.0), 20.0, 0.8, (20.0, 30.0)),
+    "unknown-rate-is-unknown": (history([10.0] * 7), None, 0.8, (None, 30.0)),
+}
+
+
+@pytest.mark.parametrize("samples,rate,memory,expected", RECENT_CASES.values(), ids=RECENT_CASES.keys())
+def test_recent_rate_reconstructs_the_last_interval(samples, rate, memory, expected):
+    got = recent_rate(samples, 100.0, rate, 30.0, memory)
+    assert got == (pytest.approx(expected[0]) if expected[0] is not None else None, expected[1])
+
+
+PANIC_CASES = {
+    # id: (earlier windowed rates, rate now, rate window s, expected replicas, kind); 3 replicas, 10 req/s each
+    # at 70%: ceil(20 / 7) = 3 holds 20 req/s. The panic window (6 s) is 5 s of the last interval and 1 s of the
+    # one before; panic at 2 x 3 ready replicas.
+    "burst-below-panic-does-not-count": ([20.0] * 11, 30.0, 5, 3, "tolerance"),   # (5 x 30 + 20) / 6 / 7 = 4.05 < 6
+    "burst-over-panic-counts": ([20.0] * 11, 50.0, 5, 7, "panic"),                 # (5 x 50 + 20) / 6 / 7 = 6.43 >= 6
+    # a 30 s window: 20 -> 80 req/s shows as 30 on the first poll; the recent rate is 80: (5 x 80 + 20) / 6 / 7 = 10
+    "step-through-a-30s-window": ([20.0] * 11, 30.0, 30, 10, "panic"),
+}
+
+
+@pytest.mark.parametrize("earlier,rate,window_s,want,kind", PANIC_CASES.values(), ids=PANIC_CASES.keys())
+def test_the_short_window_counts_in_panic_only_and_sees_steps_at_their_size(earlier, rate, window_s, want, kind):
+    cfg = slo_config(rate_window_s=window_s, max_replicas=20)
+    state = State(started_s=0.0, policy=SloState(samples=history(earlier, t0_s=45.0), traffic_since_s=0.0))
+    d = decide(Observation(3, 3, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
+    assert (d.replicas, d.kind) == (want, kind), d.reason
+
+
+SCALE_UP_CASES = {
+    # id: (current, rate req/s, SCALE_UP_MAX_RATIO, expected); demand = rate / 7 (10 req/s per replica at 70%)
+    "x4-caps-a-cold-start": (1, 84.0, 4, 4),          # demand 12
+    "under-the-cap-goes-at-once": (2, 35.0, 4, 5),    # demand 5 <= 8
+    "x4-from-ten": (10, 700.0, 4, 40),                # demand 100
+    "ratio-2-doubles": (2, 70.0, 2, 4),               # demand 10
+    "ratio-1-adds-one": (3, 70.0, 1, 4),              # at least +1
+}
+
+
+@pytest.mark.parametrize("current,rate,ratio,want", SCALE_UP_CASES.values(), ids=SCALE_UP_CASES.keys())
+def test_scale_up_is_capped_at_a_multiple_of_the_current_count(current, rate, ratio, want):
+    cfg = slo_config(max_replicas=100, scale_up_max_ratio=ratio)
+    state = State(started_s=0.0, policy=SloState(samples=history([rate] * 6, t0_s=70.0), traffic_since_s=0.0))
+    d = decide(Observation(current, current, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
+    assert d.replicas == want, d.reason
+
+
+SCALE_DOWN_CASES = {
+    # id: (current, SCALE_DOWN_MAX_FRACTION, expected); demand 1 (7 req/s), nothing higher remembered
+    "a-fifth-of-fifty": (50, 0.2, 40),
+    "at-least-one": (4, 0.2, 3),                       # floor(0.8) = 0
+    "fraction-rounds-down": (14, 0.2, 12),             # floor(2.8)
+    "zero-is-one-replica": (50, 0.0, 49),
+    "whole-goes-to-the-demand": (50, 1.0, 1),
+}
+
+
+@pytest.mark.parametrize("current,fraction,want", SCALE_DOWN_CASES.values(), ids=SCALE_DOWN_CASES.keys())
+def test_a_scale_down_step_removes_a_fraction_of_the_replicas(current, fraction, want):
+    cfg = slo_config(max_replicas=100, scale_down_max_fraction=fraction)
+    state = State(started_s=0.0, policy=SloState(samples=history([7.0] * 6, t0_s=970.0), traffic_since_s=0.0))
+    d = decide(Observation(current, current, rate_rps=7.0, p95_ms=100.0), state, cfg, 1000.0)
+    assert (d.replicas, d.kind) == (want, "load"), d.reason
+
+
+REMEMBERED_CASES = {
+    # id: (rate at t=100, rate at t=105, expected kind and replicas at 105); 10 replicas, 7 req/s each at 70%.
+    # 63 req/s: demand 9.0, within TOLERANCE of 10, held - and remembered as 9. At 105 the stable window's
+    # mean is 56 req/s (demand 8), so the count goes to max(10 - 2, 9) = 9.
+    "tolerance-hold-remembers-the-demand": (63.0, 49.0, ("load", 9)),
+    # 73.5 req/s: demand 10.5, held, remembered as 11 >= 10: 61.25 req/s (demand 8.75) holds.
+    "demand-above-the-count-holds": (73.5, 49.0, ("stabilizing", 10)),
+}
+
+
+@pytest.mark.parametrize("first,second,expected", REMEMBERED_CASES.values(), ids=REMEMBERED_CASES.keys())
+def test_the_stabilization_remembers_the_demand_not_the_held_count(first, second, expected):
+    cfg = slo_config(max_replicas=20)
+    d1 = decide(Observation(10, 10, rate_rps=first, p95_ms=100.0), State(started_s=0.0), cfg, 100.0)
+    assert (d1.replicas, d1.kind) == (10, "tolerance"), d1.reason
+    d2 = decide(Observation(10, 10, rate_rps=second, p95_ms=100.0), d1.state, cfg, 105.0)
+    assert (d2.kind, d2.replicas) == expected, d2.reason
+
+
+STABILIZATION_DEFAULT_CASES = {
+    # id: (age s of the last recommendation of 10 replicas, expected replicas); defaults: 60 s, a fifth per step
+    "inside-the-window-holds": (55.0, 10),
+    "outside-the-window-releases": (65.0, 8),   # demand 1; 10 - floor(0.2 x 10)
+}
+
+
+@pytest.mark.parametrize("age_s,want", STABILIZATION_DEFAULT_CASES.values(), ids=STABILIZATION_DEFAULT_CASES.keys())
+def test_the_default_stabilization_window_is_a_minute(age_s, want):
+    cfg = Config(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
+                 target_inflight_per_replica=0, forecast_horizon_s=0).validate()
+    state = State(started_s=0.0, policy=SloState(recommendations=((1000.0 - age_s, 10),)))
+    d = decide(Observation(10, 10, rate_rps=5.0, p95_ms=100.0), state, cfg, 1000.0)
+    assert d.replicas == want, d.reason
 
 
 # --- missing data, shared by all policies -----------------------------------------------------------
