@@ -6,8 +6,8 @@ worker queues, with the tail of the unluckiest. Here a worker with at least ACCE
 waiting stops accepting for ACCEPT_YIELD_MS, leaving the connection in the kernel's accept queue for a
 sibling with room. The kernel's queue thus acts as the shared queue; when every worker is busy, the first
 one whose pause ends takes the connection anyway, so a yield delays an answer by at most ACCEPT_YIELD_MS.
-A worker whose queue is full does not pause: under overload its siblings are full too, and a 503 must
-come at once.
+A worker with less than a batch of room left does not pause: under overload its siblings are as full,
+the pause would only delay the 503 that must come at once, and a process that busy wakes late from it.
 
 Selected by inference/gunicorn.conf.py (`worker_class`); the settings come from inference/config.py.
 """
@@ -27,7 +27,8 @@ class SharedQueueWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         settings = ServiceConfig.from_env()
         self.yield_depth = settings.accept_yield_depth or settings.max_batch_size
-        self.queue_limit = settings.queue_limit
+        # Pausing stops here: with less than a batch of room left, the worker is overloaded, not unlucky.
+        self.pause_below = settings.queue_limit - settings.max_batch_size
         self.yield_s = settings.accept_yield_ms / 1000.0
         self._resume_at = 0.0
         # After a pause, everything already waiting has waited long enough: take it all, without pausing,
@@ -40,7 +41,7 @@ class SharedQueueWorker(ThreadWorker):
 
     def accept(self, listener):
         if (self.yield_s > 0 and time.monotonic() >= self._take_until
-                and self.yield_depth <= self._depth() < self.queue_limit):
+                and self.yield_depth <= self._depth() < self.pause_below):
             self._pause()
             return
         super().accept(listener)
