@@ -4,16 +4,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from flask import Flask, Response, jsonify, request
 
 from inference.inputs import ApiError, check_count
 from inference.model import MODEL_NAME
 from inference.oip_codec import HEADER_LENGTH, encode_response, parse_request
-
-if TYPE_CHECKING:
-    from inference.app import InferenceState
+from inference.state import InferenceState
 
 MODEL_VERSION = "1"
 EXTENSIONS = ["binary_tensor_data", "classification"]

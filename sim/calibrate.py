@@ -45,7 +45,8 @@ from loadtester.records import read_requests_csv
 from loadtester.schedule import build_schedule
 from loadtester.workload import WorkloadError, load_workload
 from sim.cluster import ClusterSettings
-from sim.profile import Profile, ProfileError, from_capacity_report, light_steps, load_profile, replay_step
+from sim.profile import Profile, ProfileError
+from sim.profiles import from_capacity_report, light_steps, load_profile, replay_step
 from sim.run import PolicyError, RunResult, RunSettings, check_policy, policy_config, run_policy
 
 PROG = "python -m sim.calibrate"

@@ -31,7 +31,8 @@ from loadtester.schedule import build_schedule
 from loadtester.workload import WorkloadError, load_workload
 from local.sizing import PEAK_MARGIN
 from sim.cluster import ROUTINGS, ClusterSettings
-from sim.profile import ProfileError, default_profile, load_profile
+from sim.profile import ProfileError, default_profile
+from sim.profiles import load_profile
 from sim.run import POLICIES, PolicyError, RunSettings, check_policy, run_policy
 
 PEAK_WINDOW_S = 60.0

@@ -34,7 +34,8 @@ from typing import Mapping, Sequence, TextIO
 from comparison.targets import GOALS, SIM_GOALS
 from loadtester.workload import WorkloadError, load_workload
 from sim import cli
-from sim.profile import ProfileError, default_profile, load_profile
+from sim.profile import ProfileError, default_profile
+from sim.profiles import load_profile
 from sim.run import POLICIES
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ A `Profile` is one worker (TORCH_THREADS=1, one core: the unit the project sizes
 (unloaded, the wait is MAX_BATCH_DELAY_MS: a lone image waits that long for company)
     model(b)             = model_intercept_ms + model_per_image_ms x b     (b = images in the forward)
 
-Each field says what it is calibrated from. Three sources, `load_profile(path)` tells them apart:
+Each field says what it is calibrated from. Three sources, which `sim.profiles.load_profile(path)` tells
+apart:
 
 - the capacity probe's JSON (`python -m loadtester --find-capacity --json FILE`, a CapacityReport);
 - the local stack's calibration cache (`.cache/calibration/capacity-*.json`, written by
@@ -37,7 +38,7 @@ closed loop, one request at a time, but a replay's client (and the probe's own o
 the load tester's Replayer) sees more per request (the recorded run's Server-Timing: 3.6 ms p50 outside
 preprocess, queue and forward). The overhead is raised by the mean gap between the probe's open-loop steps
 below the knee (<= LIGHT_STEP_FRACTION of saturation) and the same arrivals replayed through the fitted
-replica (`replay_step`; the overhead comes after the forward, so it moves latencies and no batch). On the
+replica (`sim.profiles.replay_step`; the overhead comes after the forward, so it moves latencies and no batch). On the
 recorded calibration this gives 3.97 ms (3.07 and 3.21 on two earlier probes of the same machine), and all
 six steps replayed agree within -10%..+12% on p95 and -5%..+4% on the mean; the fit before (a full batch of
 8 / saturation, overhead 0.5 ms) was +5%..+45% on p95.
@@ -55,15 +56,10 @@ For the cluster case a pod's start-up is longer than a local worker's fork-to-re
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from loadtester.capacity_report import CapacityReport
-from local.sizing import derive
 
 PROFILE_FORMAT = "sim-profile"
 # Not measured by the probe (its unloaded latency is their sum with the batching delay and model(1)): the
@@ -151,120 +147,3 @@ def _check(profile: Profile, name: str, ok: bool, what: str) -> None:
 
 def default_profile() -> Profile:
     return Profile().validate()
-
-
-def from_capacity_report(report: CapacityReport, source: str, preprocess_ms: float = DEFAULT_PREPROCESS_MS,
-                         overhead_ms: float = DEFAULT_OVERHEAD_MS, fit_overhead: bool = True) -> Profile:
-    """A profile fitted to a probe's measurement of one deployment (divided by its replicas). With
-    `fit_overhead`, the overhead then absorbs the gap between the probe's lightest open-loop step's p50 and
-    the same step replayed through the fitted replica (see the module's docstring)."""
-    info = report.info or {}
-    saturation = report.saturation_rps / report.replicas
-    batch = int(report.max_batch_size or info.get("max_batch_size") or 8)
-    full_ms = report.model_ms_at_saturation or batch * 1000.0 / saturation
-    delay_ms = float(info.get("max_batch_delay_ms", 2.0))
-    one_ms = max(report.unloaded_p50_ms - preprocess_ms - overhead_ms - delay_ms, 0.1)
-    slope = (full_ms - one_ms) / (batch - 1) if batch > 1 else full_ms
-    if slope <= 0:  # a single image as slow as a full batch: only the batch's time is known
-        slope, one_ms = full_ms / batch, full_ms / batch
-    sizing = derive(report, quick=False, max_replicas=1)
-    profile = Profile(
-        source=source, model_intercept_ms=round(one_ms - slope, 4), model_per_image_ms=round(slope, 4),
-        preprocess_ms=preprocess_ms, overhead_ms=overhead_ms, max_batch_size=batch,
-        max_batch_delay_ms=delay_ms,
-        queue_limit=int(info.get("max_queue") or 3 * batch),
-        request_timeout_s=float(info.get("request_timeout_s", 10.0)),
-        startup_s=float(report.startup_s or Profile.startup_s),
-        slo_ms=sizing.slo_ms, capacity_within_slo_rps=sizing.capacity_within_slo_rps,
-        target_inflight_per_replica=sizing.target_inflight_per_replica).validate()
-    light = light_steps(report) if fit_overhead else []
-    if light:
-        # The overhead comes after the forward, so it moves every latency and no batch: the gap in the means is
-        # exactly what it lacks.
-        gap_ms = float(np.mean([step.mean_ms - replay_step(profile, report, (k, step))["mean_ms"]
-                                for k, step in light]))
-        profile = replace(profile, overhead_ms=round(max(overhead_ms + gap_ms, 0.0), 3))
-    return profile
-
-
-# The probe's open-loop steps (loadtester/capacity.py _open_step): `requests` arrivals drawn uniformly over the
-# step (Poisson conditioned on its count) by numpy's generator seeded with the probe's seed + the step's index.
-# The report keeps neither the seed nor the step's length: the probe's default seed (0) and
-# requests / offered_rps seconds are what the local calibration and the CLI's defaults use.
-PROBE_SEED = 0
-
-
-# The steps the overhead is fitted on: below the knee, where latency is the service's path and short queues,
-# not the queue a near-saturated replica builds in 4 s (which the forward's time decides).
-LIGHT_STEP_FRACTION = 0.85
-
-
-def light_steps(report: CapacityReport) -> list[tuple[int, object]]:
-    """(index, step) of the probe's open-loop steps below LIGHT_STEP_FRACTION of its saturation that are
-    usable (every request answered, at least 20)."""
-    limit = LIGHT_STEP_FRACTION * report.saturation_rps
-    return [(k, s) for k, s in enumerate(report.steps)
-            if s.requests >= 20 and s.failed == 0 and 0 < s.offered_rps <= limit and math.isfinite(s.mean_ms)]
-
-
-def replay_step(profile: Profile, report: CapacityReport, indexed_step: tuple[int, object]) -> dict:
-    """One of the probe's open-loop steps replayed, with the probe's own arrivals, through one simulated replica
-    (idle at the start, as each step finds the service): its p50, p95 and mean in ms, ranked as the probe
-    ranks them."""
-    from sim.replica import Replica   # sim.replica imports this module
-
-    k, step = indexed_step
-    seconds = step.requests / step.offered_rps
-    offsets = np.sort(np.random.default_rng(PROBE_SEED + k).uniform(0.0, seconds, step.requests))
-
-    class _Sink:
-        latency_s = np.full(step.requests, np.nan)
-
-        def record(self, ids, codes, latency_s, replica_id):
-            self.latency_s[ids] = latency_s
-
-    sink = _Sink()
-    replica = Replica(0, profile, 0.0, sink)
-    replica.add_arrivals(offsets, np.arange(step.requests, dtype=np.int64))
-    replica.drain()
-    latency_ms = sink.latency_s * 1000.0
-    return {"offered_rps": step.offered_rps, "p50_ms": float(np.percentile(latency_ms, 50, method="higher")),
-            "p95_ms": float(np.percentile(latency_ms, 95, method="higher")), "mean_ms": float(latency_ms.mean())}
-
-
-def load_profile(path: str | Path) -> Profile:
-    """A profile from any of the three kinds of file; ProfileError says what is wrong with it."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read it ({exc})") from None
-    except ValueError as exc:
-        raise ProfileError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ProfileError(f"{path}: expected a JSON object")
-    try:
-        if data.get("format") == PROFILE_FORMAT:
-            known = {f.name for f in fields(Profile)}
-            unknown = sorted(set(data) - known - {"format", "saturation_rps", "unloaded_ms"})
-            if unknown:
-                raise ProfileError(f"{path}: unknown field(s) {unknown}; known: {sorted(known)}")
-            values = {k: v for k, v in data.items() if k in known}
-            for k, v in values.items():
-                if k != "source" and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                    raise ProfileError(f"{path}: {k}={v!r} must be a number")
-            return replace(Profile(), **{"source": str(path), **values}).validate()
-        if isinstance(data.get("report"), dict):
-            report = CapacityReport.from_dict(data["report"])
-            return from_capacity_report(report, f"{path} (local calibration of {data.get('measured_at', '?')})")
-        if "saturation_rps" in data and "steps" in data:
-            return from_capacity_report(CapacityReport.from_dict(data), f"{path} (capacity probe)")
-    except ProfileError:
-        raise
-    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        raise ProfileError(f"{path}: not a usable profile ({type(exc).__name__}: {exc})") from None
-    raise ProfileError(f"{path}: neither a sim profile ({{\"format\": \"{PROFILE_FORMAT}\", ...}}), a capacity "
-                       "probe's --json output nor a local calibration cache file")
-

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from loadtester.capacity_report import CapacityReport, Step
-from sim.profile import (Profile, ProfileError, default_profile, from_capacity_report, light_steps, load_profile,
-                         replay_step)
+from sim.profile import Profile, ProfileError, default_profile
+from sim.profiles import from_capacity_report, light_steps, load_profile, replay_step
 from sim.replica import OK, PENDING, Replica
 
 REPORT = CapacityReport(
