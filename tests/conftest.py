@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
+
+
+def _interrupt(signum, frame):
+    # Once: a second SIGTERM (make passes the first on) would cut short the teardown the first began.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# SIGTERM (what .ci/run sends a run that is past its limit) ends the run like Ctrl-C: pytest still runs
+# every fixture's teardown, which stops the servers the tests started in their own sessions.
+signal.signal(signal.SIGTERM, _interrupt)
 
 # In-process apps keep their metrics in a per-test registry; a multiprocess directory inherited from the
 # shell would send them to files instead.
