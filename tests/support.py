@@ -316,8 +316,14 @@ class LocalHTTPServer:
         import threading
 
         quiet = type(handler_class.__name__, (handler_class,), {"log_message": lambda self, *args: None})
+        def handle_error(server, request, client_address):
+            # A client that gave up (the time-out tests do that on purpose) is no error of the fake's.
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                ThreadingHTTPServer.handle_error(server, request, client_address)
+
         server_class = type("Server", (ThreadingHTTPServer,),
-                            {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+                            {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             "handle_error": handle_error})
         self.httpd = server_class((host, 0), quiet)
         self.httpd.daemon_threads = True
         if ssl_context is not None:
