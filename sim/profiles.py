@@ -22,8 +22,8 @@ from sim.replica import Replica
 def from_capacity_report(report: CapacityReport, source: str, preprocess_ms: float = DEFAULT_PREPROCESS_MS,
                          overhead_ms: float = DEFAULT_OVERHEAD_MS, fit_overhead: bool = True) -> Profile:
     """A profile fitted to a probe's measurement of one deployment (divided by its replicas). With
-    `fit_overhead`, the overhead then absorbs the gap between the probe's lightest open-loop step's p50 and
-    the same step replayed through the fitted replica (see the module's docstring)."""
+    `fit_overhead`, the overhead then absorbs the mean gap between the probe's open-loop steps below the knee
+    and the same steps replayed through the fitted replica (sim/profile.py's docstring says why)."""
     info = report.info or {}
     saturation = report.saturation_rps / report.replicas
     batch = int(report.max_batch_size or info.get("max_batch_size") or 8)
@@ -131,4 +131,3 @@ def load_profile(path: str | Path) -> Profile:
         raise ProfileError(f"{path}: not a usable profile ({type(exc).__name__}: {exc})") from None
     raise ProfileError(f"{path}: neither a sim profile ({{\"format\": \"{PROFILE_FORMAT}\", ...}}), a capacity "
                        "probe's --json output nor a local calibration cache file")
-
