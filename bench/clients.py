@@ -18,14 +18,19 @@ class Sample:
     latencies_s: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     scheduled_s: list[float] = field(default_factory=list)   # open loop: when each request was due
+    # Open loop only, per answered request: from the send (not the scheduled time), and the load generator's
+    # own lag between the two, which a latency counted from the scheduled time includes.
+    from_send_s: list[float] = field(default_factory=list)
+    send_lag_s: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     client_cores: float = 0.0   # CPU the load generator (this process) used meanwhile, in cores
 
     def rate(self, status: int = 200) -> float:
         return sum(1 for s in self.statuses if s == status) / self.elapsed_s if self.elapsed_s else 0.0
 
-    def pct(self, q: float, status: int = 200) -> float:
-        values = sorted(l for l, s in zip(self.latencies_s, self.statuses) if s == status)
+    def pct(self, q: float, status: int = 200, measure: str = "latencies_s") -> float:
+        """The q-th percentile in ms of `measure` (latencies_s, from_send_s or send_lag_s) over one status."""
+        values = sorted(v for v, s in zip(getattr(self, measure), self.statuses) if s == status)
         if not values:
             return float("nan")
         return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] * 1000
@@ -94,6 +99,8 @@ def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
                 if row["latency_ms"] and row["status"]:
                     sample.latencies_s.append(float(row["latency_ms"]) / 1000)
                     sample.statuses.append(int(row["status"]))
+                    sample.from_send_s.append(float(row["service_ms"]) / 1000)
+                    sample.send_lag_s.append(float(row["send_lag_ms"]) / 1000)
                 if row["scheduled_s"]:
                     sample.scheduled_s.append(float(row["scheduled_s"]))
         return sample
