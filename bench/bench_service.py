@@ -11,7 +11,9 @@ it natively), alternating the candidates within each round:
      the split of the cores its ceiling found best, and the CPU the load generator itself used;
 then, for the backend MODEL_BACKEND=auto picks:
   3. open-loop p99 at 70% of its max throughput, against the p99 of an ideal shared batching queue
-     (bench/ideal_queue.py) fed the same arrivals and the batch times its ceiling measured;
+     (bench/ideal_queue.py) fed the same arrivals and the batch times its ceiling measured, and of the
+     same queue fed batch times as much longer as the service's own batches took (from Server-Timing):
+     the part of the gap that is the forwards running slower on shared cores;
   4. open-loop 2x overload: goodput and the p99 latency of the 503 answers;
 and 5. the prototype-style baseline (bench/prototype_app.py) at saturation, with its spread over the rounds
 (its oversubscribed threads make it swing from round to round).
@@ -37,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.clients import Sample, closed_loop, open_loop  # noqa: E402
-from bench.ideal_queue import ideal_latencies_s, linear_batch_time  # noqa: E402
+from bench.ideal_queue import ideal_latencies_s, linear_batch_time, scaled, served_slowdown  # noqa: E402
 from tests.support import (free_port, gunicorn_master_pid, http_ok, ready_workers, start_child,  # noqa: E402
                            wait_until)
 
@@ -182,9 +184,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float], max_batch: int) -> float:
-    """p99 of the ideal shared batching queue fed this run's arrivals and the measured batch times."""
-    batch_time = linear_batch_time(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
+def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int):
+    return linear_batch_time(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
+
+
+def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float], max_batch: int,
+                 slowdown: float = 1.0) -> float:
+    """p99 of the ideal shared batching queue fed this run's arrivals and the measured batch times
+    (`slowdown` times them: the bound at the speed the service's own batches ran)."""
+    batch_time = scaled(ceiling_batch_time(per_process_rps, max_batch), slowdown)
     latencies = ideal_latencies_s(sorted(sample.scheduled_s), workers, max_batch, batch_time)
     return float(sorted(latencies)[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))] * 1000)
 
@@ -283,6 +291,9 @@ def main(argv: list[str] | None = None) -> dict:
     v = best.value
     per_process = {b: v[f"ceiling {auto.name} {split[0]}x{split[1]} b{b}"] / split[0] for b in (1, max_batch)}
     ideal70 = ideal_p99_ms(at70, split[0], per_process, max_batch)
+    slowdown70 = served_slowdown(at70.server_model_s, at70.server_preprocess_s,
+                                 ceiling_batch_time(per_process, max_batch))
+    ideal70_served = ideal_p99_ms(at70, split[0], per_process, max_batch, slowdown70)
     torch_served = v["service torch fp32"]
     auto_served, auto_ceiling = v[f"service {auto.name}"], v[f"ceiling {auto.name}"]
     rows = []
@@ -304,6 +315,11 @@ def main(argv: list[str] | None = None) -> dict:
          f"x the ideal shared queue's p99 ({ideal70:.0f} ms: {split[0]} workers, batches <= {max_batch}, "
          f"{1000 / per_process[1]:.1f} ms for 1 image, {1000 * max_batch / per_process[max_batch]:.1f} ms for "
          f"{max_batch}); {at70.rate():.1f} req/s ok, {len(at70.statuses) - at70.statuses.count(200)} not ok"),
+        ("   ... the ideal queue at the served batches' speed", f"{ideal70_served:.0f} ms",
+         f"{at70.pct(99) / ideal70_served:.2f}",
+         f"x this p99: the service's batches (forward + their images' decoding) took {slowdown70:.2f} x the "
+         f"ceiling's batch times, which alone makes the ideal p99 {ideal70_served / ideal70:.2f} x; the rest is "
+         f"{split[0]} worker queues instead of one, HTTP and thread hand-offs"),
         ("   open loop at 2x max: goodput", f"{over.rate():.1f} req/s", f"{over.rate() / auto_served:.2f}",
          f"x max; {over.statuses.count(503)} answered 503, their p99 {over.pct(99, 503):.1f} ms from the scheduled "
          f"time, {over.pct(99, 503, 'from_send_s'):.1f} ms from the send (the load generator's own send lag: "
@@ -335,6 +351,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"machine": machine(), "auto": auto.name, "best": v, "detail": best.detail, "rows": rows,
               "targets": targets, "baseline_rounds_rps": baseline_rounds, "unloaded_p50_ms": unloaded.pct(50),
               "open70_p99_ms": at70.pct(99), "open70_ideal_p99_ms": ideal70,
+              "open70_served_slowdown": slowdown70, "open70_ideal_at_served_speed_p99_ms": ideal70_served,
               "overload_goodput_rps": over.rate(), "overload_503_p99_ms": over.pct(99, 503),
               "overload_503_from_send_p99_ms": over.pct(99, 503, "from_send_s"),
               "overload_503_send_lag_p99_ms": over.pct(99, 503, "send_lag_s"),

@@ -22,6 +22,9 @@ class Sample:
     # own lag between the two, which a latency counted from the scheduled time includes.
     from_send_s: list[float] = field(default_factory=list)
     send_lag_s: list[float] = field(default_factory=list)
+    # Open loop only, per 200 answer: its Server-Timing `model` (its batch's forward) and `preprocess`.
+    server_model_s: list[float] = field(default_factory=list)
+    server_preprocess_s: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     client_cores: float = 0.0   # CPU the load generator (this process) used meanwhile, in cores
 
@@ -101,6 +104,9 @@ def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
                     sample.statuses.append(int(row["status"]))
                     sample.from_send_s.append(float(row["service_ms"]) / 1000)
                     sample.send_lag_s.append(float(row["send_lag_ms"]) / 1000)
+                    if row["status"] == "200" and row["server_model_ms"] and row["server_preprocess_ms"]:
+                        sample.server_model_s.append(float(row["server_model_ms"]) / 1000)
+                        sample.server_preprocess_s.append(float(row["server_preprocess_ms"]) / 1000)
                 if row["scheduled_s"]:
                     sample.scheduled_s.append(float(row["scheduled_s"]))
         return sample

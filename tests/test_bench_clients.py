@@ -44,3 +44,6 @@ def test_open_loop_splits_latency_into_lag_and_from_send(tmp_path):
         assert lag >= 0
         assert from_send >= delay_ms / 1000  # the stub holds every answer that long after it arrives
         assert latency == pytest.approx(from_send + lag, abs=1e-4)  # the CSV rounds each value to a microsecond
+    # Every 200 carries the stub's Server-Timing: its forward time is the delay, its decoding none.
+    assert sample.server_model_s == [pytest.approx(delay_ms / 1000)] * len(sample.statuses)
+    assert sample.server_preprocess_s == [0.0] * len(sample.statuses)

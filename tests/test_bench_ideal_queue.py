@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from bench.ideal_queue import ideal_latencies_s, linear_batch_time
+from bench.ideal_queue import ideal_latencies_s, linear_batch_time, scaled, served_slowdown
 
 TEN_MS_PLUS_FIVE = linear_batch_time(0.010, 0.045, 8)  # 10 ms for one image, +5 ms per extra image
 
@@ -24,3 +26,21 @@ def test_ideal_latencies(arrivals, servers, max_batch, expected):
 @pytest.mark.parametrize("batch, expected_s", [(1, 0.010), (2, 0.015), (8, 0.045)], ids=["one", "two", "full"])
 def test_linear_batch_time(batch, expected_s):
     assert TEN_MS_PLUS_FIVE(batch) == pytest.approx(expected_s)
+
+
+@pytest.mark.parametrize("model_s, preprocess_s, expected", [
+    ([0.010], [0.0], 1.0),
+    ([0.020], [0.0], 2.0),
+    ([0.008], [0.002], 1.0),
+    ([0.013, 0.013], [0.001, 0.001], 1.0),
+    ([0.030, 0.030, 0.010], [0.0, 0.0, 0.0], (0.030 + 0.010) / (0.015 + 0.010)),
+    ([], [], math.nan),
+], ids=["one-at-the-ceiling", "one-twice-as-slow", "decoding-counts", "two-of-one-batch",
+        "batches-by-forward-time", "no-answers"])
+def test_served_slowdown(model_s, preprocess_s, expected):
+    got = served_slowdown(model_s, preprocess_s, TEN_MS_PLUS_FIVE)
+    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+
+
+def test_scaled_batch_time():
+    assert scaled(TEN_MS_PLUS_FIVE, 1.5)(2) == pytest.approx(0.0225)
