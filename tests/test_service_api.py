@@ -26,6 +26,17 @@ def multipart(*files: bytes, field: str = "file") -> dict:
             "content_type": "multipart/form-data"}
 
 
+def multipart_body(*parts: tuple[str, str | None, bytes], boundary: str = "b0undary", end: bool = True,
+                   content_type: str | None = None) -> dict:
+    """A multipart/form-data body built by hand: (field name, filename or None for a text field, bytes)."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode() if end else b""
+    return {"data": body, "content_type": content_type or f"multipart/form-data; boundary={boundary}"}
+
+
 def as_json(body: object) -> dict:
     return {"data": json.dumps(body), "content_type": "application/json"}
 
@@ -74,6 +85,20 @@ HOSTILE = [
     ("multipart-part-without-filename", {}, "post", "/predict",
      {"data": {"file": images.png((8, 8)).decode("latin-1")}, "content_type": "multipart/form-data"}, 400,
      "bad_input"),
+    ("multipart-without-boundary", {}, "post", "/predict",
+     multipart_body(("file", "a.jpg", images.jpeg()), content_type="multipart/form-data"), 400, "bad_input"),
+    ("multipart-other-boundary", {}, "post", "/predict",
+     multipart_body(("file", "a.jpg", images.jpeg()), content_type="multipart/form-data; boundary=elsewhere"), 400,
+     "bad_input"),
+    ("multipart-truncated", {}, "post", "/predict", multipart_body(("file", "a.jpg", images.jpeg()), end=False), 400,
+     "bad_input"),
+    ("multipart-empty-body", {}, "post", "/predict", {"data": b"", "content_type": "multipart/form-data; boundary=x"},
+     400, "bad_input"),
+    ("multipart-empty-file", {}, "post", "/predict", multipart_body(("file", "a.jpg", b"")), 400, "bad_input"),
+    ("multipart-too-many-parts", {"max_queue": 8, "max_batch_size": 8}, "post", "/predict",
+     multipart_body(*[("note", None, b"x")] * 30), 413, "too_large"),
+    ("multipart-too-many-files", {"max_queue": 8, "max_batch_size": 8}, "post", "/predict",
+     multipart_body(*[("file", "a.png", images.png((8, 8)))] * 9), 413, "too_large"),
     ("topk-zero", {}, "post", "/predict?topk=0", raw(images.jpeg()), 400, "bad_input"),
     ("topk-too-big", {}, "post", "/predict?topk=1001", raw(images.jpeg()), 400, "bad_input"),
     ("topk-not-int", {}, "post", "/predict?topk=five", raw(images.jpeg()), 400, "bad_input"),
@@ -105,6 +130,11 @@ HOSTILE = [
     ("one-pixel", {}, "post", "/predict", raw(images.png((1, 1)), "image/png"), 200, None),
     ("thin-strip-40000x1", {}, "post", "/predict", raw(images.png((40_000, 1)), "image/png"), 200, None),
     ("octet-stream", {}, "post", "/predict", raw(images.jpeg(), "application/octet-stream"), 200, None),
+    ("multipart-file-among-text-fields", {}, "post", "/predict",
+     multipart_body(("note", None, b"hello"), ("file", "a.jpg", images.jpeg()), ("topk", None, b"3")), 200, None),
+    ("multipart-quoted-boundary", {}, "post", "/predict",
+     multipart_body(("file", "a.jpg", images.jpeg()), boundary="a b:c",
+                    content_type='multipart/form-data; boundary="a b:c"'), 200, None),
     ("wrong-image-subtype", {}, "post", "/predict", raw(images.png(), "image/jpeg"), 200, None),
     ("data-url-base64", {}, "post", "/predict", as_json({"image": "data:image/jpeg;base64," + B64}), 200, None),
     ("base64-with-newlines", {}, "post", "/predict",
