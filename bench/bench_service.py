@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from bench.clients import Sample, closed_loop, open_loop  # noqa: E402
 from bench.ideal_queue import ideal_latencies_s, linear_batch_time, scaled, served_slowdown  # noqa: E402
 from tests.support import (free_port, gunicorn_master_pid, http_ok, ready_workers, start_child,  # noqa: E402
-                           wait_until)
+                           wait_ready, wait_until)
 
 IMAGES_DIR = REPO / "loadtester" / "images"
 
@@ -136,11 +136,11 @@ def start_service(tmp: Path, candidate: Candidate, workers: int, threads: int = 
            **(extra_env or {})}
     child = start_child("service", [sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp,
                         env=env)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the service")
+    wait_ready(child, lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the service")
     return child, port
 
 
-def fork_to_ready_s(tmp: Path) -> float:
+def fork_to_ready_s(child, tmp: Path) -> float:
     """Seconds from TTIN to the new worker's ready marker: what a scale-up waits for on the local stack.
 
     The converted model is already cached by then (the service's first workers wrote it), as it is in a pod
@@ -150,7 +150,10 @@ def fork_to_ready_s(tmp: Path) -> float:
     before = set(ready_workers(pidfile))
     started = time.monotonic()
     os.kill(gunicorn_master_pid(pidfile), signal.SIGTTIN)
-    wait_until(lambda: set(ready_workers(pidfile)) - before, timeout_s=300, interval_s=0.01, what="the added worker")
+    wait_until(lambda: not child.alive() or set(ready_workers(pidfile)) - before, timeout_s=300, interval_s=0.01,
+               what="the added worker")
+    if not child.alive():
+        raise RuntimeError(f"the service stopped while a worker was being added; its log:\n{child.log()[-4000:]}")
     return time.monotonic() - started
 
 
@@ -159,7 +162,7 @@ def start_baseline(tmp: Path, workers: int):
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
             "--no-control-socket", "bench.prototype_app:app"]
     child = start_child("baseline", argv, tmp)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the baseline")
+    wait_ready(child, lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the baseline")
     return child, port
 
 
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
                 child, port = start_service(tmp / f"service-{cand.backend}-{cand.precision}-{r}", cand, *split)
                 try:
                     c, sample = best_closed_loop(port, levels, args.seconds, images)
-                    startup_s = fork_to_ready_s(tmp / f"service-{cand.backend}-{cand.precision}-{r}")
+                    startup_s = fork_to_ready_s(child, tmp / f"service-{cand.backend}-{cand.precision}-{r}")
                 finally:
                     child.stop()
                 best.keep(f"fork-to-ready {cand.name}", startup_s, lower_is_better=True)
