@@ -20,6 +20,11 @@ import json
 import multipart
 from flask import current_app, request
 
+if not hasattr(multipart, "PushMultipartParser"):
+    # python-multipart (FastAPI's parser) once installed itself under the same module name, with another API.
+    raise ImportError(f"the `multipart` module at {multipart.__file__} is not the multipart package this service "
+                      "needs (it may be python-multipart's old name): pip install 'multipart>=2.0.1,<3'")
+
 # Parts a multipart body may have besides its images (text fields the service ignores), so a body of
 # thousands of tiny parts is refused before its parts are cut out.
 EXTRA_PARTS = 16

@@ -8,11 +8,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
 from tests import images
-from tests.support import wait_until
+from tests.support import REPO, wait_until
 
 B64 = base64.b64encode(images.jpeg()).decode()
 
@@ -315,3 +317,12 @@ def test_metrics_count_requests_by_endpoint_and_code(client, classifier):
     assert metric_value(client, "inference_model_info", model="resnet18", weights="random", device="cpu",
                         backend=classifier.backend, precision="fp32") == 1
     assert metric_value(client, "inference_inflight_requests") == 0
+
+
+def test_a_foreign_multipart_module_is_refused_at_import(tmp_path):
+    """python-multipart's old module name shadowing the multipart package fails the import, with the fix."""
+    (tmp_path / "multipart.py").write_text("class MultipartParser:\n    pass\n")
+    done = subprocess.run([sys.executable, "-c", "import inference.inputs"], cwd=REPO, capture_output=True,
+                          text=True, env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.returncode != 0
+    assert "pip install 'multipart>=2.0.1,<3'" in done.stderr and str(tmp_path) in done.stderr
