@@ -34,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -187,7 +188,8 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int):
+def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int) -> Callable[[int], float]:
+    """Batch time per size, from the ceiling's images/s of one process at batch 1 and at a full batch."""
     return linear_batch_time(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
 
 
