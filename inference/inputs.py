@@ -91,30 +91,20 @@ def multipart_files() -> list[bytes]:
     if not body:
         raise ApiError(400, "the multipart body is empty; send e.g. curl -F file=@cat.jpg", "bad_input")
     limit = current_app.extensions["inference"].config.queue_limit
-    files: list[bytes] = []
-    text_field = False
     try:
         # The whole body is in memory already: parts stay there too (no temporary files).
         parser = multipart.MultipartParser(io.BytesIO(body), boundary, content_length=len(body),
                                            part_limit=limit + EXTRA_PARTS, spool_limit=len(body) + 1,
                                            memory_limit=len(body) + 1)
-        for part in parser:
-            if part.name != "file":
-                continue
-            if part.filename is None:
-                text_field = True
-            else:
-                files.append(part.raw)
+        # A `file` part counts whether or not it names a file (curl -F 'file=<cat.jpg' sends none, some
+        # clients only an RFC 5987 filename*): its bytes arrive as sent either way.
+        files = [part.raw for part in parser if part.name == "file"]
     except multipart.ParserLimitReached as exc:
         raise ApiError(413, f"the multipart body is over a limit ({exc}): at most {limit + EXTRA_PARTS} parts, "
                        f"{limit} of them images (MAX_QUEUE), fit in one request", "too_large") from None
     except multipart.MultipartError as exc:
         raise ApiError(400, f"the multipart body is malformed ({exc}); let the client build it, e.g. "
                        "curl -F file=@cat.jpg", "bad_input") from None
-    if not files and text_field:
-        # A part without a filename (curl -F 'file=<cat.jpg') is a text field: its bytes may have been recoded.
-        raise ApiError(400, "the `file` part has no filename, so it is a text field; send it as a file: "
-                       "curl -F file=@cat.jpg", "bad_input")
     if not files:
         raise ApiError(400, "the multipart body has no `file` field; send e.g. curl -F file=@cat.jpg", "bad_input")
     return files
