@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 
 @dataclass
 class Sample:
@@ -84,9 +86,8 @@ def closed_loop(port: int, concurrency: int, seconds: float, images: list[bytes]
 
 def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
     """Poisson arrivals at `rate_rps` through the project's load tester (latency from the scheduled time)."""
-    import csv
-
     from loadtester import Options, run
+    from loadtester.records import read_requests_csv
 
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "constant.txt"
@@ -97,16 +98,15 @@ def open_loop(url: str, rate_rps: float, seconds: float, seed: int) -> Sample:
             run(Options(url=url, trace=trace, out=out, seed=seed, progress=False, timeout_s=60), console=quiet)
         sample = Sample(elapsed_s=float(int(seconds)),
                         client_cores=(time.process_time() - cpu0) / (time.perf_counter() - wall0))
-        with open(out / "requests.csv") as f:
-            for row in csv.DictReader(f):
-                if row["latency_ms"] and row["status"]:
-                    sample.latencies_s.append(float(row["latency_ms"]) / 1000)
-                    sample.statuses.append(int(row["status"]))
-                    sample.from_send_s.append(float(row["service_ms"]) / 1000)
-                    sample.send_lag_s.append(float(row["send_lag_ms"]) / 1000)
-                    if row["status"] == "200" and row["server_model_ms"] and row["server_preprocess_ms"]:
-                        sample.server_model_s.append(float(row["server_model_ms"]) / 1000)
-                        sample.server_preprocess_s.append(float(row["server_preprocess_ms"]) / 1000)
-                if row["scheduled_s"]:
-                    sample.scheduled_s.append(float(row["scheduled_s"]))
-        return sample
+        table = read_requests_csv(out / "requests.csv")
+    answered = ~np.isnan(table.latency_ms) & (table.status != 0)
+    sample.latencies_s = (table.latency_ms[answered] / 1000).tolist()
+    sample.statuses = table.status[answered].tolist()
+    sample.from_send_s = (table.service_ms[answered] / 1000).tolist()
+    sample.send_lag_s = (table.send_lag_ms[answered] / 1000).tolist()
+    timed = (answered & (table.status == 200) & ~np.isnan(table.server_model_ms)
+             & ~np.isnan(table.server_preprocess_ms))
+    sample.server_model_s = (table.server_model_ms[timed] / 1000).tolist()
+    sample.server_preprocess_s = (table.server_preprocess_ms[timed] / 1000).tolist()
+    sample.scheduled_s = table.scheduled_s[~np.isnan(table.scheduled_s)].tolist()
+    return sample
