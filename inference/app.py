@@ -1,6 +1,6 @@
 """The HTTP service: `create_app()` builds a Flask app around one Classifier and one Batcher.
 
-Under gunicorn each worker calls `create_app()` after the fork (torch and OpenMP are not fork-safe),
+Under gunicorn each worker calls `create_app()` after the fork (the backends' thread pools are not fork-safe),
 so each worker loads and warms its own model before it takes a request.
 """
 
@@ -10,7 +10,6 @@ import logging
 import os
 import time
 
-import torch
 from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
@@ -29,7 +28,6 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
                registry: CollectorRegistry | None = None) -> Flask:
     """Build the service. Config comes from the environment unless given; tests pass a fresh registry."""
     config = config or ServiceConfig.from_env()
-    torch.set_num_threads(config.torch_threads_effective)
     classifier = classifier or Classifier(config.model_weights, config.device, config.model_backend,
                                           config.model_precision, config.torch_threads_effective,
                                           config.model_cache_dir or None)
@@ -125,7 +123,7 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     def info():
         return jsonify(model=MODEL_NAME, weights=classifier.weights, device=str(classifier.device),
                        **classifier.describe(), labels=len(LABELS), pid=os.getpid(),
-                       torch_threads=torch.get_num_threads(), model_threads=classifier.threads,
+                       torch_threads=classifier.threads, model_threads=classifier.threads,
                        max_batch_size=config.max_batch_size,
                        max_batch_delay_ms=config.max_batch_delay_ms, max_queue=config.queue_limit,
                        request_timeout_s=config.request_timeout_s, max_body_bytes=config.max_body_bytes,

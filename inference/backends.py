@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import platform
 from pathlib import Path
 from typing import Callable, Protocol
 
-import torch
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Runner(Protocol):
     name: str
     precision: str
 
-    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor: ...
+    def logits(self, batch_nhwc: np.ndarray) -> np.ndarray: ...
 
 
 def installed(backend: str) -> bool:
@@ -52,6 +53,25 @@ def installed(backend: str) -> bool:
         log.debug("backend %s unavailable: %s", backend, exc)
         return False
     return True
+
+
+def missing_message(backend: str) -> str:
+    return (f"MODEL_BACKEND={backend} but the {MODULES[backend]!r} package is not installed (the service's image "
+            "ships OpenVINO and ONNX Runtime, not torch): use MODEL_BACKEND=auto (the fastest one installed), or "
+            f"pip install {backend}")
+
+
+def require(backend: str, is_installed: Callable[[str], bool] = installed) -> None:
+    if not is_installed(backend):
+        raise BackendError(missing_message(backend))
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (affinity, which containers and taskset restrict), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -84,9 +104,7 @@ def choose(backend: str, precision: str, device: str, flags: frozenset[str],
     if backend == "auto":
         candidates = BF16_BACKENDS if precision == "bf16" else AUTO_ORDER
         return next(name for name in candidates if is_installed(name))
-    if not is_installed(backend):
-        raise BackendError(f"MODEL_BACKEND={backend} but the {MODULES[backend]!r} package is not installed: "
-                           f"pip install {backend}, or use MODEL_BACKEND=auto (the fastest one installed)")
+    require(backend, is_installed)
     if precision == "bf16" and backend not in BF16_BACKENDS:
         raise BackendError(f"MODEL_BACKEND={backend} has no bf16 kernels on the CPU; use MODEL_BACKEND="
                            f"{' or '.join(BF16_BACKENDS)} for bf16, or MODEL_PRECISION=fp32")
@@ -98,15 +116,23 @@ class TorchRunner:
 
     name = "torch"
 
-    def __init__(self, module: torch.nn.Module, precision: str, device: torch.device):
-        self.precision = precision
-        self.device = device
-        self._module = module
+    def __init__(self, weights: str, precision: str, device: str, threads: int):
+        import torch
 
-    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor:
+        from inference.reference import torch_runner_module
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self.precision = precision
+        self.device = torch.device(device)
+        self._module = torch_runner_module(weights, self.device)
+
+    def logits(self, batch_nhwc: np.ndarray) -> np.ndarray:
+        torch = self._torch
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=self.precision == "bf16"):
-            return self._module(batch_nhwc.to(self.device, non_blocking=True)).float().cpu()
+            batch = torch.from_numpy(batch_nhwc).to(self.device, non_blocking=True)
+            return self._module(batch).float().cpu().numpy()
 
 
 class OpenVinoRunner:
@@ -128,9 +154,9 @@ class OpenVinoRunner:
         # One infer request, reused: the model thread is the only caller.
         self._request = self._compiled.create_infer_request()
 
-    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor:
-        result = self._request.infer([batch_nhwc.numpy()], share_inputs=True)
-        return torch.from_numpy(result[self._compiled.output(0)].copy())
+    def logits(self, batch_nhwc: np.ndarray) -> np.ndarray:
+        result = self._request.infer([batch_nhwc], share_inputs=True)
+        return result[self._compiled.output(0)].copy()
 
 
 class OnnxRuntimeRunner:
@@ -150,5 +176,5 @@ class OnnxRuntimeRunner:
         self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
-    def logits(self, batch_nhwc: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self._session.run(None, {self._input: batch_nhwc.numpy()})[0])
+    def logits(self, batch_nhwc: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: batch_nhwc})[0]

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,13 @@ class DeadlineExceeded(RuntimeError):
 
 @dataclass
 class Job:
-    images: torch.Tensor  # (n, 224, 224, 3) uint8
+    images: np.ndarray  # (n, 224, 224, 3) uint8
     deadline: float  # on the batcher's clock
     enqueued_at: float = 0.0
     queue_s: float = 0.0
     model_s: float = 0.0
     batch_size: int = 0
-    probs: torch.Tensor | None = None
+    probs: np.ndarray | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -59,7 +59,7 @@ class Job:
     def size(self) -> int:
         return int(self.images.shape[0])
 
-    def finish(self, probs: torch.Tensor | None = None, error: BaseException | None = None) -> None:
+    def finish(self, probs: np.ndarray | None = None, error: BaseException | None = None) -> None:
         self.probs, self.error = probs, error
         self.done.set()
 
@@ -74,7 +74,7 @@ class BatchStats:
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[torch.Tensor], torch.Tensor], max_batch_size: int,
+    def __init__(self, run_batch: Callable[[np.ndarray], np.ndarray], max_batch_size: int,
                  max_delay_s: float, max_queue: int, on_batch: Callable[[BatchStats], None] | None = None,
                  on_depth: Callable[[int], None] | None = None, on_expired: Callable[[Job], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -118,7 +118,7 @@ class Batcher:
             self._depth -= images
             self._on_depth(self._depth)
 
-    def submit(self, images: torch.Tensor, deadline: float, admitted: bool = False) -> Job:
+    def submit(self, images: np.ndarray, deadline: float, admitted: bool = False) -> Job:
         """Queue preprocessed images; `admitted` when `admit()` already counted them."""
         job = Job(images=images, deadline=deadline)
         if not admitted:
@@ -213,11 +213,11 @@ class Batcher:
                 live.append(job)
         if not live:
             return True
-        images = live[0].images if len(live) == 1 else torch.cat([job.images for job in live])
+        images = live[0].images if len(live) == 1 else np.concatenate([job.images for job in live])
         started = self._clock()
         try:
             # A job larger than a batch (one request with many images) runs in batch-sized chunks.
-            probs = torch.cat([self._run_batch(images[i:i + self.max_batch_size])
+            probs = np.concatenate([self._run_batch(images[i:i + self.max_batch_size])
                                for i in range(0, images.shape[0], self.max_batch_size)])
         except Exception as exc:  # noqa: BLE001 - report to every waiting request, keep serving
             log.exception("model forward failed")

@@ -1,4 +1,4 @@
-"""Bytes -> a 224x224 RGB uint8 tensor, the same as the weights' own transform (resize 256, crop 224).
+"""Bytes -> a 224x224 RGB uint8 array, the same as the weights' own transform (resize 256, crop 224).
 
 Normalisation (mean/std) is left to the model thread, which does it once per batch. Every way an
 upload can be wrong ends in `ImageError` with the HTTP status and metric reason to answer with.
@@ -10,7 +10,6 @@ import io
 import warnings
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 RESIZE = 256
@@ -98,7 +97,6 @@ def resize_crop(img: Image.Image) -> Image.Image:
     return img.resize((CROP, CROP), Image.BILINEAR, box=box)
 
 
-def preprocess(data: bytes, max_pixels: int, what: str = "image") -> torch.Tensor:
-    """Encoded image bytes -> uint8 tensor of shape (224, 224, 3)."""
-    img = resize_crop(decode(data, max_pixels, what))
-    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True))
+def preprocess(data: bytes, max_pixels: int, what: str = "image") -> np.ndarray:
+    """Encoded image bytes -> uint8 array of shape (224, 224, 3)."""
+    return np.array(resize_crop(decode(data, max_pixels, what)), dtype=np.uint8, copy=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 from flask import g
 
 from inference.batcher import Batcher, BatchStats, DeadlineExceeded, Job, Overloaded
@@ -83,7 +83,7 @@ class InferenceState:
                     raise ApiError(exc.status, str(exc), exc.reason) from None
             preprocess_s = time.perf_counter() - started
             self.metrics.preprocess_duration.observe(preprocess_s)
-            job = self.batcher.submit(torch.stack(tensors), g.started_monotonic + self.config.request_timeout_s,
+            job = self.batcher.submit(np.stack(tensors), g.started_monotonic + self.config.request_timeout_s,
                                       admitted=True)
         except BaseException:
             self.batcher.cancel(len(images))

@@ -4,7 +4,7 @@ does, what bf16 changes, the conversion cache, the threads, and the service fall
 torch is the reference. The agreement tests run each installed backend against it on the bundled photos,
 with random weights and with a state dict the test writes; a backend that is not installed fails its
 cases (requirements-service.txt installs both), it is not skipped. The torch-only machine is real too:
-tests/only_torch hides OpenVINO and ONNX Runtime from a real gunicorn.
+tests/hide_modules hides OpenVINO and ONNX Runtime from a real gunicorn.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 import torch
@@ -22,12 +23,12 @@ import torchvision
 from inference import backends
 from inference.backends import BackendError
 from inference.conversion import onnx_file
-from inference.model import Classifier, build_reference_model, normalized
+from inference.model import Classifier
 from inference.preprocess import preprocess
 from tests.support import free_port, start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
-# Under tests/only_torch (a torch-only machine) these are hidden: their cases check the refusal instead.
+# Under tests/hide_modules (a torch-only machine) these are hidden: their cases check the refusal instead.
 HIDDEN = frozenset(filter(None, os.environ.get("INFERENCE_HIDDEN_BACKENDS", "").split(",")))
 AUTO = next(b for b in backends.AUTO_ORDER if b not in HIDDEN)
 PHOTOS = sorted((ROOT / "loadtester" / "images").glob("*.jpg"))
@@ -36,15 +37,15 @@ AVX2_CPU = frozenset({"avx2", "fma"})
 EVERYTHING = ("torch", "openvino", "onnxruntime")
 
 
-def smooth_images(count: int, seed: int = 0) -> torch.Tensor:
+def smooth_images(count: int, seed: int = 0) -> np.ndarray:
     """uint8 NHWC images with photo-like smooth structure: coarse random colours, bilinearly upsampled."""
     coarse = torch.randint(0, 256, (count, 3, 14, 14), generator=torch.Generator().manual_seed(seed))
     fine = torch.nn.functional.interpolate(coarse.float(), size=(224, 224), mode="bilinear", align_corners=False)
-    return fine.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return fine.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def photo_batch() -> torch.Tensor:
-    return torch.stack([preprocess(p.read_bytes(), 10**9) for p in PHOTOS])
+def photo_batch() -> np.ndarray:
+    return np.stack([preprocess(p.read_bytes(), 10**9) for p in PHOTOS])
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +118,11 @@ def test_fp32_backends_answer_as_torch_does(tmp_path, cache_dir, backend, weight
     other = Classifier(spec, backend=backend, threads=1, cache_dir=cache_dir)
     assert (other.backend, other.precision) == (backend, "fp32")
     batch = photo_batch()
-    expected, got = reference.logits(batch), other.logits(batch)
+    expected, got = torch.from_numpy(reference.logits(batch)), torch.from_numpy(other.logits(batch))
     assert (got - expected).abs().max().item() < 1e-4
     assert torch.equal(got.topk(5).indices, expected.topk(5).indices)
     # One image alone and in a batch give the same answer (the batch axis is dynamic in the export).
-    assert (other.logits(batch[:1]) - got[:1]).abs().max().item() < 1e-4
+    assert (torch.from_numpy(other.logits(batch[:1])) - got[:1]).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("backend", ["openvino", "torch"])
@@ -142,8 +143,8 @@ def test_bf16_agreement_with_fp32_is_measured(cache_dir, backend):
     bf16 = Classifier("random", backend=backend, precision="bf16", threads=1, cache_dir=cache_dir)
     generated = smooth_images(200)
     batches = [photo_batch()] + [generated[i:i + 8] for i in range(0, len(generated), 8)]
-    exact = torch.cat([fp32.logits(b) for b in batches])
-    approx = torch.cat([bf16.logits(b) for b in batches])
+    exact = torch.from_numpy(np.concatenate([fp32.logits(b) for b in batches]))
+    approx = torch.from_numpy(np.concatenate([bf16.logits(b) for b in batches]))
     top1 = (approx.argmax(1) == exact.argmax(1)).float().mean().item()
     top5 = (torch.sort(approx.topk(5).indices).values == torch.sort(exact.topk(5).indices).values).all(1)
     print(f"bf16 on {backend}: top-1 agreement {top1:.3f}, same top-5 set {top5.float().mean().item():.3f}, "
@@ -154,7 +155,7 @@ def test_bf16_agreement_with_fp32_is_measured(cache_dir, backend):
 
 
 def converted(weights: str, cache_dir: Path) -> tuple[Path, bool]:
-    return onnx_file(normalized(build_reference_model(weights)), cache_dir)
+    return onnx_file(weights, cache_dir)
 
 
 def test_conversion_is_cached_by_the_weights(tmp_path):
@@ -203,8 +204,8 @@ def test_backends_use_exactly_the_threads_given(cache_dir, threads):
     ({"MODEL_BACKEND": "openvino"}, None),
 ], ids=["auto-falls-back", "explicit-backend-refused"])
 def test_service_with_only_torch_installed(tmp_path, env, expected):
-    """A real gunicorn whose Python cannot import OpenVINO or ONNX Runtime (tests/only_torch)."""
-    hidden = {"PYTHONPATH": str(ROOT / "tests" / "only_torch"), **env}
+    """A real gunicorn whose Python cannot import OpenVINO or ONNX Runtime (tests/hide_modules)."""
+    hidden = {"PYTHONPATH": str(ROOT / "tests" / "hide_modules"), **env}
     if expected is None:
         child = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], cwd=ROOT,
                                env={**os.environ, "MODEL_WEIGHTS": "random", "BIND_HOST": "127.0.0.1", "PORT": str(free_port()),

@@ -1,7 +1,9 @@
-"""On PYTHONPATH, makes OpenVINO and ONNX Runtime impossible to import, as on a machine with only torch.
+"""On PYTHONPATH, makes some packages impossible to import, as on a machine without them.
 
-`PYTHONPATH=tests/only_torch make test` runs the whole suite that way; tests/test_service_backends.py
-starts the service under it to check that `auto` falls back to torch.
+HIDE_MODULES (comma-separated top-level names) says which; the default, OpenVINO and ONNX Runtime, is a
+machine with only torch: `PYTHONPATH=$PWD/tests/hide_modules make test` runs the whole suite that way, and
+tests/test_service_backends.py starts the service under it to check that `auto` falls back to torch.
+`HIDE_MODULES=torch,torchvision` is the service's runtime image, which ships without torch.
 
 The finder answers with a spec whose loading fails, rather than raising at lookup: libraries that only
 look a package up (torch._dynamo does, for every optional package it knows) must keep working.
@@ -12,14 +14,14 @@ import importlib.machinery
 import os
 import sys
 
-HIDDEN = ("openvino", "onnxruntime")
+HIDDEN = tuple(filter(None, os.environ.get("HIDE_MODULES", "openvino,onnxruntime").split(",")))
 # Tests read this to expect the fallback (and the refusals) instead of the hidden backends' answers.
 os.environ["INFERENCE_HIDDEN_BACKENDS"] = ",".join(HIDDEN)
 
 
 class _Refuse(importlib.abc.Loader):
     def create_module(self, spec):
-        raise ModuleNotFoundError(f"No module named {spec.name!r} (hidden by tests/only_torch)", name=spec.name)
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (hidden by tests/hide_modules)", name=spec.name)
 
     def exec_module(self, module):  # never reached: create_module refuses
         raise AssertionError(module)
