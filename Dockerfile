@@ -1,43 +1,72 @@
-# The inference service: docker build -t resnet18-inference:latest .
-# Skip baking the ImageNet weights (offline builds; then run with MODEL_WEIGHTS=random or a mounted
-# state dict): docker build --build-arg BAKE_WEIGHTS=0 -t resnet18-inference:latest .
-FROM python:3.11-slim
+# syntax=docker/dockerfile:1
+# The inference service. Two ways to build it, one runtime image (no torch: OpenVINO and ONNX Runtime run the
+# model converted to ONNX, about a third of the size of an image with torch; docs/kubernetes.md):
+#
+# - From the package indexes, inside the build (what `docker build` does as it is):
+#     docker build -t resnet18-inference:latest .
+#   The model-build stage installs torch's CPU wheels from PyTorch's CPU index, downloads the ImageNet
+#   weights (BAKE_WEIGHTS=1) and converts them and the seeded random weights to ONNX; only the converted
+#   files reach the runtime image.
+# - From a prepared build context, with no download at all (air-gapped machines, proxies that inspect TLS,
+#   and `make images`, which prepares it):
+#     python -m images context      # converts on the host, downloads the wheels into images/offline/
+#     docker build --build-arg MODEL_FROM=context --build-arg WHEELS_FROM=context -t resnet18-inference:latest .
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+# Where the converted model comes from: `build` (the model-build stage below) or `context` (images/offline/).
+ARG MODEL_FROM=build
+# Where the runtime's wheels come from: `index` (PyPI, or pip's configured index) or `context` (images/offline/).
+ARG WHEELS_FROM=index
 
+# --- the converted model, made here with torch ---
+FROM ${BASE_IMAGE} AS model-build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG BAKE_WEIGHTS=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TORCH_HOME=/tmp/torch MODEL_CACHE_DIR=/opt/model-cache
+WORKDIR /app
+COPY requirements-model.txt images/constraints.txt ./
+RUN pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" -c constraints.txt torch torchvision \
+ && pip install --no-cache-dir -c constraints.txt -r requirements-model.txt
+COPY settings/ settings/
+COPY inference/ inference/
+RUN MODEL_WEIGHTS=random python -m inference.model --convert \
+ && if [ "$BAKE_WEIGHTS" = "1" ]; then MODEL_WEIGHTS=imagenet python -m inference.model --convert; fi
 
+# --- or the converted model from the build context (`python -m images context` wrote it) ---
+FROM scratch AS model-context
+COPY images/offline/model-cache/ /opt/model-cache/
+
+FROM model-${MODEL_FROM} AS model
+
+# --- the runtime's wheels: none here (pip downloads them), or the ones in the build context ---
+FROM scratch AS wheels-index
+COPY images/constraints.txt /wheels/.keep
+FROM scratch AS wheels-context
+COPY images/offline/wheels/ /wheels/
+FROM wheels-${WHEELS_FROM} AS wheels
+
+# --- the runtime image ---
+FROM ${BASE_IMAGE} AS runtime
+ARG WHEELS_FROM
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    TORCH_HOME=/opt/torch \
     MODEL_CACHE_DIR=/opt/model-cache \
     PORT=8000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
-
 WORKDIR /app
-
-# CPU-only wheels: the default PyPI build of torch carries gigabytes of CUDA libraries.
-RUN pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" torch==2.14.1 torchvision==0.29.1
-COPY requirements-service.txt .
-RUN pip install --no-cache-dir -r requirements-service.txt
-
-# Weights go into the image so pods start without network access to download.pytorch.org.
-RUN if [ "$BAKE_WEIGHTS" = "1" ]; then \
-      python -c "from torchvision.models import ResNet18_Weights as W; W.IMAGENET1K_V1.get_state_dict(progress=False)"; \
-    fi
-
+COPY requirements-service.txt images/constraints.txt ./
+# The wheels are mounted, not copied: they leave no layer behind.
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --disable-pip-version-check $([ "$WHEELS_FROM" = context ] && echo --no-index) \
+      --find-links /wheels -c constraints.txt -r requirements-service.txt
+# Copied with the modes they were written with: inference/model_cache.py makes them readable by every user
+# (the build converts as root, the pod runs as 10001).
+COPY --from=model /opt/model-cache/ /opt/model-cache/
 # settings/: the settings machinery inference/config.py declares its fields with.
 COPY settings/ settings/
 COPY inference/ inference/
-
-# The model converted for OpenVINO/ONNX Runtime goes into the image too, keyed by the weights' hash, so a
-# new pod's workers load it instead of exporting it before they turn ready.
-RUN if [ "$BAKE_WEIGHTS" = "1" ]; then MODEL_WEIGHTS=imagenet python -m inference.model --convert; fi \
- && MODEL_WEIGHTS=random python -m inference.model --convert
-
 # Numeric UID and GID so Kubernetes' runAsNonRoot can verify them (the Deployment runs it as 10001).
 RUN groupadd --system --gid 10001 inference \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin inference
 USER 10001:10001
-
 EXPOSE 8000
 CMD ["gunicorn", "-c", "inference/gunicorn.conf.py"]

@@ -35,10 +35,11 @@ if [[ ! -s $tarball ]]; then
   ln -sf /usr/bin/pip3 "$root/usr/local/bin/pip"
   rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+  chmod 0755 "$root"  # mktemp made it private; it becomes the image's /
   tar -C "$root" --numeric-owner -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
 fi
-"${podman[@]}" import --change 'ENV LANG=C.UTF-8' \
+"${podman[@]}" import --quiet --change 'ENV LANG=C.UTF-8' \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["python3"]' --message "stand-in for $tag built with debootstrap ($suite)" \
   "$tarball" "$tag" >/dev/null
