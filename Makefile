@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup prometheus kubectl test bench serve demo compare simulate clean help
+.PHONY: setup prometheus kubectl test bench serve demo compare simulate images clean help
 
 help:
 	@echo "make demo     - run the local elastic stack over wl.txt and write reports/<timestamp>/"
@@ -13,6 +13,7 @@ help:
 	@echo "make simulate - simulate every policy on wl.txt x1/x10/x50 and two real traces; reports/simulate-<timestamp>/"
 	@echo "make test     - run every test (installs what it needs first)"
 	@echo "make bench    - benchmarks (service, autoscaler, load tester, simulator) with ratios"
+	@echo "make images   - build resnet18-inference and autoscaler with docker or podman (no download inside the build)"
 	@echo "make serve    - the service on http://127.0.0.1:8000 (random weights if ImageNet ones are missing)"
 	@echo "make setup    - create .venv and install what the rest needs (done by the targets above)"
 	@echo "make clean    - remove reports/, runs/, benchmark results and the calibration cache"
@@ -70,5 +71,10 @@ compare: setup
 simulate: $(STAMP)
 	$(PY) -m sim.matrix $(ARGS)
 
+# Both images, built from a context prepared here (model converted with this venv's torch, wheels downloaded
+# with this machine's pip), so nothing is downloaded inside the build. docs/kubernetes.md
+images: $(STAMP)
+	$(PY) -m images build $(ARGS)
+
 clean:
-	rm -rf reports runs bench/results .pytest_cache .cache
+	rm -rf reports runs bench/results .pytest_cache .cache images/offline

@@ -6,7 +6,11 @@
   was read, so a concurrent change (kubectl scale, a rollout) answers 409 instead of being overwritten:
   the scale is then re-read and the patch retried;
 - 5xx, 429 and network errors are retried with a short backoff, then reported (the loop backs off
-  further and keeps running); 401/403/404 are fatal with a message that says what to fix.
+  further and keeps running);
+- 401 and 403 are reported at once with what to fix (the token, the RBAC rule), not retried within the
+  call, and not fatal: RBAC can be applied and tokens rotate while the autoscaler runs, and exiting would
+  only put its pod into a crash loop. The loop backs off and asks again;
+- 404 (no such Deployment) is fatal: the configuration names the wrong target.
 """
 
 from __future__ import annotations
@@ -91,9 +95,14 @@ class KubernetesScaler:
                 status = exc.status or 0
                 if status == 409:
                     raise _Conflict() from None
-                if status in (401, 403):
-                    raise FatalScalerError(
-                        f"forbidden ({status}) to {verb} deployments/scale {self.namespace}/{self.name}: "
+                if status == 401:
+                    raise ScalerError(
+                        f"HTTP 401 Unauthorized to {verb} deployments/scale {self.namespace}/{self.name}: the API "
+                        "server rejected the credentials (the pod's service-account token, or the kubeconfig's "
+                        "user); check `kubectl get sa autoscaler` and that the token is mounted") from None
+                if status == 403:
+                    raise ScalerError(
+                        f"HTTP 403 Forbidden to {verb} deployments/scale {self.namespace}/{self.name}: "
                         + RBAC_HINT.format(ns=self.namespace)) from None
                 if status == 404:
                     raise FatalScalerError(

@@ -1,112 +1,19 @@
 """The Kubernetes scaler through the real `kubernetes` client, against a local HTTP server.
 
-No cluster can run here, so a small server speaks the part of the apps/v1 API the scaler uses -
-GET/PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale and GET of the Deployment, with
-resourceVersion conflicts and Status error bodies like the API server's. It stands in for the cluster
-only; the client, its serialization and its HTTP are the real ones.
+No cluster can run here: tests/fake_kube.py stands in for the part of the apps/v1 API the scaler uses. It
+stands in for the cluster only; the client, its serialization and its HTTP are the real ones.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import time
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 from kubernetes import client
 
 from autoscaler.kubernetes_scaler import KubernetesScaler, build_apps_api
 from autoscaler.scalers import FatalScalerError, ScalerError, ScalerStatus
-from tests.support import LocalHTTPServer
-
-NS, NAME = "ml", "resnet18-inference"
-BASE = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}"
-PATH_RE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)(/scale)?(\?.*)?$")
-
-
-class FakeAppsApi(LocalHTTPServer):
-    def __init__(self, replicas: int = 2, ready: int = 2):
-        self.replicas, self.ready, self.rv = replicas, ready, 7
-        self.requests: list[dict] = []
-        self.forced: list[tuple[str, int]] = []   # (method, status) answered before the real handling
-        self.delay_s = 0.0
-        self.before_patch = None                  # hook: simulate a concurrent writer
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                fake.requests.append({"method": method, "path": self.path,
-                                      "content_type": self.headers.get("Content-Type"),
-                                      "body": json.loads(body) if body else None})
-                if fake.delay_s:
-                    time.sleep(fake.delay_s)
-                status, doc = fake.respond(method, self.path, json.loads(body) if body else None)
-                data = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):  # noqa: N802
-                self._handle("GET")
-
-            def do_PATCH(self):  # noqa: N802
-                self._handle("PATCH")
-
-        super().__init__(Handler)
-
-    # --- API behaviour ------------------------------------------------------------------------
-    def respond(self, method, path, body):
-        m = PATH_RE.match(path)
-        if not m:
-            return 404, status_doc(404, "NotFound", f"the server could not find {path}")
-        ns, name, scale = m.group(1), m.group(2), bool(m.group(3))
-        if self.forced and self.forced[0][0] == method:
-            code = self.forced.pop(0)[1]
-            reason = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 500: "InternalError"}.get(code, "Error")
-            return code, status_doc(code, reason, f"forced {code}")
-        if (ns, name) != (NS, NAME):
-            return 404, status_doc(404, "NotFound", f'deployments.apps "{name}" not found')
-        if method == "GET":
-            return 200, self.scale_doc() if scale else self.deployment_doc()
-        if method == "PATCH" and scale:
-            if self.before_patch:
-                self.before_patch()
-                self.before_patch = None
-            want_rv = (body.get("metadata") or {}).get("resourceVersion")
-            if want_rv is not None and want_rv != str(self.rv):
-                return 409, status_doc(409, "Conflict", "the object has been modified; please apply your "
-                                                        "changes to the latest version and try again")
-            self.replicas = body["spec"]["replicas"]
-            self.rv += 1
-            return 200, self.scale_doc()
-        return 405, status_doc(405, "MethodNotAllowed", method)
-
-    def meta(self):
-        return {"name": NAME, "namespace": NS, "resourceVersion": str(self.rv)}
-
-    def scale_doc(self):
-        return {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": self.meta(),
-                "spec": {"replicas": self.replicas}, "status": {"replicas": self.replicas, "selector": f"app={NAME}"}}
-
-    def deployment_doc(self):
-        labels = {"app": NAME}
-        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": self.meta(),
-                "spec": {"replicas": self.replicas, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels},
-                                      "spec": {"containers": [{"name": "inference", "image": "resnet18:latest"}]}}},
-                "status": {"replicas": self.replicas + 1, "readyReplicas": self.ready,
-                           "availableReplicas": self.ready}}
-
-
-def status_doc(code, reason, message):
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
-
+from tests.fake_kube import BASE, NAME, NS, FakeAppsApi
 
 @pytest.fixture
 def api():
@@ -159,16 +66,20 @@ def test_conflict_rereads_and_retries(api):
 @pytest.mark.parametrize("method,code,needle", [
     ("GET", 403, "verbs: [get, patch]"),
     ("PATCH", 403, "resources: [deployments/scale]"),
-    ("GET", 401, "RoleBinding"),
+    ("GET", 401, "service-account token"),
 ], ids=["get-forbidden", "patch-forbidden", "unauthorized"])
-def test_forbidden_is_fatal_and_names_the_rbac_rule(api, method, code, needle):
-    scaler, _ = make_scaler(api)
+def test_refused_credentials_are_reported_at_once_not_fatal(api, method, code, needle):
+    """RBAC can be fixed and tokens rotate while the autoscaler runs: it says what to fix and tries again
+    at its next poll (backing off), instead of exiting into a crash loop."""
+    scaler, sleeps = make_scaler(api)
     if method == "PATCH":
         scaler.status()
     api.forced = [(method, code)]
-    with pytest.raises(FatalScalerError) as err:
+    with pytest.raises(ScalerError) as err:
         scaler.status() if method == "GET" else scaler.set_replicas(3)
-    assert needle in str(err.value) and f"namespace {NS}" in str(err.value)
+    assert not isinstance(err.value, FatalScalerError)
+    assert f"HTTP {code}" in str(err.value) and needle in str(err.value) and NS in str(err.value)
+    assert sleeps == []  # not retried within the call: the same credentials would be refused again
 
 
 def test_missing_deployment_is_fatal_and_named(api):
