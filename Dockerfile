@@ -9,12 +9,12 @@
 #   files reach the runtime image.
 # - From a prepared build context, with no download at all (air-gapped machines, proxies that inspect TLS,
 #   and `make images`, which prepares it):
-#     python -m images context      # converts on the host, downloads the wheels into images/offline/
+#     python -m containers context      # converts on the host, downloads the wheels into containers/offline/
 #     docker build --build-arg MODEL_FROM=context --build-arg WHEELS_FROM=context -t resnet18-inference:latest .
 ARG BASE_IMAGE=python:3.11.14-slim-bookworm
-# Where the converted model comes from: `build` (the model-build stage below) or `context` (images/offline/).
+# Where the converted model comes from: `build` (the model-build stage below) or `context` (containers/offline/).
 ARG MODEL_FROM=build
-# Where the runtime's wheels come from: `index` (PyPI, or pip's configured index) or `context` (images/offline/).
+# Where the runtime's wheels come from: `index` (PyPI, or pip's configured index) or `context` (containers/offline/).
 ARG WHEELS_FROM=index
 
 # --- the converted model, made here with torch ---
@@ -23,7 +23,7 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG BAKE_WEIGHTS=1
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TORCH_HOME=/tmp/torch MODEL_CACHE_DIR=/opt/model-cache
 WORKDIR /app
-COPY requirements-model.txt images/constraints.txt ./
+COPY requirements-model.txt containers/constraints.txt ./
 RUN pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" -c constraints.txt torch torchvision \
  && pip install --no-cache-dir -c constraints.txt -r requirements-model.txt
 COPY settings/ settings/
@@ -31,17 +31,17 @@ COPY inference/ inference/
 RUN MODEL_WEIGHTS=random python -m inference.model --convert \
  && if [ "$BAKE_WEIGHTS" = "1" ]; then MODEL_WEIGHTS=imagenet python -m inference.model --convert; fi
 
-# --- or the converted model from the build context (`python -m images context` wrote it) ---
+# --- or the converted model from the build context (`python -m containers context` wrote it) ---
 FROM scratch AS model-context
-COPY images/offline/model-cache/ /opt/model-cache/
+COPY containers/offline/model-cache/ /opt/model-cache/
 
 FROM model-${MODEL_FROM} AS model
 
 # --- the runtime's wheels: none here (pip downloads them), or the ones in the build context ---
 FROM scratch AS wheels-index
-COPY images/constraints.txt /wheels/.keep
+COPY containers/constraints.txt /wheels/.keep
 FROM scratch AS wheels-context
-COPY images/offline/wheels/ /wheels/
+COPY containers/offline/wheels/ /wheels/
 FROM wheels-${WHEELS_FROM} AS wheels
 
 # --- the runtime image ---
@@ -53,7 +53,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
 WORKDIR /app
-COPY requirements-service.txt images/constraints.txt ./
+COPY requirements-service.txt containers/constraints.txt ./
 # The wheels are mounted, not copied: they leave no layer behind.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --disable-pip-version-check $([ "$WHEELS_FROM" = context ] && echo --no-index) \

@@ -21,9 +21,10 @@ help:
 # Idempotent: the venv is rebuilt only when a requirements file changes.
 setup: $(STAMP) prometheus kubectl
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-service.txt requirements-autoscaler.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-service.txt requirements-model.txt \
+          requirements-autoscaler.txt containers/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -c containers/constraints.txt -r requirements-dev.txt
 	touch $(STAMP)
 
 # The local stack and the tests run a real Prometheus: Debian's package provides it and promtool.
@@ -74,7 +75,7 @@ simulate: $(STAMP)
 # Both images, built from a context prepared here (model converted with this venv's torch, wheels downloaded
 # with this machine's pip), so nothing is downloaded inside the build. docs/kubernetes.md
 images: $(STAMP)
-	$(PY) -m images build $(ARGS)
+	$(PY) -m containers build $(ARGS)
 
 clean:
-	rm -rf reports runs bench/results .pytest_cache .cache images/offline
+	rm -rf reports runs bench/results .pytest_cache .cache containers/offline

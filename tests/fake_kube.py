@@ -41,7 +41,7 @@ class FakeAppsApi(LocalHTTPServer):
                                       "body": json.loads(body) if body else None})
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
-                if fake.token is not None and self.headers.get("Authorization") != f"Bearer {fake.token}":
+                if fake.token is not None and (self.headers.get("Authorization") or "").lower() != f"bearer {fake.token}":
                     status, doc = 401, status_doc(401, "Unauthorized", "Unauthorized")
                 else:
                     status, doc = fake.respond(method, self.path, json.loads(body) if body else None)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a STAND-IN for the official python base image, for machines that cannot pull from a registry.
 #
-#   images/standin-base.sh TAG [CACHE_DIR]
+#   containers/standin-base.sh TAG [CACHE_DIR]
 #
 # The Dockerfiles start FROM the official `python:<version>-slim-bookworm`. Where no registry is reachable
 # (air-gapped machines, this project's CI), this script builds a root filesystem of the same Debian release
@@ -13,7 +13,7 @@
 # 130 MB. Needs root, debootstrap and podman. The root filesystem is kept as a tarball in CACHE_DIR
 # (default ~/.cache/resnet18-inference/images), so later runs only re-import it.
 set -euo pipefail
-tag=${1:?usage: images/standin-base.sh TAG [CACHE_DIR]}
+tag=${1:?usage: containers/standin-base.sh TAG [CACHE_DIR]}
 cache=${2:-${XDG_CACHE_HOME:-$HOME/.cache}/resnet18-inference/images}
 podman=(${PODMAN:-podman})
 suite=bookworm

@@ -1,9 +1,9 @@
-"""`python -m images build | context | lock` (make images runs `build`).
+"""`python -m containers build | context | lock` (make images runs `build`).
 
 build    convert the model and download the wheels here (`context`), then build resnet18-inference and
          autoscaler from them with no download inside the build, and print both sizes
-context  only prepare images/offline/ (then `docker build --build-arg MODEL_FROM=context ...` by hand)
-lock     regenerate images/constraints.txt from this environment
+context  only prepare containers/offline/ (then `docker build --build-arg MODEL_FROM=context ...` by hand)
+lock     regenerate containers/constraints.txt from this environment
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from images import context, engine, lock
+from containers import context, engine, lock
 
 BASE_IMAGE = "python:3.11.14-slim-bookworm"  # the Dockerfiles' default BASE_IMAGE, and the stand-in's tag
 IMAGES = {"resnet18-inference:latest": "Dockerfile", "autoscaler:latest": "Dockerfile.autoscaler"}
@@ -19,7 +19,7 @@ OFFLINE_ARGS = {"MODEL_FROM": "context", "WHEELS_FROM": "context"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m images", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m containers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("build", "context", "lock"))
     parser.add_argument("--weights", default="random,imagenet",
@@ -44,17 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         tool = engine.detect(args.engine)
         tool.ensure_base(args.base_image)
         for tag, dockerfile in IMAGES.items():
-            print(f"images: building {tag} with {tool.name} ({dockerfile})", file=sys.stderr)
+            print(f"containers: building {tag} with {tool.name} ({dockerfile})", file=sys.stderr)
             tool.build(dockerfile, tag, {**OFFLINE_ARGS, "BASE_IMAGE": args.base_image})
         print()
         for tag in IMAGES:
             print(f"{tag:28} {tool.image_size_bytes(tag) / 1e6:8.0f} MB")
         print(f"converted weights in resnet18-inference: {', '.join(converted)}")
         if "imagenet" not in converted:
-            print("the Deployment asks for MODEL_WEIGHTS=imagenet: deploy with k8s/overlays/random-weights "
-                  "(kubectl apply -k k8s/overlays/random-weights), see docs/kubernetes.md")
+            print("the Deployment asks for MODEL_WEIGHTS=imagenet: after `kubectl apply -k k8s/`, run `kubectl patch "
+                  "deployment resnet18-inference --patch-file k8s/patches/random-weights.yaml` "
+                  "(docs/kubernetes.md#choosing-the-weights)")
     except engine.EngineError as exc:
-        print(f"images: {exc}", file=sys.stderr)
+        print(f"containers: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -65,7 +65,7 @@ class Engine:
             return
         if subprocess.run(self.command("pull", tag)).returncode != 0:
             raise EngineError(f"the base image {tag} is not here and cannot be pulled. Without a registry, build a "
-                              f"stand-in from Debian's packages: images/standin-base.sh {tag} (needs root, "
+                              f"stand-in from Debian's packages: containers/standin-base.sh {tag} (needs root, "
                               "debootstrap and podman; docs/kubernetes.md)")
 
 

@@ -1,4 +1,4 @@
-"""The build context for images built with no download (`python -m images context`): images/offline/ holds
+"""The build context for images built with no download (`python -m containers context`): containers/offline/ holds
 the converted model (converted here, with this machine's torch) and the wheels of both images (downloaded
 here, through this machine's pip configuration, proxy and certificate authorities).
 """
@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from images.lock import CONSTRAINTS, ROOT
+from containers.lock import CONSTRAINTS, ROOT
 
-OFFLINE = ROOT / "images" / "offline"
+OFFLINE = ROOT / "containers" / "offline"
 # The images' Python: wheels must fit it whatever Python runs this.
 IMAGE_PYTHON = "3.11"
 WHEEL_LISTS = ("requirements-service.txt", "requirements-autoscaler.txt")
@@ -31,10 +31,10 @@ def convert(weights: list[str], out: Path = OFFLINE / "model-cache") -> list[str
         except WeightsError as exc:
             if spec != "imagenet":
                 raise
-            print(f"images: leaving the ImageNet weights out of the image: {exc}", file=sys.stderr)
+            print(f"containers: leaving the ImageNet weights out of the image: {exc}", file=sys.stderr)
             continue
         done.append(spec)
-        print(f"images: {spec} -> {path.relative_to(ROOT)}", file=sys.stderr)
+        print(f"containers: {spec} -> {path.relative_to(ROOT)}", file=sys.stderr)
     return done
 
 
@@ -45,5 +45,5 @@ def download_wheels(out: Path = OFFLINE / "wheels") -> None:
     for name in WHEEL_LISTS:
         command += ["-r", str(ROOT / name)]
     if subprocess.run(command).returncode != 0:
-        raise SystemExit("images: pip download failed (its output is above); behind a proxy, configure pip "
+        raise SystemExit("containers: pip download failed (its output is above); behind a proxy, configure pip "
                          "(pip config set global.proxy / global.cert) and try again")
