@@ -23,6 +23,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# ONNX Runtime (1.31 and later, on Linux too) starts a telemetry uploader when it is imported and keeps a
+# device identifier in the home directory; a pod has no writable home and a service has no reason to
+# report itself. The switch must be set before the import; a deployment that wants telemetry sets it to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 # Fastest exact backend first (measured, one thread, batch 1 and 8: OpenVINO 1.50x/1.24x torch, ONNX Runtime
 # 1.41x/1.21x on a Zen 5; the same order on AVX2 machines).
 AUTO_ORDER = ("openvino", "onnxruntime", "torch")

@@ -40,7 +40,8 @@ def converted_model(weights: str, cache_dir: Path) -> tuple[Path, bool]:
             f"MODEL_WEIGHTS={weights!r} has no converted model in the cache {cache_dir}"
             f"{' (' + problem + ')' if problem else ''}, and torch, which converts it, is not installed here "
             "(the service's image leaves it out): use an image built with these weights converted into "
-            "MODEL_CACHE_DIR (docs/kubernetes.md), or MODEL_WEIGHTS=random")
+            "MODEL_CACHE_DIR (docs/kubernetes.md#choosing-the-weights)"
+            + ("" if weights == "random" else ", or MODEL_WEIGHTS=random"))
     from inference.conversion import onnx_file
 
     return onnx_file(weights, cache_dir)

@@ -84,13 +84,22 @@ def inference_pod(engine_env, tmp_path_factory):
         return podman.podman(engine_env, "logs", f"{POD}-inference", check=False).stderr[-3000:]
 
     def running() -> bool:
-        state = podman.podman(engine_env, "inspect", "--format", "{{.State.Running}}", f"{POD}-inference",
-                              check=False).stdout.strip()
-        if state != "true":
-            raise AssertionError(f"the inference container stopped; its log:\n{logs()}")
+        # kube play restarts a failed container (restartPolicy Always): a restart is the crash loop.
+        state = podman.podman(engine_env, "inspect", "--format", "{{.State.Running}} {{.RestartCount}}",
+                              f"{POD}-inference", check=False).stdout.split()
+        if state != ["true", "0"]:
+            raise AssertionError(f"the inference container stopped or restarted ({state}); its log:\n{logs()}")
         return True
 
-    wait_until(lambda: running() and http_ok(url + ready_path), timeout_s=300, what=f"{ready_path} of the pod")
+    deadline = time.monotonic() + 300
+    try:
+        while not http_ok(url + ready_path):  # wait_until would take a crash for "not yet"
+            running()
+            assert time.monotonic() < deadline, f"{ready_path} of the pod not ready after 300 s; its log:\n{logs()}"
+            time.sleep(0.2)
+    except AssertionError:
+        podman.podman(engine_env, "kube", "down", str(manifest), check=False, timeout_s=120)
+        raise
     yield {"url": url, "deployment": deployment, "ready_s": time.monotonic() - started, "logs": logs}
     podman.podman(engine_env, "kube", "down", str(manifest), check=False, timeout_s=120)
     volumes = [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]]

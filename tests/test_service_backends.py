@@ -240,3 +240,14 @@ def test_service_reports_its_backend_everywhere(tmp_path):
         assert f"on {AUTO} (fp32, {how})" in child.log(), child.log()[-2000:]
     finally:
         child.stop()
+
+
+def test_onnx_runtime_telemetry_is_off_before_it_is_imported(tmp_path):
+    """No uploader, no device identifier in the home directory, no warning about an unwritable one."""
+    if "onnxruntime" in HIDDEN:
+        pytest.skip("ONNX Runtime is hidden on this run (tests/hide_modules)")
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    done = subprocess.run([sys.executable, "-c", "from inference import backends; assert backends.installed('onnxruntime')"],
+                          cwd=ROOT, env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "telemetry" not in done.stderr.lower() and list(tmp_path.iterdir()) == []

@@ -191,25 +191,6 @@ def test_missing_weights_file_stops_gunicorn_instead_of_respawning(tmp_path):
     assert "no such file" in child.log()
 
 
-def test_dockerfile_entrypoint_starts_the_service(tmp_path):
-    """No container engine runs here: run the Dockerfile's CMD with its ENV on this machine instead."""
-    text = (REPO / "Dockerfile").read_text()
-    cmd = json.loads(re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M).group(1))
-    assert cmd[:3] == ["gunicorn", "-c", "inference/gunicorn.conf.py"]
-    env_port = re.search(r"\bPORT=(\d+)", text).group(1)
-    assert re.search(rf"^EXPOSE\s+{env_port}\s*$", text, re.M), "EXPOSE must match the PORT the service binds"
-    port = free_port()
-    argv = [str(REPO / ".venv/bin/gunicorn"), *cmd[1:]]
-    child = start_child("docker-cmd", argv, tmp_path, env={"MODEL_WEIGHTS": "random", "PORT": str(port),
-                                                            "BIND_HOST": "127.0.0.1", "WARMUP_BATCHES": "0",
-                                                            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")})
-    try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=120, what="the service")
-        assert predict(f"http://127.0.0.1:{port}") == 200
-    finally:
-        child.stop()
-
-
 def os_kill(pid: int, sig: int) -> None:
     import os
 
