@@ -84,12 +84,11 @@ def candidates(cache_dir: str) -> list[Candidate]:
 
 def _ceiling_worker(candidate: Candidate, batch: int, threads: int, seconds: float, images: list[bytes], loaded,
                     start, results) -> None:
-    import torch
+    import numpy as np
 
     from inference.model import Classifier
     from inference.preprocess import preprocess
 
-    torch.set_num_threads(threads)
     model = Classifier("random", backend=candidate.backend, precision=candidate.precision, threads=threads,
                        cache_dir=candidate.cache_dir)
     model.warm_up(1, batch)
@@ -100,7 +99,7 @@ def _ceiling_worker(candidate: Candidate, batch: int, threads: int, seconds: flo
     begun = time.perf_counter()
     while time.perf_counter() < deadline:
         tensors = [preprocess(images[(i + k) % len(images)], 10**9) for k in range(batch)]
-        model.probabilities(torch.stack(tensors))
+        model.probabilities(np.stack(tensors))
         done += batch
         i += batch
     results.put(done / (time.perf_counter() - begun))

@@ -71,14 +71,6 @@ def require(backend: str, is_installed: Callable[[str], bool] = installed) -> No
         raise BackendError(missing_message(backend))
 
 
-def default_threads() -> int:
-    """The CPUs this process may run on (affinity, which containers and taskset restrict), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     try:
         for line in cpuinfo.read_text().splitlines():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from inference import backends, model_cache
+from inference.config import available_cpus
 from inference.spec import LABELS, MODEL_NAME, WeightsError, weights_label
 
 __all__ = ["LABELS", "MODEL_NAME", "Classifier", "Prediction", "WeightsError", "converted_model", "main"]
@@ -66,7 +67,7 @@ class Classifier:
         self.device = _device(device)
         chosen = backends.choose(backend, precision, self.device,
                                  backends.cpu_flags() if cpu_flags is None else cpu_flags)
-        threads = threads or backends.default_threads()
+        threads = threads or available_cpus()
         self.converted_from_cache: bool | None = None
         if chosen == "torch":
             self.runner: backends.Runner = backends.TorchRunner(weights, precision, self.device, threads)
