@@ -17,6 +17,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -91,9 +92,15 @@ def inference_pod(engine_env, tmp_path_factory):
             raise AssertionError(f"the inference container stopped or restarted ({state}); its log:\n{logs()}")
         return True
 
+    def ready() -> bool:
+        try:
+            return http_ok(url + ready_path)
+        except requests.RequestException:  # not listening yet
+            return False
+
     deadline = time.monotonic() + 300
     try:
-        while not http_ok(url + ready_path):  # wait_until would take a crash for "not yet"
+        while not ready():  # wait_until would take a crash for "not yet"
             running()
             assert time.monotonic() < deadline, f"{ready_path} of the pod not ready after 300 s; its log:\n{logs()}"
             time.sleep(0.2)
@@ -159,6 +166,51 @@ def test_stopping_the_pod_finishes_the_request_in_flight(inference_pod, engine_e
     assert len(response.json()["predictions"]) == 16
     exit_code = podman.podman(engine_env, "inspect", "--format", "{{.State.ExitCode}}", f"{POD}-inference").stdout
     assert exit_code.strip() == "0", inference_pod["logs"]()
+
+
+def test_a_pod_serves_a_mounted_state_dict_as_the_docs_say(engine_env, tmp_path):
+    """docs/kubernetes.md#choosing-the-weights, followed: a state dict and its conversion (made with the
+    documented command) in a folder, mounted through k8s/patches/state-dict.yaml. Test-only changes: the
+    hostPath points at that folder, the port is published, the Deployment is renamed beside the other pod."""
+    import torch
+    import torchvision
+
+    folder = Path(tempfile.mkdtemp(prefix="resnet18-weights-"))
+    try:
+        os.chmod(folder, 0o755)
+        torch.manual_seed(5)
+        model = torchvision.models.resnet18(weights=None)
+        for p in model.parameters():
+            p.data.normal_(0, 0.05)
+        torch.save(model.state_dict(), folder / "resnet18.pth")
+        os.chmod(folder / "resnet18.pth", 0o644)
+        subprocess.run([sys.executable, "-m", "inference.model", "--convert"], cwd=REPO, check=True, timeout=300,
+                       env={**os.environ, "MODEL_WEIGHTS": str(folder / "resnet18.pth"),
+                            "MODEL_CACHE_DIR": str(folder / "cache")}, capture_output=True)
+        deployment = find(render(tmp_path / "overlay", [K8S / "patches" / "state-dict.yaml"]), "Deployment",
+                          "resnet18-inference")
+        deployment["metadata"]["name"] = "state-dict-test"
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "weights")
+        volume["hostPath"]["path"] = str(folder)
+        port = free_port()
+        podman.container(deployment)["ports"][0].update(hostPort=port, hostIP="127.0.0.1")
+        manifest = tmp_path / "state-dict.yaml"
+        manifest.write_text(yaml.safe_dump(deployment))
+        podman.podman(engine_env, "kube", "play", str(manifest), timeout_s=600)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until(lambda: http_ok(f"{url}/readyz"), timeout_s=300, what="the state-dict pod")
+            body = requests.post(f"{url}/predict", data=PHOTO.read_bytes(), headers={"Content-Type": "image/jpeg"},
+                                 timeout=60).json()
+        finally:
+            podman.podman(engine_env, "kube", "down", str(manifest), check=False, timeout_s=120)
+        local = Classifier(str(folder / "resnet18.pth"), backend=body["backend"], threads=1,
+                           cache_dir=folder / "cache")
+        expected = local.top_k(local.probabilities(preprocess(PHOTO.read_bytes(), 10**9)[None]), 5)[0]
+        assert body["weights"] == "file:/weights/resnet18.pth"
+        assert [p["index"] for p in body["predictions"]] == [p.index for p in expected]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- the autoscaler ---
