@@ -124,8 +124,11 @@ def predict_batch(url: str) -> int:
 
 
 def test_sigterm_finishes_every_admitted_request(tmp_path):
-    # A queue deep enough for every image even if one worker accepts most: only draining is under test.
-    server = start_gunicorn(tmp_path, workers=2, env={"MAX_QUEUE": 8 * DRAIN_REQUESTS})
+    # A queue deep enough for every image even if one worker accepts most, and a request timeout longer than
+    # the whole queue takes on a slow or busy machine (256 images; about 17 s on one shared core): only
+    # draining is under test.
+    server = start_gunicorn(tmp_path, workers=2, env={"MAX_QUEUE": 8 * DRAIN_REQUESTS, "REQUEST_TIMEOUT_S": 100,
+                                                      "GRACEFUL_TIMEOUT_S": 110})
     url = server.extra["url"]
     results: list[int] = []
     with ThreadPoolExecutor(DRAIN_REQUESTS) as pool:
@@ -136,7 +139,7 @@ def test_sigterm_finishes_every_admitted_request(tmp_path):
         in_flight_at_signal = sum(not f.done() for f in futures)
         server.signal(signal.SIGTERM)
         results = [f.result() for f in futures]
-    assert server.proc.wait(60) == 0
+    assert server.proc.wait(150) == 0
     assert results == [200] * DRAIN_REQUESTS, results
     assert in_flight_at_signal > 0, "the signal came after all requests finished: nothing was tested"
     assert not list(server.extra["pidfile"].parent.glob("gunicorn.pid.*.ready"))
