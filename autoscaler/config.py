@@ -3,8 +3,8 @@
 Each field is read from an environment variable (the field name in upper case) and can be overridden
 by a command-line flag (`--field-name`). `validate()` checks every value and the relations between
 them; its message names the key, the value and what is allowed, so a bad ConfigMap fails loudly at
-startup (exit 2) instead of scaling the service on nonsense. Reading, parsing and the per-field
-checks are the shared ones of settings/; this module keeps the fields and the checks between them.
+startup (exit 2) instead of scaling the service on nonsense. Reading, parsing, the per-field checks and
+their wording are the shared ones of settings/; this module keeps the fields and the checks between them.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import string
 from dataclasses import asdict, dataclass, replace
 from typing import Mapping, Sequence
 
-from settings import (Messages, SettingError, add_flags, check_fields, format_number, named_after_fields,
-                      read_values, setting)
+from settings import (SettingError, add_flags, check_fields, format_number, named_after_fields, read_values,
+                      setting)
+
+from .policies import POLICY_NAMES
 
 SERVICEACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 SCALERS = ("kubernetes", "gunicorn", "dry-run")
-POLICIES = ("slo", "hpa", "kpa", "static")
 
 # Default PromQL. `{job}` and `{window}` are filled in from SERVICE_JOB and RATE_WINDOW_S. They use the
 # service's raw metrics so they work whether or not Prometheus loaded the recording rules.
@@ -37,19 +38,6 @@ QUERY_PLACEHOLDERS = {"job", "window"}
 
 class ConfigError(SettingError):
     """A configuration value is out of range; the message names the key, the value and the range."""
-
-
-# The autoscaler's wording (tests and the docs quote it): MIN_REPLICAS=0 must be within 1..10000 replicas.
-MESSAGES = Messages(
-    key="env",
-    bad_type="{key}={given!r}{source} must be {expected}",
-    not_a_choice="{key}={value!r} must be one of {choices}",
-    not_finite="{key}={value} must be a finite number",
-    out_of_range="{key}={shown} must be within {lo}..{hi}{unit}",
-    type_names={bool: "true or false", int: "an integer", float: "a number"},
-    from_env=" (from environment)",
-    from_flag=" (from {flag})",
-    error=ConfigError)
 
 
 @named_after_fields  # each field is set by NAME_IN_CAPITALS or --name-with-dashes
@@ -86,7 +74,7 @@ class Config:
                           "local gunicorn master, or only logging.", choices=SCALERS)
     policy: str = setting("slo", "Decision policy: slo (capacity + latency SLO), hpa (the Kubernetes HPA "
                           "v2 algorithm on CPU, as a baseline), kpa (Knative's KPA, as a baseline), static (hold "
-                          "MIN_REPLICAS).", choices=POLICIES)
+                          "MIN_REPLICAS).", choices=POLICY_NAMES)
     target_deployment: str = setting("resnet18-inference", "Deployment whose replicas are scaled.")
     target_namespace: str = setting("", "Namespace of the Deployment.",
                                     zero_means="the pod's own namespace, else 'default'")
@@ -212,7 +200,12 @@ class Config:
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> "Config":
-        check_fields(self, MESSAGES)
+        """A copy with every value converted to its field's type and checked; raises ConfigError."""
+        checked = replace(self, **check_fields(self, ConfigError))
+        checked._check_relations()
+        return checked
+
+    def _check_relations(self) -> None:
         _require(self.min_replicas <= self.max_replicas,
                  f"MIN_REPLICAS={self.min_replicas} must be <= MAX_REPLICAS={self.max_replicas}")
         _require(self.panic_window_s <= self.stable_window_s,
@@ -240,7 +233,6 @@ class Config:
         for name in ("query_rate_rps", "query_p95_s", "query_inflight", "query_queue", "query_cpu_cores",
                      "query_age_s"):
             _check_template(name, getattr(self, name))
-        return self
 
     def query(self, name: str) -> str:
         """The PromQL of query field `name` with {job} and {window} filled in ('' if disabled)."""
@@ -288,7 +280,7 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     """Defaults, then environment variables, then flags; validated. Raises ConfigError."""
     args = build_parser().parse_args(list(argv or []))
     # An empty variable is a value here: QUERY_AGE_S='' turns the staleness check off.
-    config = Config(**read_values(Config, MESSAGES, environ, args))
+    config = Config(**read_values(Config, environ, args, error=ConfigError))
     if not config.target_namespace:
         config = replace(config, target_namespace=default_namespace(namespace_file))
     return config.validate()

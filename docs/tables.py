@@ -7,8 +7,8 @@ lines, one row per field in field order.
 cannot drift from the code. To refresh one after changing a setting, print them and paste:
 
     python docs/tables.py              # every table, each under the page and heading it belongs to
-    python docs/tables.py autoscaler   # one of: service, autoscaler, autoscaler-queries, loadtester, local,
-                                       # sim, sim-matrix
+    python docs/tables.py autoscaler   # one of: service, autoscaler, autoscaler-queries, loadtester,
+                                       # capacity-probe, local, sim, sim-matrix
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # `python docs/tables.py` puts docs/ first on the path, not the repository
-    sys.path.insert(0, str(REPO))
+from settings import format_number, specs
 
-from settings import format_number, specs  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 MiB = 1024 * 1024
 
@@ -100,21 +98,21 @@ def autoscaler_queries_table() -> list[str]:
     return _table(("Knob", "Default PromQL"), rows)
 
 
-# --- loadtester/config.py: Options ------------------------------------------------------------------
+# --- the command lines declared with settings/: the load tester, its capacity probe, the simulator -------
 
-def loadtester_rows() -> list[tuple[str, str, str]]:
-    """(option, default, meaning) per field of the load tester's Options."""
-    from loadtester.config import Options
-
+def option_rows(cls: type) -> list[tuple[str, str, str, str]]:
+    """(option, default, allowed, meaning) per field of a command line's settings dataclass; choices are
+    shown with the option, so their 'Allowed' cell is empty."""
     rows = []
-    for spec in specs(Options):
+    for spec in specs(cls):
+        option = ", ".join((spec.flag, *spec.flag_aliases))
         if spec.choices:
-            option = f"{spec.flag} {'|'.join(spec.choices)}"
+            option += f" {'|'.join(spec.choices)}"
         elif spec.metavar:
-            option = f"{spec.flag} {spec.metavar}"
-        else:
-            option = spec.flag
-        if spec.default_text:
+            option += f" {spec.metavar}"
+        if spec.required:
+            shown = "required"
+        elif spec.default_text:
             stated = spec.default_text
             shown = f"`{stated}`" if "/" in stated else stated  # a path reads as one, and keeps its <...>
         elif spec.switch:
@@ -123,12 +121,37 @@ def loadtester_rows() -> list[tuple[str, str, str]]:
             shown = "none"
         else:
             shown = f"`{format_number(spec.default)}`"
-        rows.append((f"`{option}`", shown, spec.doc))
+        allowed = "" if spec.choices else " ".join(part for part in (spec.allowed, spec.unit) if spec.allowed and part)
+        rows.append((f"`{option}`", shown, allowed, spec.doc))
     return rows
 
 
+def option_table(cls: type, first: str = "Option") -> list[str]:
+    return _table((first, "Default", "Allowed", "Meaning"), option_rows(cls))
+
+
 def loadtester_table() -> list[str]:
-    return _table(("Option", "Default", "Meaning"), loadtester_rows())
+    from loadtester.config import Options
+
+    return option_table(Options)
+
+
+def capacity_probe_table() -> list[str]:
+    from loadtester.capacity_cli import ProbeOptions
+
+    return option_table(ProbeOptions)
+
+
+def sim_table() -> list[str]:
+    from sim.cli import SimOptions
+
+    return option_table(SimOptions, "Flag")
+
+
+def sim_matrix_table() -> list[str]:
+    from sim.matrix import MatrixOptions
+
+    return option_table(MatrixOptions, "Flag")
 
 
 # --- local/config.py: Options (the generator lives with the options) ----------------------------------
@@ -139,48 +162,14 @@ def local_table() -> list[str]:
     return options_table()
 
 
-# --- sim/cli.py and sim/matrix.py: the simulator's command lines (argparse) -----------------------------
-
-def _flags_table(parser) -> list[str]:
-    """(flag, default, meaning) per option of an argparse parser, in the order it declares them."""
-    rows = []
-    for action in parser._actions:  # argparse keeps no public list of its options
-        if not action.option_strings or action.dest == "help":
-            continue
-        flag = ", ".join(action.option_strings)
-        if action.choices:
-            flag += " " + "|".join(action.choices)
-        elif action.metavar or action.nargs != 0:
-            flag += " " + (action.metavar or action.dest.upper())
-        help_text = (action.help or "") % {**vars(action), "prog": parser.prog}
-        if action.required:
-            shown = "required"
-        elif action.default is None:
-            shown = "none"
-        else:
-            shown = f"`{action.default}`"
-        rows.append((f"`{flag}`", shown, help_text))
-    return _table(("Flag", "Default", "Meaning"), rows)
-
-
-def sim_table() -> list[str]:
-    from sim.cli import build_parser
-
-    return _flags_table(build_parser())
-
-
-def sim_matrix_table() -> list[str]:
-    from sim.matrix import build_parser
-
-    return _flags_table(build_parser())
-
-
 # page, heading the table sits under, generator
 TABLES = {
     "service": ("docs/service.md", "Configuration", service_table),
     "autoscaler": ("docs/autoscaler.md", "Configuration", autoscaler_table),
     "autoscaler-queries": ("docs/autoscaler.md", "Default queries", autoscaler_queries_table),
     "loadtester": ("docs/loadtester.md", "Options", loadtester_table),
+    "capacity-probe": ("docs/loadtester.md", "Finding a deployment's capacity: `--find-capacity`",
+                       capacity_probe_table),
     "local": ("docs/local-stack.md", "Options", local_table),
     "sim": ("docs/simulator.md", "The command line", sim_table),
     "sim-matrix": ("docs/simulator.md", "The matrix's flags", sim_matrix_table),

@@ -2,17 +2,18 @@
 
 Each field reads the environment variable of the same name in upper case. `ServiceConfig.from_env()`
 raises `ConfigError` naming the variable, the bad value and the accepted range; the gunicorn config and
-`create_app()` turn that into a clear message and exit status 2 before anything is loaded. The reading and
-range checks are the shared ones of settings/; this module keeps the fields and the checks between them.
+`create_app()` turn that into a clear message and exit status 2 before anything is loaded. The reading,
+range checks and their wording are the shared ones of settings/; this module keeps the fields and the
+checks between them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
-from settings import Messages, SettingError, check_fields, read_values, setting, specs
+from settings import SettingError, check_fields, read_values, setting
 
 MiB = 1024 * 1024
 # Kept here, not in inference/backends.py, so the gunicorn master reads its settings without importing torch.
@@ -22,17 +23,6 @@ PRECISIONS = ("fp32", "bf16")
 
 class ConfigError(SettingError):
     """A setting has a value outside its range; the message names the variable and the value."""
-
-
-# The service's wording (tests and the docs quote it): MAX_BATCH_SIZE=0 is out of range: expected 1..256 images.
-MESSAGES = Messages(
-    key="env",
-    bad_type="{key}={given!r} is not a valid {expected}",
-    not_finite="{key}={given!r} is not a valid number",
-    not_a_choice="{key}={value!r} is not one of {choices}",
-    out_of_range="{key}={value!r} is out of range: expected {lo}..{hi}{unit}",
-    type_names={int: "integer", float: "number"},
-    error=ConfigError)
 
 
 def available_cpus() -> int:
@@ -133,21 +123,19 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "ServiceConfig":
         """The defaults, then the environment (a blank variable counts as unset), then `overrides`; validated."""
-        values = read_values(cls, MESSAGES, environ, blank_env_is_unset=True)
-        config = cls(**{**values, **overrides})
-        config.validate()
-        return config
+        values = read_values(cls, environ, blank_env_is_unset=True, error=ConfigError)
+        return cls(**{**values, **overrides}).validate()
 
-    def validate(self) -> None:
-        check_fields(self, MESSAGES)
+    def validate(self) -> "ServiceConfig":
+        """A copy with every value converted to its field's type and checked; raises ConfigError."""
+        checked = replace(self, **check_fields(self, ConfigError))
+        checked._check_relations()
+        return checked
+
+    def _check_relations(self) -> None:
         if self.max_queue and self.max_queue < self.max_batch_size:
             raise ConfigError(f"MAX_QUEUE={self.max_queue} is smaller than MAX_BATCH_SIZE={self.max_batch_size}: "
                               "batches could never fill; raise MAX_QUEUE or set it to 0 for the default")
         if self.graceful_timeout_s <= self.request_timeout_s:
             raise ConfigError(f"GRACEFUL_TIMEOUT_S={self.graceful_timeout_s} must be longer than "
                               f"REQUEST_TIMEOUT_S={self.request_timeout_s}, or stopping workers cut requests off")
-
-    @classmethod
-    def describe(cls) -> list[tuple[str, str, str, str]]:
-        """(env var, default, unit, meaning) rows; docs/tables.py builds the docs' table from specs() itself."""
-        return [(spec.env, str(spec.default), spec.unit, spec.doc) for spec in specs(cls)]

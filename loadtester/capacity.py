@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from loadtester.capacity_report import CapacityReport, Step
-from loadtester.config import max_inflight_allowed
+from loadtester.fd_limit import max_inflight_allowed
 from loadtester.http_client import Client, Target, UnreachableError, failure_kind, probe
 from loadtester.images import Photo
 from loadtester.schedule import Schedule

@@ -10,15 +10,50 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loadtester.capacity import ProbeError, ProbeSettings, measure, read_info
 from loadtester.capacity_report import summary_line, table_lines
-from loadtester.config import BUNDLED_IMAGES, OptionError, _check_url, _float_in, _int_in
+from loadtester.config import OptionError, check_endpoint, check_file_target, check_url, option_like
 from loadtester.http_client import UnreachableError, resolve_target
 from loadtester.images import ImageDirError, load_images
+from settings import add_flags, read_values, setting
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """The flags of `--find-capacity`; those a replay has too are declared as its (`option_like`)."""
+
+    url: str = option_like("url", doc="base URL of the service")
+    endpoint: str = option_like("endpoint", doc="path the images are POSTed to")
+    slo_ms: float = option_like("slo_ms", doc="latency objective: p95 in ms that the within-SLO rate must keep")
+    replicas: int = setting(1, flag="--replicas", metavar="N", unit="replicas", lo=1, hi=100_000, doc=(
+        "replicas serving --url while it is measured; per-replica values are divided by it (keep the "
+        "autoscaler off meanwhile)"))
+    json_path: Path | None = setting(None, flag="--json", metavar="FILE", doc=(
+        "also write the whole measurement, with the recommendations, to FILE"))
+    images: Path = option_like("images", doc="JPEG/PNG files to send")
+    step_s: float = setting(ProbeSettings.open_step_s, flag="--step-seconds", metavar="S", unit="s", lo=0, hi=600,
+                            lo_open=True, doc=(
+                                "length of each open-loop step; the whole probe takes about 10 times this"))
+    timeout_s: float = option_like("timeout_s", default=ProbeSettings.timeout_s, doc="per-request timeout")
+    seed: int = option_like("seed", doc="seed of the open-loop arrivals")
+    quiet: bool = setting(False, flag="-q", flag_aliases=("--quiet",), switch=True,
+                          doc="no progress lines on stderr")
+
+    def validate(self) -> "ProbeOptions":
+        """Checked beyond the ranges (the URL, the endpoint, where --json goes); raises OptionError."""
+        if self.json_path is not None:
+            check_file_target("--json", self.json_path)
+        return replace(self, url=check_url(self.url), endpoint=check_endpoint(self.endpoint))
+
+    def probe_settings(self) -> ProbeSettings:
+        step_s = self.step_s
+        return ProbeSettings(unloaded_s=max(0.5, step_s / 2), closed_step_s=max(0.5, step_s * 0.6),
+                             open_step_s=step_s, timeout_s=self.timeout_s, seed=self.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,63 +63,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "latency-versus-load curve (open-loop steps) and the rate within the SLO; print the values "
                     "for the autoscaler's CAPACITY_RPS_PER_REPLICA and TARGET_INFLIGHT_PER_REPLICA.")
     parser.add_argument("--find-capacity", action="store_true", help="this mode (required)")
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of the service (default: %(default)s)")
-    parser.add_argument("--endpoint", default="/predict", help="path requests are POSTed to (default: %(default)s)")
-    parser.add_argument("--slo-ms", default="500", metavar="MS",
-                        help="latency objective: p95 in ms that the within-SLO rate must keep (default: %(default)s)")
-    parser.add_argument("--replicas", default="1", metavar="N",
-                        help="replicas serving --url while it is measured; per-replica values are divided by it "
-                             "(default: %(default)s)")
-    parser.add_argument("--json", dest="json_path", default=None, metavar="FILE",
-                        help="also write the whole measurement, with the recommendations, to FILE")
-    parser.add_argument("--images", default=str(BUNDLED_IMAGES), metavar="DIR",
-                        help="JPEG/PNG files to send (default: the bundled photos)")
-    parser.add_argument("--step-seconds", default=str(ProbeSettings.open_step_s), metavar="S",
-                        help="length of each open-loop step, s; the whole probe takes about 10 times this "
-                             "(default: %(default)s)")
-    parser.add_argument("--timeout", default=str(ProbeSettings.timeout_s), metavar="S",
-                        help="per-request timeout, s (default: %(default)s)")
-    parser.add_argument("--seed", default="0", metavar="N", help="seed of the open-loop arrivals (default: 0)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_flags(parser, ProbeOptions)  # values stay text: read_options() converts and checks them
     return parser
 
 
-def settings_from(args: argparse.Namespace) -> ProbeSettings:
-    step_s = _float_in("--step-seconds", args.step_seconds, 0.0, 600.0, low_open=True)
-    return ProbeSettings(unloaded_s=max(0.5, step_s / 2), closed_step_s=max(0.5, step_s * 0.6), open_step_s=step_s,
-                         timeout_s=_float_in("--timeout", args.timeout, 0.0, 3600.0, low_open=True),
-                         seed=_int_in("--seed", args.seed, 0, 2**32 - 1))
+def read_options(argv: list[str] | None) -> ProbeOptions:
+    """The flags, converted and checked; raises OptionError (argparse exits 2 on a malformed command line)."""
+    args = build_parser().parse_args(argv)
+    return ProbeOptions(**read_values(ProbeOptions, {}, args, error=OptionError)).validate()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        url = _check_url(args.url)
-        if not args.endpoint.startswith("/"):
-            raise OptionError("--endpoint", args.endpoint, "a path starting with '/'")
-        slo_ms = _float_in("--slo-ms", args.slo_ms, 0.0, 3_600_000.0, low_open=True)
-        replicas = _int_in("--replicas", args.replicas, 1, 100_000)
-        settings = settings_from(args)
-        photos = load_images(args.images)
-        json_path = Path(args.json_path) if args.json_path else None
-        if json_path is not None and not json_path.parent.is_dir():
-            raise OptionError("--json", args.json_path, "a file in an existing directory")
+        options = read_options(argv)
+        photos = load_images(options.images)
     except (OptionError, ImageDirError) as exc:
         print(f"load_tester: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    say = (lambda _: None) if args.quiet else (lambda text: print(f"probe: {text}", file=sys.stderr, flush=True))
+    say = (lambda _: None) if options.quiet else (lambda text: print(f"probe: {text}", file=sys.stderr, flush=True))
     try:
-        target = resolve_target(url, args.endpoint)
-        report = measure(target, photos, settings, replicas=replicas, info=read_info(target), say=say)
+        target = resolve_target(options.url, options.endpoint)
+        report = measure(target, photos, options.probe_settings(), replicas=options.replicas, info=read_info(target),
+                         say=say)
     except (UnreachableError, ProbeError) as exc:
         print(f"load_tester: error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         print("load_tester: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print("\n".join(table_lines(report, slo_ms)))
-    if json_path is not None:
-        json_path.write_text(json.dumps(report.as_dict(slo_ms), indent=2) + "\n")
-        print(f"measurement: {json_path}")
-    print(summary_line(report, slo_ms))
+    print("\n".join(table_lines(report, options.slo_ms)))
+    if options.json_path is not None:
+        options.json_path.write_text(json.dumps(report.as_dict(options.slo_ms), indent=2) + "\n")
+        print(f"measurement: {options.json_path}")
+    print(summary_line(report, options.slo_ms))
     return EXIT_OK

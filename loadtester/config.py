@@ -1,48 +1,30 @@
 """The load tester's options: every default and every range check lives here and nowhere else.
 
-The fields are declared with settings/ (the shared machinery of the four configuration modules), which
-converts and range-checks each value; this module adds the checks no range expresses (URLs, paths, the
-open-file limit) and the helpers the capacity probe's command line uses for its own options.
+The fields are declared with settings/, which converts and range-checks each value and words the errors;
+this module adds the checks no range expresses (URLs, paths, the open-file limit), which the capacity
+probe's options (loadtester/capacity_cli.py) share.
 """
 
 from __future__ import annotations
 
-import resource
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from settings import Messages, SettingError, Spec, check, check_fields, setting, specs
+from loadtester.fd_limit import fd_limit_reachable, max_inflight_limit
+from settings import SettingError, check_fields, expected, setting, specs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DEFAULT_TRACE = REPO_DIR / "wl.txt"
 BUNDLED_IMAGES = PACKAGE_DIR / "images"
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_ENDPOINT = "/predict"
 ARRIVALS = ("poisson", "uniform")
-
-# Sockets beyond the in-flight cap: the event loop, log files, the preflight probe, Prometheus queries.
-_SPARE_FDS = 64
 
 
 class OptionError(SettingError):
     """A bad option value; the message names the option, the value and what is allowed."""
-
-    def __init__(self, option: str, value: object, allowed: str):
-        super().__init__(f"{option}: {value!r} is not allowed; expected {allowed}", option, value)
-        self.option = option
-        self.allowed = allowed
-
-
-# Every error reads OPTION: VALUE is not allowed; expected WHAT. OptionError writes the first part, so the
-# templates here say only WHAT ("a number > 0 and <= 1000", "poisson or uniform").
-MESSAGES = Messages(
-    key="flag",
-    bad_type="{expected}",
-    not_a_choice="{choices}",
-    out_of_range="{expected}",
-    type_names={int: "a whole number between {lo} and {hi}", float: "a number {lo_op} {lo} and <= {hi}"},
-    choice_separator=" or ",
-    error=lambda allowed, option, value: OptionError(option, value, allowed))
 
 
 def default_out_dir() -> Path:
@@ -51,11 +33,11 @@ def default_out_dir() -> Path:
     return Path("runs") / time.strftime("loadtest-%Y%m%d-%H%M%S", time.gmtime())
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
-    url: str = setting("http://127.0.0.1:8000", flag="--url", metavar="URL", doc=(
+    url: str = setting(DEFAULT_URL, flag="--url", metavar="URL", doc=(
         "base URL of the service, http://HOST:PORT"))
-    endpoint: str = setting("/predict", flag="--endpoint", metavar="PATH", doc="path requests are POSTed to")
+    endpoint: str = setting(DEFAULT_ENDPOINT, flag="--endpoint", metavar="PATH", doc="path requests are POSTed to")
     trace: Path = setting(DEFAULT_TRACE, flag="--trace", metavar="FILE", default_text="the repository's wl.txt",
                           doc="workload trace: one line per second, requests in that second")
     images: Path = setting(BUNDLED_IMAGES, flag="--images", metavar="DIR", default_text="the bundled photos", doc=(
@@ -73,7 +55,7 @@ class Options:
                                            "stop the replay after this many seconds of wall-clock time"))
     timeout_s: float = setting(30.0, flag="--timeout", metavar="S", lo=0, hi=3600, lo_open=True, doc=(
         "per-request timeout in seconds, from sending to the end of the response"))
-    # hi: the open-file limit less _SPARE_FDS, known only when validate() raises the soft limit.
+    # validate() also holds it to the open-file limit less spares (loadtester/fd_limit.py).
     max_inflight: int = setting(1000, flag="--max-inflight", metavar="N", lo=1, hi=1 << 20, doc=(
         "safety cap on requests in flight; requests over it are counted as dropped, never delayed"))
     out: Path = setting(default_factory=default_out_dir, flag="--out", metavar="DIR",
@@ -91,71 +73,62 @@ class Options:
     progress: bool = setting(True, flag="--no-progress", switch=True, doc="do not show the live progress bar")
 
     def validate(self) -> "Options":
-        """Check every value and convert it to its field's type (the command line passes text, the Python
-        API whatever it was given); raise OptionError naming the first bad one."""
-        for name, value in check_fields(self, MESSAGES, skip={"max_inflight"}).items():
-            setattr(self, name, value)
-        self.max_inflight = _check_max_inflight(self.max_inflight)
-        self.url = _check_url(self.url)
-        endpoint = self.endpoint
-        if not isinstance(endpoint, str) or not endpoint.startswith("/") or any(c.isspace() for c in endpoint):
-            raise OptionError("--endpoint", self.endpoint, "a path starting with '/' and without spaces")
-        if self.status_file is not None and not self.status_file.parent.is_dir():
-            raise OptionError("--status-file", str(self.status_file), "a file in an existing directory")
-        if self.prometheus is not None:
-            self.prometheus = _check_url(self.prometheus, option="--prometheus")
-        return self
+        """A copy with every value converted to its field's type (the command line passes text, the Python
+        API whatever it was given) and checked; raises OptionError naming the first bad one."""
+        values = check_fields(self, OptionError)
+        values["max_inflight"] = _check_max_inflight(values["max_inflight"])
+        values["url"] = check_url(values["url"])
+        check_endpoint(values["endpoint"])
+        if values["status_file"] is not None:
+            check_file_target("--status-file", values["status_file"])
+        if values["prometheus"] is not None:
+            values["prometheus"] = check_url(values["prometheus"], option="--prometheus")
+        return replace(self, **values)
 
     def as_dict(self) -> dict:
         """JSON-ready values, recorded in summary.json so a run can be repeated."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def max_inflight_allowed() -> int:
-    """Each request in flight holds a socket, so the cap is the open-file limit (raised first) less spares."""
-    return max(1, _raise_fd_limit() - _SPARE_FDS)
+def option_like(name: str, **changes):
+    """A field declared as Options' `name` is (its flag, type, range), with `changes` (default, doc): what
+    the capacity probe's options share with a replay's."""
+    f = Options.__dataclass_fields__[name]
+    declared = {**f.metadata, **changes}
+    return setting(declared.pop("default", f.default), **declared)
 
 
-def _check_max_inflight(value: object) -> int:
-    fd_limit = _raise_fd_limit()
-    spec = next(s for s in specs(Options) if s.name == "max_inflight")
-    try:
-        return check(replace(spec, hi=max_inflight_allowed()), value, MESSAGES)
-    except OptionError as exc:
-        raise OptionError(exc.option, exc.value, f"{exc.allowed} (open-file limit {fd_limit})") from None
+def _check_max_inflight(value: int) -> int:
+    """Each request in flight holds a socket: at most the open-file limit (once raised) less spares."""
+    limit = max_inflight_limit()
+    if value > limit:
+        spec = replace(next(s for s in specs(Options) if s.name == "max_inflight"), hi=limit)
+        raise OptionError.not_allowed("--max-inflight", value, spec.allowed,
+                                      f"{expected(spec)} (open-file limit {fd_limit_reachable()})")
+    return value
 
 
-def _check_url(value: object, option: str = "--url") -> str:
+def check_url(value: object, option: str = "--url") -> str:
+    """An http(s) URL with a host, without its trailing slash."""
     text = str(value).strip().rstrip("/")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OptionError(option, value, "an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000")
+        raise OptionError.not_allowed(option, value, "an http:// or https:// URL with a host, e.g. " + DEFAULT_URL)
     try:
         parts.port
     except ValueError:
-        raise OptionError(option, value, "a port between 1 and 65535") from None
+        raise OptionError.not_allowed(option, value, "a port between 1 and 65535") from None
     return text
 
 
-# The capacity probe's options are no fields of Options; they get the same checks and messages.
-
-def _float_in(option: str, value: object, low: float, high: float, low_open: bool = False) -> float:
-    return check(Spec(option, float, lo=low, hi=high, lo_open=low_open, flag=option), value, MESSAGES)
-
-
-def _int_in(option: str, value: object, low: int, high: int) -> int:
-    return check(Spec(option, int, lo=low, hi=high, flag=option), value, MESSAGES)
+def check_endpoint(value: object, option: str = "--endpoint") -> str:
+    if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
+        raise OptionError.not_allowed(option, value, "a path starting with '/' and without spaces")
+    return value
 
 
-def _raise_fd_limit() -> int:
-    """Lift the soft open-file limit to the hard one: each request in flight holds a socket."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return hard if soft == resource.RLIM_INFINITY else soft
+def check_file_target(option: str, path: Path) -> Path:
+    """A file the run will write: its directory must exist."""
+    if not path.parent.is_dir():
+        raise OptionError.not_allowed(option, path, "a file in an existing directory")
+    return path

@@ -12,8 +12,10 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 
 from loadtester.config import OptionError, Options
+from loadtester.fd_limit import raise_fd_limit
 from loadtester.http_client import probe, resolve_target
 from loadtester.images import load_images
 from loadtester.plot import plot_timeline
@@ -40,11 +42,10 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     """
     options = options or Options()
     known = set(Options.__dataclass_fields__)
-    for key, value in overrides.items():
-        if key not in known:
-            raise TypeError(f"run() got an unknown option {key!r}; options are: {', '.join(sorted(known))}")
-        setattr(options, key, value)
-    options.validate()
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"run() got an unknown option {unknown[0]!r}; options are: {', '.join(sorted(known))}")
+    options = replace(options, **overrides).validate()
     console = console or sys.stdout
     workload = load_workload(options.trace)
     photos = load_images(options.images)
@@ -55,11 +56,13 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     try:
         options.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OptionError("--out", str(options.out), f"a directory that can be created ({exc.strerror})") from None
+        raise OptionError.not_allowed("--out", str(options.out),
+                                      f"a directory that can be created ({exc.strerror})") from None
 
     print(f"replaying {options.trace} ({len(schedule)} requests over {schedule.duration_s:.0f} s, "
           f"{options.arrivals} arrivals, scale {options.scale:g}, speedup {options.speedup:g}) "
           f"against {target.url}{target.path}; results in {options.out}/", file=sys.stderr, flush=True)
+    raise_fd_limit()  # each request in flight holds a socket; validate() allowed for the raised limit
     replayer = Replayer(target, schedule, photos, timeout_s=options.timeout_s, max_inflight=options.max_inflight)
     asyncio.run(_replay(replayer, options, stop))
     end_unix_s = time.time()

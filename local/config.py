@@ -2,12 +2,13 @@
 
 Each option is a command-line flag and, where it makes sense, an environment variable (flags win).
 `load_options()` raises `OptionError` naming the option, the value and what is allowed; the command line
-turns that into a message and exit status 2 before anything starts. Reading, parsing and the per-field
-checks are the shared ones of settings/; this module keeps the fields and the checks between them.
+turns that into a message and exit status 2 before anything starts. Reading, parsing, the per-field
+checks and their wording are the shared ones of settings/; this module keeps the fields and the checks
+between them.
 
 Nothing here is sized for one machine: the SLO, the autoscaler's capacity estimates, the queue, the
 trace scale and the policy windows default to 0 ("derive it") and come from a measurement of one worker
-on the machine the run is on (local/calibration.py, local/sizing.py). Setting one here overrides the
+on the machine the run is on (local/calibration.py, planning/sizing.py). Setting one here overrides the
 derived value.
 """
 
@@ -19,18 +20,19 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from autoscaler.policies import POLICY_NAMES
 from inference.config import available_cpus
-from settings import Messages, SettingError, add_flags, check_fields, read_values, setting, shown_default, specs
+from planning.runs import LOCAL_COMPARE_RUNS, LOCAL_RUN_CHOICES
+from settings import SettingError, add_flags, check_fields, read_values, setting, shown_default, specs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRACE = REPO / "wl.txt"
 MODES = ("demo", "compare")
-POLICIES = ("slo", "hpa", "kpa", "static")
-# The comparison: name -> (policy, replicas it holds or HPA CPU target). The HPA targets are the two
-# classic baselines, 50% and 90% CPU. kpa (Knative's KPA, its upstream windows) is a run to ask for: the
-# default comparison is already about an hour.
-COMPARE_RUNS = ("static-min", "static-max", "hpa-50", "hpa-90", "slo")
-COMPARE_CHOICES = ("static-min", "static-max", "hpa-50", "hpa-90", "kpa", "slo")
+# The comparison's runs (planning/runs.py says what each sets). The HPA targets are the two classic
+# baselines, 50% and 90% CPU. kpa (Knative's KPA, its upstream windows) is a run to ask for: the default
+# comparison is already about an hour.
+COMPARE_RUNS = LOCAL_COMPARE_RUNS
+COMPARE_CHOICES = LOCAL_RUN_CHOICES
 
 # Quick mode: a slice of wl.txt with its step burst (seconds 115-204: 5 s of moderate load, the 45 s
 # burst, 40 s of quiet in which the replicas come back down).
@@ -39,18 +41,6 @@ QUICK_SLICE = (115, 205)
 
 class OptionError(SettingError):
     """A bad option; the message names the option, the value and what is allowed."""
-
-
-# The local stack's wording (tests quote it): --min-replicas=0: expected 1..64 workers.
-MESSAGES = Messages(
-    key="flag",
-    bad_type="{key}={given!r}{source}: expected {expected}",
-    not_a_choice="{key}={value!r}: expected one of {choices}",
-    out_of_range="{key}={shown}: expected {lo}..{hi}{unit}",
-    type_names={int: "a whole number", float: "a number"},
-    from_env=" (from environment variable {env})",
-    from_flag=" (from command line)",
-    error=OptionError)
 
 
 def default_max_replicas(cpus: int | None = None) -> int:
@@ -76,7 +66,7 @@ class Options:
                                    hi=65535, doc="port of Prometheus on 127.0.0.1.")
     autoscaler_port: int = setting(9100, flag="--autoscaler-port", env="AUTOSCALER_PORT", unit="port", lo=1,
                                    hi=65535, doc="port of the autoscaler's /metrics and /healthz on 127.0.0.1.")
-    policy: str = setting("slo", flag="--policy", env="POLICY", choices=POLICIES, doc=(
+    policy: str = setting("slo", flag="--policy", env="POLICY", choices=POLICY_NAMES, doc=(
         "policy of a demo run (compare runs all of them)."))
     policies: str = setting(",".join(COMPARE_RUNS), flag="--policies", doc=(
         "comma-separated runs of a comparison, a subset of " + ", ".join(COMPARE_CHOICES) + "."))
@@ -124,7 +114,12 @@ class Options:
 
     # ------------------------------------------------------------------------------------------------
     def validate(self) -> "Options":
-        check_fields(self, MESSAGES)
+        """A copy with every value converted to its field's type and checked; raises OptionError."""
+        checked = replace(self, **check_fields(self, OptionError))
+        checked._check_relations()
+        return checked
+
+    def _check_relations(self) -> None:
         ports = {"--service-port": self.service_port, "--prometheus-port": self.prometheus_port,
                  "--autoscaler-port": self.autoscaler_port}
         if len(set(ports.values())) < len(ports):
@@ -143,7 +138,6 @@ class Options:
         if self.model_weights not in ("random", "imagenet") and not Path(self.model_weights).is_file():
             raise OptionError(f"--model-weights={self.model_weights!r}: expected random, imagenet or an existing "
                               ".pth file")
-        return self
 
     @property
     def max_replicas_effective(self) -> int:
@@ -182,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_options(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Options:
     """Defaults, then environment variables, then flags; validated. Raises OptionError."""
     args = build_parser().parse_args(list(argv))
-    values = read_values(Options, MESSAGES, environ, args, blank_env_is_unset=True)
+    values = read_values(Options, environ, args, blank_env_is_unset=True, error=OptionError)
     return replace(Options(), **values).validate()
 
 

@@ -11,17 +11,6 @@ from types import MappingProxyType
 from typing import Sequence
 
 
-class SettingError(ValueError):
-    """A setting's value is not allowed; the message names the variable or flag, the value and what is
-    allowed. `key` is that variable or flag, `value` the value as it was given ('' and None when the error
-    is about several settings)."""
-
-    def __init__(self, message: str, key: str = "", value: object = None):
-        super().__init__(message)
-        self.key = key
-        self.value = value
-
-
 def setting(default: object = MISSING, doc: str = "", unit: str = "", lo: float | None = None,
             hi: float | None = None, *, default_factory=MISSING, choices: Sequence[str] | None = None,
             zero_means: str = "", lo_open: bool = False, env: str | None = None, flag: str | None = None,
@@ -31,13 +20,14 @@ def setting(default: object = MISSING, doc: str = "", unit: str = "", lo: float 
 
     doc: what it means and why the default is what it is (the docs' tables print it).
     unit: 's', 'ms', 'replicas'... shown after ranges and in --help.
-    lo, hi: the allowed range, both ends included; lo_open excludes lo ('a number > 0').
+    lo, hi: the allowed range, both ends included (None: no bound that side); lo_open excludes lo ('> 0').
     choices: the only values allowed. zero_means: what a 0 or empty value stands for; 0 passes the range.
     env, flag: the environment variable and the command-line flag that set it (None: not that way); a flag
     without dashes is a positional argument; flag_aliases are more spellings of the flag (-v, --verbose).
     metavar: the value's name in --help. switch: a flag without a value that sets the opposite of the default.
     default_text: how the docs and --help say the default when the value itself says little (a path computed
-    at import, a name made from the time).
+    at import, a name made from the time). A field without a default is a required flag (unless a
+    variable can set it).
     """
     metadata = {"doc": doc, "unit": unit, "lo": lo, "hi": hi, "lo_open": lo_open,
                 "choices": tuple(choices) if choices else None, "zero_means": zero_means, "env": env,
@@ -73,13 +63,13 @@ def _kind(annotation: object) -> tuple[type, bool]:
 @dataclass(frozen=True)
 class Spec:
     """One setting as reading, checking and documenting see it: the field's name, type and default, and
-    what `setting()` declared. Made by `specs()`; made directly for a checked value that is no field
-    (the capacity probe's options)."""
+    what `setting()` declared. Made by `specs()`."""
 
     name: str
     kind: type = str
     optional: bool = False
     default: object = None  # None also when the field's default comes from a default_factory
+    required: bool = False  # no default at all
     doc: str = ""
     unit: str = ""
     lo: float | None = None
@@ -96,17 +86,20 @@ class Spec:
 
     @property
     def has_range(self) -> bool:
-        return self.lo is not None and self.hi is not None
+        return self.lo is not None or self.hi is not None
 
     @property
     def allowed(self) -> str:
-        """What the docs' 'Allowed' columns show: the choices, the range ('>0..1000' when 0 itself is not
-        allowed) or '' for any value."""
+        """What the docs' 'Allowed' columns and errors show: the choices, the range ('>0..1000' when 0 itself
+        is not allowed; '>= 1' or '> 0' with no upper end) or '' for any value."""
         if self.choices:
             return " | ".join(self.choices)
-        if self.has_range:
-            return f"{'>' if self.lo_open else ''}{format_number(self.lo)}..{format_number(self.hi)}"
-        return ""
+        lo, hi = format_number(self.lo), format_number(self.hi)
+        if self.lo is not None and self.hi is not None:
+            return f"{'>' if self.lo_open else ''}{lo}..{hi}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {lo}"
+        return f"<= {hi}" if self.hi is not None else ""
 
 
 @cache
@@ -116,7 +109,9 @@ def specs(cls: type) -> tuple[Spec, ...]:
     for f in fields(cls):
         kind, optional = _kind(f.type)
         default = None if f.default is MISSING else f.default
-        out.append(Spec(name=f.name, kind=kind, optional=optional, default=default, **f.metadata))
+        required = f.default is MISSING and f.default_factory is MISSING
+        out.append(Spec(name=f.name, kind=kind, optional=optional, default=default, required=required,
+                        **f.metadata))
     return tuple(out)
 
 
@@ -172,4 +167,4 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             metavar = spec.metavar or ("|".join(spec.choices) if spec.choices else spec.name.upper())
             parser.add_argument(spec.flag, *spec.flag_aliases, dest=spec.name, default=None, metavar=metavar,
-                                help=text)
+                                required=spec.required and not spec.env, help=text)

@@ -1,82 +1,62 @@
 """Reading and checking settings: text from the environment or a flag, or a value passed from Python,
-converted to its field's type and checked against its choices and range; errors worded by `Messages`."""
+converted to its field's type and checked against its choices and range; a refused value raises the
+class's SettingError in the one wording of settings/errors.py."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
-from settings.fields import SettingError, Spec, format_number, specs
+from settings.errors import SettingError
+from settings.fields import Spec, specs
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number"}
 
 
-@dataclass(frozen=True)
-class Messages:
-    """How one settings class words its errors. Each template is str.format()ted with:
-    {key} the setting's variable or flag (whichever `key` says), {given} the value as written or passed,
-    {value} the value after conversion, {shown} that number without a trailing .0, {source} where the
-    value came from (`from_env` or `from_flag`, formatted with {env} and {flag}; empty for a value passed
-    from Python), {expected} the type's entry in `type_names` (itself formatted with these), {choices}
-    joined by `choice_separator`, {lo} and {hi} as `format_number` writes them, {lo_op} '>' or '>=',
-    {unit} ' ms' or ''."""
-
-    key: str  # "env" or "flag"
-    bad_type: str  # the text cannot be read as the type
-    not_a_choice: str
-    out_of_range: str
-    type_names: Mapping[type, str] = field(default_factory=dict)
-    not_finite: str | None = None  # None: a NaN or an infinity gets out_of_range
-    choice_separator: str = ", "
-    from_env: str = ""
-    from_flag: str = ""
-    # Makes the exception from (message, key, value as given): the class's own SettingError subclass.
-    error: Callable[[str, str, object], SettingError] = SettingError
-
-
-def check(spec: Spec, given: object, messages: Messages, source: str = "") -> object:
-    """`given` converted to the setting's type and checked; raises the class's SettingError otherwise.
+def check(spec: Spec, given: object, key: str | None = None, error: type[SettingError] = SettingError) -> object:
+    """`given` converted to the setting's type and checked; raises `error` otherwise.
 
     Text is parsed ('40e6' is a valid int, 2.5 is not; true/yes/on/1 and false/no/off/0 for a bool); a
     Python value is converted the same way (2 -> 2.0 for a float field, '7' -> 7 for an int one). Then:
     one of the choices, finite, within the range (a 0 that `zero_means` something always passes).
+    key: what the value was given as; by default the environment variable, else the flag, else the name.
     """
+    key = key or spec.env or spec.flag or spec.name
     if given is None and spec.optional:
         return None
     try:
         value = _convert(spec.kind, given)
     except (TypeError, ValueError, OverflowError):
-        _fail(messages.bad_type, spec, messages, given, None, source)
+        raise _refused(spec, key, given, error) from None
     if spec.choices and value not in spec.choices:
-        _fail(messages.not_a_choice, spec, messages, given, value, source)
+        raise _refused(spec, key, given, error)
     if spec.kind in (int, float):
         if spec.zero_means and value == 0:
             return value
-        finite = math.isfinite(value)
-        if not finite and messages.not_finite:
-            _fail(messages.not_finite, spec, messages, given, value, source)
-        if spec.has_range and not (finite and _within(spec, value)):
-            _fail(messages.out_of_range, spec, messages, given, value, source)
+        if not (math.isfinite(value) and _within(spec, value)):
+            raise _refused(spec, key, given, error)
     return value
 
 
-def check_fields(obj: object, messages: Messages, skip: frozenset[str] | set[str] = frozenset()) -> dict:
-    """Every field of a settings object checked (validate() calls it); {name: converted value}, which a
-    mutable class stores back and a frozen one, built from read_values(), already holds."""
-    return {spec.name: check(spec, getattr(obj, spec.name), messages)
+def check_fields(obj: object, error: type[SettingError] = SettingError,
+                 skip: frozenset[str] | set[str] = frozenset()) -> dict:
+    """Every field of a settings object checked (validate() calls it): {name: converted value}, for a
+    validate() that returns a checked copy, or nothing new where read_values() built the object."""
+    return {spec.name: check(spec, getattr(obj, spec.name), error=error)
             for spec in specs(type(obj)) if spec.name not in skip}
 
 
-def read_values(cls: type, messages: Messages, environ: Mapping[str, str] | None = None,
-                flags: argparse.Namespace | Mapping[str, object] | None = None,
-                blank_env_is_unset: bool = False) -> dict:
+def read_values(cls: type, environ: Mapping[str, str] | None = None,
+                flags: argparse.Namespace | Mapping[str, object] | None = None, *,
+                blank_env_is_unset: bool = False, error: type[SettingError] = SettingError) -> dict:
     """{field name: checked value} for the settings that a flag (given, not None) or else an environment
-    variable sets; the rest keep their defaults. Text is stripped first. `environ` defaults to os.environ.
+    variable sets; the rest keep their defaults. Text is stripped first; an error names the flag or the
+    variable, whichever gave the value. `environ` defaults to os.environ.
     blank_env_is_unset: a variable set to '' or spaces counts as not set (for the classes where no
     setting is meaningfully empty; the autoscaler's QUERY_AGE_S='' turns a check off)."""
     environ = os.environ if environ is None else environ
@@ -85,15 +65,29 @@ def read_values(cls: type, messages: Messages, environ: Mapping[str, str] | None
     for spec in specs(cls):
         given = flags.get(spec.name)
         if given is not None:
-            source = messages.from_flag
+            key = spec.flag
         elif spec.env and spec.env in environ and not (blank_env_is_unset and not environ[spec.env].strip()):
-            given, source = environ[spec.env], messages.from_env
+            given, key = environ[spec.env], spec.env
         else:
             continue
         if isinstance(given, str):
             given = given.strip()
-        values[spec.name] = check(spec, given, messages, source.format(env=spec.env, flag=spec.flag))
+        values[spec.name] = check(spec, given, key, error)
     return values
+
+
+def expected(spec: Spec) -> str:
+    """What a setting allows, as the error says it: 'one of fast | safe', 'an integer in 1..64 workers',
+    'a number > 0 s', 'an integer in 8..1000 images, or 0', 'true or false'."""
+    if spec.choices:
+        return f"one of {spec.allowed}"
+    word = _TYPE_WORDS.get(spec.kind, "")
+    if not spec.has_range:
+        return word
+    both_ends = spec.lo is not None and spec.hi is not None
+    text = f"{word} {'in ' if both_ends else ''}{spec.allowed}{' ' + spec.unit if spec.unit else ''}"
+    zero_outside = spec.lo is not None and (spec.lo > 0 or (spec.lo == 0 and spec.lo_open))
+    return text + (", or 0" if spec.zero_means and zero_outside else "")
 
 
 def _convert(kind: type, given: object) -> object:
@@ -121,15 +115,9 @@ def _convert(kind: type, given: object) -> object:
 
 
 def _within(spec: Spec, value: float) -> bool:
-    above_lo = value > spec.lo if spec.lo_open else value >= spec.lo
-    return above_lo and value <= spec.hi
+    above_lo = spec.lo is None or (value > spec.lo if spec.lo_open else value >= spec.lo)
+    return above_lo and (spec.hi is None or value <= spec.hi)
 
 
-def _fail(template: str, spec: Spec, messages: Messages, given: object, value: object, source: str):
-    key = (spec.env if messages.key == "env" else spec.flag) or spec.name
-    fill = {"key": key, "given": given, "value": value, "shown": format_number(value), "source": source,
-            "choices": messages.choice_separator.join(spec.choices or ()), "lo": format_number(spec.lo),
-            "hi": format_number(spec.hi), "lo_op": ">" if spec.lo_open else ">=",
-            "unit": f" {spec.unit}" if spec.unit else ""}
-    fill["expected"] = messages.type_names.get(spec.kind, "").format(**fill)
-    raise messages.error(template.format(**fill), key, given) from None
+def _refused(spec: Spec, key: str, given: object, error: type[SettingError]) -> SettingError:
+    return error.not_allowed(key, given, spec.allowed or _TYPE_WORDS.get(spec.kind, ""), expected(spec))

@@ -51,19 +51,43 @@ def test_queries_fill_in_job_and_window():
     assert load({"QUERY_AGE_S": ""}).query("query_age_s") == ""
 
 
-BAD = {
+# id: (environment, the key, the value as given and the range or choices the error names)
+REFUSED = {
+    "min-zero": ({"MIN_REPLICAS": "0"}, "MIN_REPLICAS", "0", "1..10000"),
+    "negative-window": ({"STABLE_WINDOW_S": "-5"}, "STABLE_WINDOW_S", "-5", "1..3600"),
+    "slo-zero": ({"SLO_P95_MS": "0"}, "SLO_P95_MS", "0", "1..600000"),
+    "slo-nan": ({"SLO_P95_MS": "nan"}, "SLO_P95_MS", "nan", "1..600000"),
+    "poll-not-a-number": ({"POLL_INTERVAL_S": "fast"}, "POLL_INTERVAL_S", "fast", "0.05..600"),
+    "replicas-not-integer": ({"MAX_REPLICAS": "2.5"}, "MAX_REPLICAS", "2.5", "1..10000"),
+    "bad-bool": ({"CAPACITY_LEARNING": "maybe"}, "CAPACITY_LEARNING", "maybe", "true or false"),
+    "unknown-policy": ({"POLICY": "magic"}, "POLICY", "magic", "slo | hpa | kpa | static"),
+    "unknown-scaler": ({"SCALER": "nomad"}, "SCALER", "nomad", "kubernetes | gunicorn | dry-run"),
+    "utilization-above-1": ({"TARGET_UTILIZATION": "1.5"}, "TARGET_UTILIZATION", "1.5", "0.05..1"),
+    "port-out-of-range": ({"METRICS_PORT": "70000"}, "METRICS_PORT", "70000", "0..65535"),
+}
+
+
+@pytest.mark.parametrize("env, key, value, allowed", REFUSED.values(), ids=REFUSED.keys())
+def test_invalid_values_name_key_value_and_range(env, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
+        load(env)
+    assert (err.value.key, err.value.value, err.value.allowed) == (key, value, allowed)
+
+
+@pytest.mark.parametrize("argv, key, value", [
+    (["--min-replicas", "0"], "--min-replicas", "0"),
+    (["--policy", "magic"], "--policy", "magic"),
+], ids=["range", "choice"])
+def test_a_bad_flag_is_named_as_given(argv, key, value):
+    with pytest.raises(ConfigError) as err:
+        load({"MIN_REPLICAS": "1", "POLICY": "slo"}, argv)
+    assert (err.value.key, err.value.value) == (key, value)
+
+
+# Rules between settings, or about one beyond its range: id: (environment, what the message says)
+RULES = {
     "min-above-max": ({"MIN_REPLICAS": "5", "MAX_REPLICAS": "3"}, "MIN_REPLICAS=5 must be <= MAX_REPLICAS=3"),
-    "min-zero": ({"MIN_REPLICAS": "0"}, "MIN_REPLICAS=0 must be within 1..10000 replicas"),
-    "negative-window": ({"STABLE_WINDOW_S": "-5"}, "STABLE_WINDOW_S=-5 must be within 1..3600 s"),
-    "slo-zero": ({"SLO_P95_MS": "0"}, "SLO_P95_MS=0 must be within 1..600000 ms"),
-    "slo-nan": ({"SLO_P95_MS": "nan"}, "SLO_P95_MS=nan must be a finite number"),
-    "poll-not-a-number": ({"POLL_INTERVAL_S": "fast"}, "POLL_INTERVAL_S='fast' (from environment) must be a number"),
-    "replicas-not-integer": ({"MAX_REPLICAS": "2.5"}, "MAX_REPLICAS='2.5' (from environment) must be an integer"),
-    "bad-bool": ({"CAPACITY_LEARNING": "maybe"}, "CAPACITY_LEARNING='maybe' (from environment) must be true or false"),
-    "unknown-policy": ({"POLICY": "magic"}, "POLICY='magic' must be one of slo, hpa, kpa, static"),
-    "unknown-scaler": ({"SCALER": "nomad"}, "SCALER='nomad' must be one of kubernetes, gunicorn, dry-run"),
     "panic-longer-than-stable": ({"PANIC_WINDOW_S": "90"}, "PANIC_WINDOW_S=90 must be <= STABLE_WINDOW_S=60"),
-    "utilization-above-1": ({"TARGET_UTILIZATION": "1.5"}, "TARGET_UTILIZATION=1.5 must be within 0.05..1"),
     "no-capacity-signal": ({"TARGET_INFLIGHT_PER_REPLICA": "0", "CAPACITY_RPS_PER_REPLICA": "0"},
                            "TARGET_INFLIGHT_PER_REPLICA=0 and CAPACITY_RPS_PER_REPLICA=0"),
     "gunicorn-without-pidfile": ({"SCALER": "gunicorn"}, "GUNICORN_PIDFILE='' must name"),
@@ -71,22 +95,24 @@ BAD = {
     "stall-below-poll": ({"STALL_AFTER_S": "3"}, "STALL_AFTER_S=3 must be > POLL_INTERVAL_S=5"),
     "url-without-scheme": ({"PROMETHEUS_URL": "prometheus:9090"}, "PROMETHEUS_URL='prometheus:9090' must start"),
     "query-unknown-placeholder": ({"QUERY_RATE_RPS": "sum(rate(x[{windw}]))"}, "unknown placeholder(s) ['windw']"),
-    "port-out-of-range": ({"METRICS_PORT": "70000"}, "METRICS_PORT=70000 must be within 0..65535 port"),
 }
 
 
-@pytest.mark.parametrize("env,message", BAD.values(), ids=BAD.keys())
-def test_invalid_values_name_key_value_and_range(env, message):
+@pytest.mark.parametrize("env, message", RULES.values(), ids=RULES.keys())
+def test_broken_rules_name_the_settings_involved(env, message):
     with pytest.raises(ConfigError) as err:
         load(env)
     assert message in str(err.value)
 
 
-def test_bad_config_exits_2_with_the_message_before_doing_anything(tmp_path):
+@pytest.mark.parametrize("argv, words", [
+    (["--min-replicas", "4", "--max-replicas", "2"], ["MIN_REPLICAS=4 must be <= MAX_REPLICAS=2"]),
+    (["--min-replicas", "0"], ["--min-replicas=0", "1..10000"]),
+], ids=["rule-between-flags", "flag-out-of-range"])
+def test_bad_config_exits_2_with_the_message_before_doing_anything(tmp_path, argv, words):
     # SCALER=kubernetes would need credentials: exit 2 proves validation comes first.
-    proc = subprocess.run([sys.executable, "-m", "autoscaler", "--min-replicas", "4", "--max-replicas", "2"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(tmp_path / "none")})
+    proc = subprocess.run([sys.executable, "-m", "autoscaler", *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(tmp_path / "none")})
     assert proc.returncode == 2
-    assert "MIN_REPLICAS=4 must be <= MAX_REPLICAS=2" in proc.stderr
+    assert all(word in proc.stderr for word in words), proc.stderr
     assert proc.stdout == ""

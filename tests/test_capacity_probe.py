@@ -87,11 +87,11 @@ def test_the_probe_finds_a_known_capacity_within_10_percent(tmp_path, capacity_r
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["--slo-ms", "0"], 2, "--slo-ms: '0' is not allowed"),
-    (["--replicas", "1.5"], 2, "--replicas: '1.5' is not allowed"),
-    (["--step-seconds", "-1"], 2, "--step-seconds: '-1' is not allowed"),
-    (["--url", "ftp://x"], 2, "--url: 'ftp://x' is not allowed"),
-    (["--json", "/nonexistent/dir/x.json"], 2, "--json: '/nonexistent/dir/x.json' is not allowed"),
+    (["--slo-ms", "0"], 2, "--slo-ms=0: expected a number in >0..3600000"),
+    (["--replicas", "1.5"], 2, "--replicas=1.5: expected an integer in 1..100000 replicas"),
+    (["--step-seconds", "-1"], 2, "--step-seconds=-1: expected a number in >0..600 s"),
+    (["--url", "ftp://x"], 2, "--url='ftp://x': expected an http:// or https:// URL"),
+    (["--json", "/nonexistent/dir/x.json"], 2, "--json='/nonexistent/dir/x.json': expected a file in an existing"),
     (["--images", "/nonexistent"], 2, "--images: '/nonexistent' is not a directory"),
 ], ids=["zero-slo", "fractional-replicas", "negative-step", "not-http", "json-in-missing-dir", "no-images"])
 def test_bad_options_exit_2_naming_the_option(args, code, message):

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import yaml
 
+from autoscaler.policies import POLICY_NAMES
 from local.config import COMPARE_CHOICES, COMPARE_RUNS, OptionError, Options, default_max_replicas, describe, load_options
 from local.prometheus_config import scrape_interval_s, write_config
 from local.run import plan_for
@@ -31,30 +32,45 @@ def test_default_max_replicas_leaves_a_core_to_the_rest_above_two_cpus(cpus, exp
     assert default_max_replicas(cpus) == expected
 
 
-@pytest.mark.parametrize("argv, environ, message", [
-    (["demo", "--max-replicas", "1.5"], {}, "--max-replicas='1.5' (from command line): expected a whole number"),
-    (["demo", "--min-replicas", "0"], {}, "--min-replicas=0: expected 1..64 workers"),
-    (["demo", "--min-replicas", "3", "--max-replicas", "2"], {}, "--max-replicas=2 must be >= --min-replicas=3"),
-    (["demo", "--service-port", "70000"], {}, "--service-port=70000: expected 1..65535 port"),
-    (["demo", "--service-port", "9090"], {}, "ports must differ"),
-    (["demo", "--slo-ms", "nan"], {}, "--slo-ms=nan: expected 10..60000 ms"),
-    (["demo", "--slo-ms", "5"], {}, "--slo-ms=5: expected 10..60000 ms"),
-    (["compare", "--repeat", "0"], {}, "--repeat=0: expected 1..20 runs"),
-    (["demo"], {"WORKER_CAPACITY_RPS": "-3"}, "--worker-capacity-rps=-3: expected 0.5..10000 req/s"),
-    (["demo", "--policy", "fastest"], {}, "--policy='fastest': expected one of slo, hpa, kpa, static"),
-    (["compare", "--policies", "slo,hpa-70"], {}, "--policies='slo,hpa-70': expected a comma-separated subset"),
-    (["demo", "--trace", "/nonexistent/wl.txt"], {}, "--trace='/nonexistent/wl.txt': no such file"),
-    (["demo"], {"MAX_REPLICAS": "many"}, "--max-replicas='many' (from environment variable MAX_REPLICAS)"),
-    (["demo"], {"HPA_TARGET_CPU": "1.5"}, "--hpa-target-cpu=1.5: expected 0.01..1 fraction"),
-    (["serve"], {}, "invalid choice: 'serve'"),
-    (["demo", "--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
-], ids=["fractional-replicas", "zero-min", "min-above-max", "port-out-of-range", "same-ports", "nan-slo",
-        "slo-below-range", "no-repeats", "negative-capacity",
-        "unknown-policy", "unknown-compare-run", "missing-trace", "bad-env-value", "env-out-of-range",
-        "unknown-mode", "unknown-flag"])
-def test_bad_options_name_the_option_the_value_and_the_range(argv, environ, message):
+# id: (argv, environment, the key, the value as given and the range or choices the error names)
+REFUSED = {
+    "fractional-replicas": (["demo", "--max-replicas", "1.5"], {}, "--max-replicas", "1.5", "0..64"),
+    "zero-min": (["demo", "--min-replicas", "0"], {}, "--min-replicas", "0", "1..64"),
+    "port-out-of-range": (["demo", "--service-port", "70000"], {}, "--service-port", "70000", "1..65535"),
+    "nan-slo": (["demo", "--slo-ms", "nan"], {}, "--slo-ms", "nan", "10..60000"),
+    "slo-below-range": (["demo", "--slo-ms", "5"], {}, "--slo-ms", "5", "10..60000"),
+    "no-repeats": (["compare", "--repeat", "0"], {}, "--repeat", "0", "1..20"),
+    "negative-capacity": (["demo"], {"WORKER_CAPACITY_RPS": "-3"}, "WORKER_CAPACITY_RPS", "-3", "0.5..10000"),
+    "unknown-policy": (["demo", "--policy", "fastest"], {}, "--policy", "fastest", " | ".join(POLICY_NAMES)),
+    "bad-env-value": (["demo"], {"MAX_REPLICAS": "many"}, "MAX_REPLICAS", "many", "0..64"),
+    "env-out-of-range": (["demo"], {"HPA_TARGET_CPU": "1.5"}, "HPA_TARGET_CPU", "1.5", "0.01..1"),
+}
+
+
+@pytest.mark.parametrize("argv, environ, key, value, allowed", REFUSED.values(), ids=REFUSED.keys())
+def test_bad_options_name_the_option_the_value_and_the_range(argv, environ, key, value, allowed):
     with pytest.raises(OptionError) as info:
         load_options(argv, environ=environ)
+    assert (info.value.key, info.value.value, info.value.allowed) == (key, value, allowed)
+
+
+# Rules between options, about files, and the command line's shape: id: (argv, what the message says)
+RULES = {
+    "min-above-max": (["demo", "--min-replicas", "3", "--max-replicas", "2"],
+                      "--max-replicas=2 must be >= --min-replicas=3"),
+    "same-ports": (["demo", "--service-port", "9090"], "ports must differ"),
+    "unknown-compare-run": (["compare", "--policies", "slo,hpa-70"],
+                            "--policies='slo,hpa-70': expected a comma-separated subset"),
+    "missing-trace": (["demo", "--trace", "/nonexistent/wl.txt"], "--trace='/nonexistent/wl.txt': no such file"),
+    "unknown-mode": (["serve"], "invalid choice: 'serve'"),
+    "unknown-flag": (["demo", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+}
+
+
+@pytest.mark.parametrize("argv, message", RULES.values(), ids=RULES.keys())
+def test_broken_rules_name_the_options_involved(argv, message):
+    with pytest.raises(OptionError) as info:
+        load_options(argv, environ={})
     assert message in str(info.value)
 
 
@@ -114,7 +130,7 @@ def test_each_compared_run_has_its_policy_and_bounds(tmp_path, name, policy, bou
 
 
 def test_kpa_is_a_run_to_ask_for_and_the_autoscaler_knows_its_policy(tmp_path):
-    from autoscaler.config import POLICIES as AUTOSCALER_POLICIES
+    from autoscaler.policies import POLICY_NAMES as AUTOSCALER_POLICIES
 
     assert "kpa" not in COMPARE_RUNS                     # the default comparison is unchanged
     options = load_options(["compare", "--policies", "static-min,hpa-50,slo,kpa"], environ={})

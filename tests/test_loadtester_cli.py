@@ -89,23 +89,25 @@ def test_bad_trace_exits_2_naming_file_line_and_text(stub, tmp_path, text, where
     assert not (tmp_path / "out").exists()
 
 
-BAD_OPTIONS = [
-    ("scale", ["--scale", "-1"], "--scale"),
-    ("speedup-text", ["--speedup", "fast"], "--speedup"),
-    ("arrivals", ["--arrivals", "bursty"], "--arrivals"),
-    ("max-inflight", ["--max-inflight", "0"], "--max-inflight"),
-    ("url", ["--url", "localhost:8000"], "--url"),
-    ("images-missing", ["--images", "/nonexistent/dir"], "--images"),
-    ("status-file-in-missing-dir", ["--status-file", "/nonexistent/dir/status.json"], "--status-file"),
-]
+# id: (args, what stderr names: the option with the value as given, and what is allowed)
+BAD_OPTIONS = {
+    "scale": (["--scale", "-1"], ["--scale=-1", ">0..1000"]),
+    "speedup-text": (["--speedup", "fast"], ["--speedup='fast'", ">0..1000"]),
+    "arrivals": (["--arrivals", "bursty"], ["--arrivals='bursty'", "poisson | uniform"]),
+    "max-inflight": (["--max-inflight", "0"], ["--max-inflight=0", "1.."]),
+    "url": (["--url", "localhost:8000"], ["--url='localhost:8000'", "http:// or https://"]),
+    "images-missing": (["--images", "/nonexistent/dir"], ["--images", "/nonexistent/dir"]),
+    "status-file-in-missing-dir": (["--status-file", "/nonexistent/dir/status.json"],
+                                   ["--status-file='/nonexistent/dir/status.json'", "an existing directory"]),
+}
 
 
-@pytest.mark.parametrize("args, option", [b[1:] for b in BAD_OPTIONS], ids=[b[0] for b in BAD_OPTIONS])
-def test_bad_option_exits_2_naming_it(stub, tmp_path, args, option):
+@pytest.mark.parametrize("args, words", BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys())
+def test_bad_option_exits_2_naming_it_its_value_and_what_is_allowed(stub, tmp_path, args, words):
     base = ["--url", stub] if "--url" not in args else []
     proc = cli(*base, *args, "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
-    assert option in proc.stderr and "Traceback" not in proc.stderr
+    assert all(word in proc.stderr for word in words) and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_unreachable_url_exits_1(tmp_path):
@@ -165,6 +167,29 @@ def test_python_api_run_and_stop_event(stub, tmp_path):
     assert summary == json.loads((tmp_path / "api" / "summary.json").read_text())
     assert 0 < summary["throughput"]["duration_s"] < summary["run"]["planned_duration_s"]
     assert "latency p95" in console.getvalue()
+
+
+def test_validate_returns_a_checked_copy_and_leaves_the_process_alone():
+    """Checking options changes nothing: not the object (frozen), not the open-file limit, which only a run
+    raises when it starts."""
+    import dataclasses
+    import resource
+
+    from loadtester import Options
+
+    original = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = (min(original[0], 256), original[1])
+    resource.setrlimit(resource.RLIMIT_NOFILE, lowered)
+    try:
+        options = Options(scale="2", seed="7", max_inflight="100")
+        checked = options.validate()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, original)
+    assert (checked.scale, checked.seed, checked.max_inflight) == (2.0, 7, 100)
+    assert (options.scale, options.seed, options.max_inflight) == ("2", "7", "100")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        checked.scale = 3.0
 
 
 def test_unreachable_prometheus_is_a_note_not_a_failure(stub, short_trace, tmp_path):

@@ -141,19 +141,27 @@ def test_labels_are_torchvisions_1000_imagenet_categories():
 
 # --- settings ---
 
+@pytest.mark.parametrize("env, key, value, allowed", [
+    ({"MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE", "0", "1..256"),
+    ({"MAX_BATCH_SIZE": "eight"}, "MAX_BATCH_SIZE", "eight", "1..256"),
+    ({"WEB_CONCURRENCY": "2.5"}, "WEB_CONCURRENCY", "2.5", "1..256"),
+    ({"REQUEST_TIMEOUT_S": "nan"}, "REQUEST_TIMEOUT_S", "nan", "0.001..3600"),
+    ({"REQUEST_TIMEOUT_S": "-1"}, "REQUEST_TIMEOUT_S", "-1", "0.001..3600"),
+    ({"PORT": "70000"}, "PORT", "70000", "1..65535"),
+    ({"DEVICE": "tpu"}, "DEVICE", "tpu", "cpu | cuda | auto"),
+], ids=["batch-zero", "batch-word", "workers-fraction", "timeout-nan", "timeout-negative", "port-high",
+        "device-unknown"])
+def test_bad_settings_name_key_value_and_range(env, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
+        ServiceConfig.from_env(env)
+    assert (err.value.key, err.value.value, err.value.allowed) == (key, value, allowed)
+
+
 @pytest.mark.parametrize("env, match", [
-    ({"MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE=0 is out of range: expected 1..256"),
-    ({"MAX_BATCH_SIZE": "eight"}, "MAX_BATCH_SIZE='eight' is not a valid integer"),
-    ({"WEB_CONCURRENCY": "2.5"}, "WEB_CONCURRENCY='2.5' is not a valid integer"),
-    ({"REQUEST_TIMEOUT_S": "nan"}, "REQUEST_TIMEOUT_S='nan' is not a valid number"),
-    ({"REQUEST_TIMEOUT_S": "-1"}, "REQUEST_TIMEOUT_S=-1.0 is out of range"),
-    ({"PORT": "70000"}, "PORT=70000 is out of range: expected 1..65535"),
-    ({"DEVICE": "tpu"}, "DEVICE='tpu' is not one of cpu, cuda, auto"),
     ({"MAX_QUEUE": "4", "MAX_BATCH_SIZE": "8"}, "MAX_QUEUE=4 is smaller than MAX_BATCH_SIZE=8"),
     ({"REQUEST_TIMEOUT_S": "60", "GRACEFUL_TIMEOUT_S": "30"}, "GRACEFUL_TIMEOUT_S=30.0 must be longer"),
-], ids=["batch-zero", "batch-word", "workers-fraction", "timeout-nan", "timeout-negative", "port-high",
-        "device-unknown", "queue-below-batch", "grace-below-timeout"])
-def test_bad_settings_name_key_value_and_range(env, match):
+], ids=["queue-below-batch", "grace-below-timeout"])
+def test_settings_that_contradict_each_other_are_refused(env, match):
     with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(".", r"\.")):
         ServiceConfig.from_env(env)
 

@@ -1,6 +1,6 @@
-"""settings/: the machinery the four configuration modules share, on a small class of its own. The
-modules' own tests (test_autoscaler_config.py, test_demo_options.py, test_service_model.py,
-test_loadtester_workload.py) check each one's wording; these check the rules under it."""
+"""settings/: the machinery and the one error wording of every settings class, on a small class of its own.
+The modules' own tests (test_autoscaler_config.py, test_demo_options.py, test_service_model.py,
+test_loadtester_workload.py) check their fields and the rules between them; these check the rules under them."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from settings import (Messages, SettingError, add_flags, check_fields, help_text, named_after_fields, read_values,
-                      setting, shown_default, specs)
+from settings import (SettingError, add_flags, check_fields, help_text, named_after_fields, read_values, setting,
+                      shown_default, specs)
 
-MESSAGES = Messages(key="env", bad_type="{key}={given!r}{source}: not {expected}",
-                    not_a_choice="{key}={value!r}: not one of {choices}",
-                    out_of_range="{key}={shown}: outside {lo_op} {lo}..{hi}{unit}",
-                    not_finite="{key}={value}: not finite", type_names={int: "an integer", float: "a number"},
-                    from_env=" (from {env})", from_flag=" (from {flag})")
+
+class KnobError(SettingError):
+    """A class's own error, as each configuration module has one."""
 
 
 @named_after_fields
@@ -36,7 +34,7 @@ class Knobs:
 def read(environ=None, argv=(), **kwargs):
     parser = argparse.ArgumentParser()
     add_flags(parser, Knobs)
-    return read_values(Knobs, MESSAGES, environ or {}, parser.parse_args(list(argv)), **kwargs)
+    return read_values(Knobs, environ or {}, parser.parse_args(list(argv)), error=KnobError, **kwargs)
 
 
 def test_names_follow_the_field_unless_declared():
@@ -56,25 +54,95 @@ def test_a_blank_variable_is_a_value_unless_the_class_says_otherwise():
     assert read({"KNOB_NAME": " "}, blank_env_is_unset=True) == {}
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"WORKERS": "2.5"}, "WORKERS='2.5' (from WORKERS): not an integer"),
-    ({"WORKERS": "0"}, "WORKERS=0: outside >= 1..64 processes"),
-    ({"DELAY_S": "0"}, "DELAY_S=0: outside > 0..10 s"),
-    ({"DELAY_S": "nan"}, "DELAY_S=nan: not finite"),
-    ({"LIMIT": "4"}, "LIMIT=4: outside >= 8..1000 images"),
-    ({"MODE": "slow"}, "MODE='slow': not one of fast, safe"),
-], ids=["fraction", "below", "open-bound", "nan", "zero-means-only-zero", "choice"])
-def test_errors_name_the_setting_the_value_and_what_is_allowed(environ, message):
+# id: (environment, argv, the key, the value as given and what is allowed that the error names)
+REFUSED = {
+    "fraction": ({"WORKERS": "2.5"}, [], "WORKERS", "2.5", "1..64"),
+    "below": ({"WORKERS": "0"}, [], "WORKERS", "0", "1..64"),
+    "open-bound": ({"DELAY_S": "0"}, [], "DELAY_S", "0", ">0..10"),
+    "nan": ({"DELAY_S": "nan"}, [], "DELAY_S", "nan", ">0..10"),
+    "zero-means-only-zero": ({"LIMIT": "4"}, [], "LIMIT", "4", "8..1000"),
+    "choice": ({"MODE": "slow"}, [], "MODE", "slow", "fast | safe"),
+    "not-a-bool": ({"VERBOSE": "maybe"}, [], "VERBOSE", "maybe", "true or false"),
+    "flag-named-as-given": ({"WORKERS": "3"}, ["--workers", "65"], "--workers", "65", "1..64"),
+    "flag-named-after-the-field": ({}, ["--delay-s", "11"], "--delay-s", "11", ">0..10"),
+}
+
+
+@pytest.mark.parametrize("environ, argv, key, value, allowed", REFUSED.values(), ids=REFUSED.keys())
+def test_errors_name_the_setting_the_value_and_what_is_allowed(environ, argv, key, value, allowed):
+    with pytest.raises(KnobError) as err:
+        read(environ, argv)
+    assert (err.value.key, err.value.value, err.value.allowed) == (key, value, allowed)
+
+
+# id: (what is refused, the message): the one wording, KEY=VALUE: expected WHAT
+WORDING = {
+    "range-and-unit": ({"WORKERS": "0"}, "WORKERS=0: expected an integer in 1..64 processes"),
+    "not-the-type": ({"WORKERS": "many"}, "WORKERS='many': expected an integer in 1..64 processes"),
+    "zero-stands-for-something": ({"LIMIT": "4"}, "LIMIT=4: expected an integer in 8..1000 images, or 0"),
+    "choices": ({"MODE": "slow"}, "MODE='slow': expected one of fast | safe"),
+}
+
+
+@pytest.mark.parametrize("environ, message", WORDING.values(), ids=WORDING.keys())
+def test_every_class_words_a_refusal_the_same_way(environ, message):
     with pytest.raises(SettingError) as err:
         read(environ)
-    assert str(err.value) == message and err.value.key == next(iter(environ))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("error, key, value, allowed, message", [
+    (SettingError.not_allowed("--url", "ftp://x", "an http:// URL"), "--url", "ftp://x", "an http:// URL",
+     "--url='ftp://x': expected an http:// URL"),
+    (KnobError.not_allowed("--out", Path("/x"), "a directory"), "--out", Path("/x"), "a directory",
+     "--out='/x': expected a directory"),
+], ids=["text", "path"])
+def test_a_module_words_its_own_rules_the_same_way(error, key, value, allowed, message):
+    assert (error.key, error.value, error.allowed, str(error)) == (key, value, allowed, message)
 
 
 def test_python_values_are_converted_and_checked_too():
-    assert check_fields(Knobs(workers="3", delay_s=1), MESSAGES)["workers"] == 3
+    assert check_fields(Knobs(workers="3", delay_s=1))["workers"] == 3
     assert read({"LIMIT": "0"}) == {"limit": 0}  # 0 means "no cap", whatever the range
-    with pytest.raises(SettingError, match="DELAY_S=inf: not finite"):
-        check_fields(Knobs(delay_s=math.inf), MESSAGES)
+    with pytest.raises(KnobError) as err:
+        check_fields(Knobs(delay_s=math.inf), KnobError)
+    assert (err.value.key, err.value.value, err.value.allowed) == ("DELAY_S", math.inf, ">0..10")
+
+
+@dataclass(frozen=True)
+class OneSided:
+    trace: str = setting(doc="required", flag="--trace")
+    peak: int | None = setting(None, "at least one", lo=1, flag="--peak")
+    scale: float = setting(1.0, "above zero", "x", lo=0, lo_open=True, flag="--scale")
+
+
+# id: (argv, the key, the value and what is allowed; None: accepted)
+ONE_SIDED = {
+    "below-lo": (["--trace", "t", "--peak", "0"], ("--peak", "0", ">= 1")),
+    "open-lo": (["--trace", "t", "--scale", "0"], ("--scale", "0", "> 0")),
+    "infinite": (["--trace", "t", "--scale", "inf"], ("--scale", "inf", "> 0")),
+    "no-upper-end": (["--trace", "t", "--peak", "100000", "--scale", "1e9"], None),
+}
+
+
+@pytest.mark.parametrize("argv, refused", ONE_SIDED.values(), ids=ONE_SIDED.keys())
+def test_a_range_may_have_one_end_and_a_flag_may_be_required(argv, refused):
+    parser = argparse.ArgumentParser()
+    add_flags(parser, OneSided)
+    if refused is None:
+        assert read_values(OneSided, {}, parser.parse_args(argv))["peak"] == 100000
+        return
+    with pytest.raises(SettingError) as err:
+        read_values(OneSided, {}, parser.parse_args(argv))
+    assert (err.value.key, err.value.value, err.value.allowed) == refused
+
+
+def test_a_required_flag_is_required_by_the_parser():
+    parser = argparse.ArgumentParser()
+    add_flags(parser, OneSided)
+    assert {spec.name: spec.required for spec in specs(OneSided)} == {"trace": True, "peak": False, "scale": False}
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
 
 
 def test_help_and_docs_say_the_default_and_what_zero_means():
