@@ -1,9 +1,11 @@
-"""The collector: runs the configured PromQL queries and turns their outcomes into the policy's inputs.
+"""The collector: runs the configured PromQL queries and builds the metric half of the observation.
 
-What each outcome means for a decision is decided here, once:
-- Prometheus unreachable (refused, timeout) or the data stale -> the whole poll has no data (hold);
-- a query with no series, NaN or an error -> that one input is unknown (None); the policy holds if it
-  lacks what it needs (rate and in-flight for slo, CPU for hpa);
+What each outcome (outcomes.Outcome) means for a decision is decided here, once, one outcome at a time:
+- Prometheus unreachable (refused, connection error, timeout) or the data stale -> the whole poll has
+  no data (hold);
+- a query with no series, several, NaN, an HTTP or PromQL error, a garbled or stale sample -> that one
+  input is unknown (None); the policy holds if it lacks what it needs (rate and in-flight for slo, CPU
+  for hpa);
 - p95 NaN is normal when idle (0/0 in histogram_quantile). A quantile in the histogram's +Inf bucket
   (slower than its largest bound) comes back not as +Inf but, as Prometheus 2.42 computes it, as the
   largest finite bound (10 s for the service's buckets; sim/prometheus.py bucket_quantile): an SLO miss
@@ -14,22 +16,12 @@ What each outcome means for a decision is decided here, once:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from .config import Config
-from .prometheus import PrometheusClient, QueryResult
-
-
-@dataclass(frozen=True)
-class Metrics:
-    rate_rps: float | None = None
-    p95_ms: float | None = None
-    inflight: float | None = None
-    queue_depth: float | None = None
-    cpu_cores: float | None = None
-    problem: str | None = None                            # set: nothing from this poll is usable
-    errors: tuple[tuple[str, str], ...] = field(default=())  # (query name, problem) for every failed query
+from .decision import Metrics
+from .outcomes import Outcome, PollProblem, QueryResult, Unusable
+from .prometheus import PrometheusClient
 
 
 class MetricsSource(Protocol):
@@ -41,6 +33,24 @@ class Querier(Protocol):
 
 
 QUERIES = ("rate_rps", "p95_s", "inflight", "queue", "cpu_cores")
+
+
+def _reading(name: str, res: QueryResult) -> tuple[float | None, QueryResult | None]:
+    """What a reachable Prometheus' answer to query `name` means for that input: (its value or None,
+    the failure to count and log or None)."""
+    match res.outcome:
+        case Outcome.OK if res.value < 0:
+            return None, QueryResult(Outcome.NEGATIVE, detail=f"{res.value:g}")
+        case Outcome.OK:
+            return res.value, None
+        case Outcome.INF if name == "p95_s" and res.value > 0:
+            return res.value, None
+        case Outcome.NAN if name == "p95_s":
+            return None, None      # an idle service has no quantile: not an error worth counting
+        case (Outcome.INF | Outcome.NAN | Outcome.EMPTY | Outcome.SEVERAL_SERIES | Outcome.STALE | Outcome.HTTP_ERROR
+              | Outcome.STATUS_ERROR | Outcome.BAD_RESPONSE | Outcome.REQUEST_FAILED):
+            return None, res
+    raise ValueError(f"{name}: {res.outcome} is no answer of a reachable Prometheus")
 
 
 class PrometheusSource:
@@ -56,18 +66,20 @@ class PrometheusSource:
                    config)
 
     def collect(self) -> Metrics:
-        errors: list[tuple[str, str]] = []
+        errors: list[tuple[str, QueryResult]] = []
+        age_empty = False
         if self.age_query:
             age = self.client.query(self.age_query)
             if age.unreachable:
-                return Metrics(problem=f"prometheus: {age.problem}", errors=(("age_s", age.problem),))
+                return Metrics(problem=PollProblem(Unusable.UNREACHABLE, age.text), errors=(("age_s", age),))
             if age.ok and age.value > self.config.stale_after_s:
-                return Metrics(problem=f"stale: newest sample {age.value:.0f}s old",
-                               errors=(("age_s", "stale"),))
+                return Metrics(problem=PollProblem(Unusable.STALE, f"{age.value:.0f}"),
+                               errors=(("age_s", QueryResult(Outcome.STALE)),))
             if not age.ok:
                 # Empty right after one failed scrape too (Prometheus marks the series stale at once),
                 # while the windowed queries still have their samples: only those decide.
-                errors.append(("age_s", age.problem))
+                errors.append(("age_s", age))
+                age_empty = age.outcome is Outcome.EMPTY
         values: dict[str, float | None] = {}
         for name, promql in self.queries.items():
             if not promql:
@@ -75,25 +87,15 @@ class PrometheusSource:
                 continue
             res = self.client.query(promql)
             if res.unreachable:
-                return Metrics(problem=f"prometheus: {res.problem}", errors=tuple(errors) + ((name, res.problem),))
-            if name == "p95_s" and res.problem == "inf" and res.value and res.value > 0:
-                values[name] = res.value
-                continue
-            if not res.ok:
-                # An idle service has no quantile: not an error worth counting.
-                if not (name == "p95_s" and res.problem == "nan"):
-                    errors.append((name, res.problem))
-                values[name] = None
-                continue
-            if res.value < 0:
-                errors.append((name, f"negative ({res.value:g})"))
-                values[name] = None
-                continue
-            values[name] = res.value
+                return Metrics(problem=PollProblem(Unusable.UNREACHABLE, res.text),
+                               errors=tuple(errors) + ((name, res),))
+            values[name], failure = _reading(name, res)
+            if failure is not None:
+                errors.append((name, failure))
         p95_s = values["p95_s"]
         problem = None
-        if values["rate_rps"] is None and values["inflight"] is None and ("age_s", "empty") in errors:
-            problem = f"no series from job {self.config.service_job}"
+        if values["rate_rps"] is None and values["inflight"] is None and age_empty:
+            problem = PollProblem(Unusable.NO_SERIES, self.config.service_job)
         return Metrics(rate_rps=values["rate_rps"], p95_ms=None if p95_s is None else p95_s * 1000.0,
                        inflight=values["inflight"], queue_depth=values["queue"], cpu_cores=values["cpu_cores"],
                        problem=problem, errors=tuple(errors))

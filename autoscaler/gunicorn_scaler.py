@@ -7,8 +7,8 @@ are sent one at a time, each waited for: a burst of TTINs would otherwise be dro
 - current: the worker count the master was told to keep (what the policy decides from). It starts as
   the number of live workers and is re-read from them when they disagree for longer than
   `resync_after_s` with no signal sent (someone else signalled the master, or a worker failed to boot);
-- live: the master's children (/proc/<pid>/task/<pid>/children);
-- ready: live workers that wrote the marker `<pidfile>.<workerpid>.ready` after warming up and are not
+- live: the master's children;
+- ready: live workers that wrote their readiness marker (processes/ready_marker.py) after warming up and are not
   being removed.
 """
 
@@ -20,30 +20,36 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import psutil
+
+from processes.ready_marker import marker_path
+
 from .scaling import ScalerError, ScalerStatus
+
+
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)  # a zombie has exited; its parent just has not reaped it
 
 
 def children(pid: int) -> list[int]:
     try:
-        return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return sorted(c.pid for c in psutil.Process(pid).children())
+    except psutil.Error:
         return []
 
 
 def alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return psutil.Process(pid).status() not in _GONE
+    except psutil.Error:
         return False
-    return state not in ("Z", "X")  # a zombie has exited; its parent just has not reaped it yet
 
 
-def start_ticks(pid: int) -> int:
-    """Process start time (clock ticks since boot): orders workers by age like gunicorn does."""
+def start_time(pid: int) -> float:
+    """When the process started: orders workers by age like gunicorn does."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-        return 0
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
 
 
 class GunicornScaler:
@@ -94,7 +100,7 @@ class GunicornScaler:
                 self._target, self._mismatch_since_s = len(serving), None
         else:
             self._mismatch_since_s = None
-        ready = [p for p in serving if Path(f"{self.pidfile}.{p}.ready").exists()]
+        ready = [p for p in serving if marker_path(self.pidfile, p).exists()]
         return ScalerStatus(current=self._target, ready=len(ready), live=len(live))
 
     def set_replicas(self, replicas: int) -> None:
@@ -108,7 +114,7 @@ class GunicornScaler:
             self._wait(lambda: set(self._workers(master)) - before, self.spawn_timeout_s)
         while self._target > replicas:
             serving = [p for p in self._workers(master) if p not in self._draining]
-            victim = min(serving, key=lambda p: (start_ticks(p), p)) if serving else None
+            victim = min(serving, key=lambda p: (start_time(p), p)) if serving else None
             self._signal(master, signal.SIGTTOU)
             self._target -= 1
             if victim is not None:

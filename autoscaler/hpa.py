@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from .config import Config
 from .decision import Decision, Observation, State
+
+if TYPE_CHECKING:
+    from .config import Config
 
 SCALE_UP_PODS = 4        # default behavior.scaleUp.policies: {type: Pods, value: 4, periodSeconds: 15}
 SCALE_UP_PERCENT = 100   # default behavior.scaleUp.policies: {type: Percent, value: 100, periodSeconds: 15}
@@ -108,7 +111,7 @@ def scale_down_limit(current: int, up_events, down_events, now_s: float, period_
 
 def decide_hpa(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
     own: HpaState = state.policy
-    current = obs.current_replicas
+    current = obs.status.current
     details: dict[str, object] = {}
     if current == 0:
         return Decision(0, state, "hold: scaling disabled (0 replicas, HPA does not scale from zero)", "disabled")
@@ -118,11 +121,11 @@ def decide_hpa(obs: Observation, state: State, config: Config, now_s: float) -> 
     if current < config.min_replicas:
         return _record(obs, state, config, now_s, config.min_replicas,
                        f"scale-up: below MIN_REPLICAS {config.min_replicas}", "bounds", details)
-    ready = obs.ready_replicas
+    ready = obs.status.ready
     if ready <= 0:
         return Decision(current, state, "hold: no-data (no metrics for any ready pod)", "no-data")
     unready = max(current - ready, 0)
-    cpu = obs.cpu_cores or 0.0
+    cpu = obs.metrics.cpu_cores or 0.0
     proposed = calculate_replicas(current, ready, unready, cpu, config.hpa_target_cpu, config.hpa_tolerance)
     _, utilization = utilization_ratio(round(cpu * 1000), ready, round(config.hpa_target_cpu * 100))
     details.update(proposed=proposed, utilization_pct=utilization)
@@ -174,7 +177,7 @@ def _record(obs: Observation, state: State, config: Config, now_s: float, desire
             kind: str, details) -> Decision:
     """horizontal.go storeScaleEvent: remember the change for the rate limits of the next periods."""
     own: HpaState = state.policy
-    change = desired - obs.current_replicas
+    change = desired - obs.status.current
     if change > 0:
         own = replace(own, scale_up_events=own.scale_up_events + ((now_s, change),))
     elif change < 0:

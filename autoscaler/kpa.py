@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from .config import Config
 from .decision import Decision, Observation, State, clamp
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,18 @@ def _window_mean(samples: tuple[tuple[float, float], ...], since_s: float) -> fl
 def decide_kpa(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
     kpa: KpaState = state.policy
     rps = config.kpa_metric == "rps"
-    value = obs.rate_rps if rps else obs.inflight
+    value = obs.metrics.rate_rps if rps else obs.metrics.inflight
     per_replica = config.capacity_rps_per_replica if rps else config.target_inflight_per_replica
-    current = obs.current_replicas
+    current = obs.status.current
     if value is None or per_replica <= 0:
         why = f"no {'request rate' if rps else 'in-flight'} data" if value is None else (
             f"{'CAPACITY_RPS_PER_REPLICA' if rps else 'TARGET_INFLIGHT_PER_REPLICA'}=0")
         return Decision(current, state, f"hold: no-data ({why})", "no-data")
 
-    ready = max(1, obs.ready_replicas)
+    ready = max(1, obs.status.ready)
     panic_since, max_panic = kpa.panic_since_s, kpa.max_panic_pods
-    if not kpa.started and obs.ready_replicas > 1:
-        panic_since, max_panic = now_s, obs.ready_replicas
+    if not kpa.started and obs.status.ready > 1:
+        panic_since, max_panic = now_s, obs.status.ready
     samples = tuple(s for s in kpa.samples if s[0] > now_s - config.kpa_stable_window_s) + ((now_s, value),)
     panic_window_s = config.kpa_stable_window_s * config.kpa_panic_window_percent / 100.0
     stable = _window_mean(samples, now_s - config.kpa_stable_window_s)

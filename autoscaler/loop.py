@@ -11,10 +11,10 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, TextIO
 
-from .collector import Metrics, MetricsSource
+from .collector import MetricsSource
 from .config import Config
 from .policy import Decision, Observation, State, decide
-from .scaling import FatalScalerError, Scaler, ScalerError, ScalerStatus
+from .scaling import FatalScalerError, Scaler, ScalerError
 from .telemetry import Telemetry
 
 MAX_BACKOFF_S = 60.0
@@ -29,12 +29,6 @@ def _num(value: float | None, digits: int = 3):
     if math.isinf(value) or math.isnan(value):
         return str(value)
     return round(value, digits)
-
-
-def problem_kind(problem: str) -> str:
-    """A short label for a query problem ("several series (3)" -> "several-series")."""
-    head = problem.split(":", 1)[0].split("(", 1)[0].strip()
-    return head.replace(" ", "-") or "unknown"
 
 
 class Loop:
@@ -52,36 +46,31 @@ class Loop:
         self.scaler_failures = 0
 
     def step(self) -> Decision | None:
-        """One iteration. Returns the decision, or None when the scaler could not be read."""
+        """One iteration. Returns the decision, or None when the scaler could not be read. A
+        FatalScalerError passes through: retrying cannot help."""
         started = self.clock()
         try:
             metrics = self.source.collect()
-            for query, problem in metrics.errors:
-                self.telemetry.prometheus_errors.labels(query, problem_kind(problem)).inc()
+            for query, result in metrics.errors:
+                self.telemetry.prometheus_errors.labels(query, result.kind).inc()
             try:
                 status = self.scaler.status()
-            except FatalScalerError:
-                raise
             except ScalerError as exc:
                 self._scaler_error("status", exc)
                 return None
-            obs = Observation(current_replicas=status.current, ready_replicas=status.ready,
-                              rate_rps=metrics.rate_rps, p95_ms=metrics.p95_ms, inflight=metrics.inflight,
-                              queue_depth=metrics.queue_depth, cpu_cores=metrics.cpu_cores, problem=metrics.problem)
+            obs = Observation(status, metrics)
             decision = decide(obs, self.state, self.config, self.clock())
             self.state = decision.state
             applied = True
             if decision.replicas != status.current:
                 try:
                     self.scaler.set_replicas(decision.replicas)
-                except FatalScalerError:
-                    raise
                 except ScalerError as exc:
                     applied = False
                     self._scaler_error("set_replicas", exc)
             if applied:
                 self.scaler_failures = 0
-            self._record(obs, status, metrics, decision, applied)
+            self._record(obs, decision, applied)
             return decision
         finally:
             self.telemetry.loop_duration.observe(self.clock() - started)
@@ -110,31 +99,29 @@ class Loop:
         self._emit({"time": self._now_iso(), "event": "scaler-error", "call": call, "error": str(exc),
                     "consecutive": self.scaler_failures})
 
-    def _record(self, obs: Observation, status: ScalerStatus, metrics: Metrics, decision: Decision,
-                applied: bool) -> None:
-        direction = decision.direction(obs.current_replicas)
+    def _record(self, obs: Observation, decision: Decision, applied: bool) -> None:
+        status, m = obs.status, obs.metrics
+        direction = decision.direction(status.current)
         t = self.telemetry
         t.decisions.labels(direction, decision.kind).inc()
         t.desired.set(decision.replicas)
         t.current.set(status.current)
         t.ready.set(status.ready)
         t.panic.set(1 if decision.panic else 0)
-        # A learned capacity is the slo policy's (SloState); policies without one leave the gauge alone.
-        capacity = getattr(decision.state.policy, "capacity_rps", None)
-        if capacity is not None:
-            t.capacity.set(capacity)
+        for name, value in decision.gauges.items():
+            t.policy_gauges[name].set(value)
         line = {
             "time": self._now_iso(), "event": "decision", "policy": self.config.policy,
-            "rate_rps": _num(obs.rate_rps), "p95_ms": _num(obs.p95_ms, 1), "inflight": _num(obs.inflight),
-            "queue": _num(obs.queue_depth), "cpu_cores": _num(obs.cpu_cores),
+            "rate_rps": _num(m.rate_rps), "p95_ms": _num(m.p95_ms, 1), "inflight": _num(m.inflight),
+            "queue": _num(m.queue_depth), "cpu_cores": _num(m.cpu_cores),
             "current": status.current, "ready": status.ready, "live": status.live,
             "desired": decision.replicas, "direction": direction, "panic": decision.panic,
             "kind": decision.kind, "reason": decision.reason,
         }
         if not applied:
             line["applied"] = False
-        if metrics.errors:
-            line["query_errors"] = {q: p for q, p in metrics.errors}
+        if m.errors:
+            line["query_errors"] = {query: result.text for query, result in m.errors}
         line.update({k: v for k, v in decision.details.items() if k not in line})
         self._emit(line)
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .config import Config
-from .decision import Decision, Observation, State, clamp
+from .decision import Decision, Metrics, Observation, State, clamp
 from .policies import POLICIES, PolicySpec
 
-__all__ = ["Decision", "Observation", "State", "clamp", "decide"]
+__all__ = ["Decision", "Metrics", "Observation", "State", "clamp", "decide"]
 
 
 def decide(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
@@ -29,17 +29,17 @@ def decide(obs: Observation, state: State, config: Config, now_s: float) -> Deci
     if not isinstance(state.policy, spec.state_type):
         # The first poll, or a state left by another policy: this one has no past to go on.
         state = replace(state, policy=spec.state_type())
-    missing = _missing_data(obs, spec)
+    missing = _missing_data(obs.metrics, spec)
     if missing is not None:
         return _no_data(obs, state, config, missing)
     return spec.decide(obs, replace(state, failures=0), config, now_s)
 
 
-def _missing_data(obs: Observation, spec: PolicySpec) -> str | None:
-    """Why this observation cannot drive the policy, or None if it can."""
-    if obs.problem:
-        return obs.problem
-    if spec.needs and all(getattr(obs, name) is None for name in spec.needs):
+def _missing_data(metrics: Metrics, spec: PolicySpec) -> str | None:
+    """Why these metrics cannot drive the policy, or None if they can."""
+    if metrics.problem is not None:
+        return str(metrics.problem)
+    if spec.needs and all(getattr(metrics, name) is None for name in spec.needs):
         return spec.no_data
     return None
 
@@ -51,4 +51,4 @@ def _no_data(obs: Observation, state: State, config: Config, why: str) -> Decisi
         return Decision(config.fallback_replicas, state,
                         f"fallback: no data for {failures} polls ({why}), going to {config.fallback_replicas}",
                         "fallback")
-    return Decision(obs.current_replicas, state, f"hold: no-data ({why})", "no-data")
+    return Decision(obs.status.current, state, f"hold: no-data ({why})", "no-data")

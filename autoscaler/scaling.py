@@ -29,8 +29,9 @@ class ScalerError(Exception):
     """A scaler call failed; the loop backs off and tries again."""
 
 
-class FatalScalerError(ScalerError):
-    """Retrying cannot help (no permission, no such Deployment): the autoscaler exits with this message."""
+class FatalScalerError(Exception):
+    """Retrying cannot help (no such Deployment, no credentials): the autoscaler exits with this message.
+    Not a ScalerError, so a handler of retryable failures never swallows it."""
 
 
 class Scaler(Protocol):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .config import Config
 from .decision import Decision, Observation, State
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,7 @@ class StaticState:
 
 def decide_static(obs: Observation, state: State, config: Config, now_s: float) -> Decision:
     target = config.min_replicas
-    if obs.current_replicas == target:
+    if obs.status.current == target:
         return Decision(target, state, f"hold: static {target}", "static")
-    verb = "scale-up" if target > obs.current_replicas else "scale-down"
+    verb = "scale-up" if target > obs.status.current else "scale-down"
     return Decision(target, state, f"{verb}: static {target}", "static")

@@ -13,6 +13,8 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .policies import POLICIES
+
 
 class Telemetry:
     def __init__(self, stall_after_s: float, clock: Callable[[], float] = time.monotonic):
@@ -31,8 +33,9 @@ class Telemetry:
         self.loop_duration = Histogram("autoscaler_loop_duration_seconds", "Wall time of one loop iteration.",
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
                                        registry=r)
-        self.capacity = Gauge("autoscaler_capacity_rps_per_replica",
-                              "Per-replica capacity the slo policy currently assumes.", registry=r)
+        # Every policy's own gauges, whichever runs, so /metrics has the same series under any POLICY.
+        self.policy_gauges = {name: Gauge(name, help_text, registry=r)
+                              for spec in POLICIES.values() for name, help_text in spec.gauges.items()}
         self.last_loop = Gauge("autoscaler_last_loop_timestamp_seconds",
                                "Unix time the last loop iteration finished.", registry=r)
         self.stall_after_s = stall_after_s

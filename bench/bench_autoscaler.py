@@ -17,21 +17,19 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from autoscaler.collector import PrometheusSource  # noqa: E402
-from autoscaler.config import Config  # noqa: E402
-from autoscaler.loop import Loop  # noqa: E402
-from autoscaler.policy import Observation, State, decide  # noqa: E402
-from autoscaler.scalers import DryRunScaler  # noqa: E402
+from autoscaler.collector import PrometheusSource
+from autoscaler.config import Config
+from autoscaler.loop import Loop
+from autoscaler.policies import POLICY_NAMES
+from autoscaler.policy import Metrics, Observation, State, decide
+from autoscaler.scalers import DryRunScaler, ScalerStatus
+from processes.children import REPO
+from processes.net import free_port
 
 POLL_S = 5.0
 BUDGET_PCT_OF_CORE = 1.0
@@ -57,19 +55,13 @@ s.serve_forever()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _warm_state(config: Config, now_s: float) -> State:
     """A state as full as a long-running autoscaler's: every window populated."""
     state = State(started_s=0.0)
     t = now_s - 300.0
     while t < now_s:
-        obs = Observation(current_replicas=4, ready_replicas=4, rate_rps=20.0 + (t % 7), p95_ms=200.0, inflight=3.0,
-                          cpu_cores=2.0)
+        obs = Observation(ScalerStatus(4, 4, 4), Metrics(rate_rps=20.0 + (t % 7), p95_ms=200.0, inflight=3.0,
+                                                         cpu_cores=2.0))
         state = decide(obs, state, config, t).state
         t += 1.0
     return state
@@ -84,7 +76,7 @@ def bench_policy(policy: str, calls: int) -> dict:
     config = Config(scaler="dry-run", policy=policy, poll_interval_s=1, stall_after_s=60).validate()
     now = 10_000.0
     state = _warm_state(config, now)
-    obs = Observation(current_replicas=4, ready_replicas=4, rate_rps=25.0, p95_ms=220.0, inflight=3.2, cpu_cores=2.1)
+    obs = Observation(ScalerStatus(4, 4, 4), Metrics(rate_rps=25.0, p95_ms=220.0, inflight=3.2, cpu_cores=2.1))
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for i in range(calls):
         # Same state each call: the cost of one decision with full windows, not of growing history.
@@ -96,7 +88,7 @@ def bench_policy(policy: str, calls: int) -> dict:
 
 
 def bench_loop(decisions: int) -> dict:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-c", CANNED_SERVER, str(port)], stdout=subprocess.PIPE, text=True)
     try:
         server.stdout.readline()
@@ -125,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "autoscaler.json")
     args = parser.parse_args(argv)
 
-    policies = [bench_policy(p, args.calls) for p in ("slo", "hpa", "kpa", "static")]
+    policies = [bench_policy(p, args.calls) for p in POLICY_NAMES]
     loop = bench_loop(args.decisions)
 
     print("autoscaler: policy cost per call (full windows)")

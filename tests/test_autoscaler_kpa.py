@@ -8,7 +8,8 @@ import pytest
 
 from autoscaler.config import Config, ConfigError
 from autoscaler.kpa import KpaState
-from autoscaler.policy import Observation, State, decide
+from autoscaler.policy import State, decide
+from tests.test_autoscaler_policy import observed
 
 
 def kpa_config(**overrides) -> Config:
@@ -23,22 +24,22 @@ STARTED = State(started_s=0.0, policy=KpaState(started=True))
 SINGLE = {
     # id: (config overrides, state, observation, replicas, kind, reason prefix)
     # ceil(20 / 7) = 3 for stable and panic; 3 / 1 ready >= 200%: panic begins.
-    "first-burst-panics": ({}, State(), Observation(1, 1, inflight=20.0), 3, "panic", "scale-up: panic: stable 20.0"),
+    "first-burst-panics": ({}, State(), observed(1, inflight=20.0), 3, "panic", "scale-up: panic: stable 20.0"),
     # 3 / 2 ready = 150% < 200%: stable mode.
-    "below-the-threshold-is-stable": ({}, STARTED, Observation(2, 2, inflight=20.0), 3, "stable", "scale-up: stable"),
+    "below-the-threshold-is-stable": ({}, STARTED, observed(2, inflight=20.0), 3, "stable", "scale-up: stable"),
     # ceil(1 / 7) = 1, but at most halved per decision: floor(8 / 2) = 4.
-    "max-scale-down-rate-halves": ({}, STARTED, Observation(8, 8, inflight=1.0), 4, "stable", "scale-down: stable"),
+    "max-scale-down-rate-halves": ({}, STARTED, observed(8, inflight=1.0), 4, "stable", "scale-down: stable"),
     # ceil(70 / 7) = 10, but at most ceil(1.5 x 2) = 3.
-    "max-scale-up-rate-caps": ({"kpa_max_scale_up_rate": 1.5}, STARTED, Observation(2, 2, inflight=70.0), 3, "panic",
+    "max-scale-up-rate-caps": ({"kpa_max_scale_up_rate": 1.5}, STARTED, observed(2, inflight=70.0), 3, "panic",
                                "scale-up: panic"),
     # Like a new Knative autoscaler: more than one ready pod and no history starts in panic at that count.
-    "restart-with-pods-starts-in-panic": ({}, State(), Observation(4, 4, inflight=0.5), 4, "panic", "hold: panic"),
+    "restart-with-pods-starts-in-panic": ({}, State(), observed(4, inflight=0.5), 4, "panic", "hold: panic"),
     # Requests per second against CAPACITY_RPS_PER_REPLICA: ceil(15 / 7) = 3.
-    "rps-metric": ({"kpa_metric": "rps"}, STARTED, Observation(2, 2, rate_rps=15.0), 3, "stable", "scale-up: stable"),
+    "rps-metric": ({"kpa_metric": "rps"}, STARTED, observed(2, rate_rps=15.0), 3, "stable", "scale-up: stable"),
     # Bounds apply last, like min-scale and max-scale.
-    "max-replicas-bounds": ({"max_replicas": 4}, STARTED, Observation(1, 1, inflight=70.0), 4, "panic",
+    "max-replicas-bounds": ({"max_replicas": 4}, STARTED, observed(1, inflight=70.0), 4, "panic",
                             "scale-up: panic"),
-    "its-metric-missing-holds": ({}, STARTED, Observation(3, 3, rate_rps=50.0), 3, "no-data",
+    "its-metric-missing-holds": ({}, STARTED, observed(3, rate_rps=50.0), 3, "no-data",
                                  "hold: no-data (no in-flight data)"),
 }
 
@@ -51,22 +52,22 @@ def test_single_decisions(overrides, state, obs, replicas, kind, reason):
 
 
 def test_bounded_decisions_say_from_what():
-    decision = decide(Observation(1, 1, inflight=70.0), STARTED, kpa_config(max_replicas=4), 10.0)
+    decision = decide(observed(1, inflight=70.0), STARTED, kpa_config(max_replicas=4), 10.0)
     assert decision.reason.endswith("bounded from 10")
 
 
 def test_no_scale_down_while_panicking_then_down_once_the_surge_is_stable():
     cfg = kpa_config()
     # t=0: 30 in flight on 1 pod -> ceil(30 / 7) = 5, panic.
-    d0 = decide(Observation(1, 1, inflight=30.0), State(), cfg, 0.0)
+    d0 = decide(observed(1, inflight=30.0), State(), cfg, 0.0)
     assert (d0.replicas, d0.kind) == (5, "panic")
     # t=2: 7 in flight; the panic window (6 s) averages 18.5 -> 3 pods, 3 / 5 < 200%: no new panic, but panic
     # began 2 s ago and lasts a stable window: no scale-down below the 5 it reached.
-    d2 = decide(Observation(5, 5, inflight=7.0), d0.state, cfg, 2.0)
+    d2 = decide(observed(5, inflight=7.0), d0.state, cfg, 2.0)
     assert (d2.replicas, d2.kind) == (5, "panic")
     # t=62: the last poll over the threshold is more than 60 s ago: stable again. ceil(7 / 7) = 1, at most
     # halved: floor(5 / 2) = 2.
-    d62 = decide(Observation(5, 5, inflight=7.0), d2.state, cfg, 62.0)
+    d62 = decide(observed(5, inflight=7.0), d2.state, cfg, 62.0)
     assert (d62.replicas, d62.kind) == (2, "stable")
     assert d62.state.policy.panic_since_s is None and d62.state.policy.max_panic_pods == 0
 
@@ -75,7 +76,7 @@ def test_the_stable_window_averages_its_polls():
     cfg = kpa_config()
     state = STARTED
     for t, inflight in ((0.0, 7.0), (20.0, 14.0), (40.0, 21.0)):
-        decision = decide(Observation(2, 2, inflight=inflight), state, cfg, t)
+        decision = decide(observed(2, inflight=inflight), state, cfg, t)
         state = decision.state
     # Stable mean (7 + 14 + 21) / 3 = 14 -> 2 pods; the panic window (6 s) holds only 21 -> 3 pods, 150%.
     assert decision.details["stable"] == 14.0 and decision.details["panic"] == 21.0

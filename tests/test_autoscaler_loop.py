@@ -12,9 +12,10 @@ import threading
 import pytest
 import requests
 
-from autoscaler.collector import Metrics
 from autoscaler.config import Config
-from autoscaler.loop import Loop, problem_kind
+from autoscaler.decision import Metrics
+from autoscaler.loop import Loop
+from autoscaler.outcomes import Outcome, PollProblem, QueryResult, Unusable
 from autoscaler.scalers import FatalScalerError, ScalerError, ScalerStatus
 from autoscaler.telemetry import Telemetry, TelemetryServer
 from tests.support import PYTHON, REPO, free_port, start_child, wait_until
@@ -99,11 +100,13 @@ def test_hold_does_not_call_the_scaler():
 
 def test_no_data_is_logged_and_counted():
     scaler = FakeScaler(2)
-    loop, out, _ = make_loop(FakeSource(Metrics(problem="prometheus: connection refused",
-                                                errors=(("age_s", "connection refused"),))), scaler)
+    refused = QueryResult(Outcome.CONNECTION_REFUSED)
+    loop, out, _ = make_loop(FakeSource(Metrics(problem=PollProblem(Unusable.UNREACHABLE, refused.text),
+                                                errors=(("age_s", refused),))), scaler)
     loop.step()
     line = lines(out)[0]
     assert line["reason"] == "hold: no-data (prometheus: connection refused)" and line["desired"] == 2
+    assert line["query_errors"] == {"age_s": "connection refused"}
     exposition = loop.telemetry.exposition().decode()
     assert 'autoscaler_decisions_total{direction="hold",reason="no-data"} 1.0' in exposition
     assert 'autoscaler_prometheus_errors_total{kind="connection-refused",query="age_s"} 1.0' in exposition
@@ -115,11 +118,38 @@ def test_inf_p95_is_logged_as_valid_json():
     assert lines(out)[0]["p95_ms"] == "inf"
 
 
-@pytest.mark.parametrize("problem,kind", [("several series (3)", "several-series"), ("http 503", "http-503"),
-                                          ("status error: bad_data: x", "status-error"), ("nan", "nan")],
-                         ids=["several", "http", "status", "nan"])
-def test_problem_kinds_are_low_cardinality(problem, kind):
-    assert problem_kind(problem) == kind
+FAILED_QUERIES = {
+    # id: (the failed query's answer, its words in the decision line, its label in the error counter)
+    "several": (QueryResult(Outcome.SEVERAL_SERIES, detail="3"), "several series (3)", "several-series"),
+    "http": (QueryResult(Outcome.HTTP_ERROR, http_status=503), "http 503", "http-503"),
+    "status": (QueryResult(Outcome.STATUS_ERROR, detail="bad_data: x"), "status error: bad_data: x", "status-error"),
+    "nan": (QueryResult(Outcome.NAN), "nan", "nan"),
+}
+
+
+@pytest.mark.parametrize("result,words,kind", FAILED_QUERIES.values(), ids=FAILED_QUERIES.keys())
+def test_failed_queries_are_logged_in_words_and_counted_by_a_low_cardinality_kind(result, words, kind):
+    loop, out, _ = make_loop(FakeSource(Metrics(rate_rps=20.0, errors=(("cpu_cores", result),))), FakeScaler(3))
+    loop.step()
+    assert lines(out)[0]["query_errors"] == {"cpu_cores": words}
+    assert f'autoscaler_prometheus_errors_total{{kind="{kind}",query="cpu_cores"}} 1.0' in \
+        loop.telemetry.exposition().decode()
+
+
+def test_the_policy_publishes_its_gauges_through_the_decision():
+    loop, _, _ = make_loop(FakeSource(Metrics(rate_rps=20.0, p95_ms=120.0)), FakeScaler(3))
+    decision = loop.step()
+    assert decision.gauges == {"autoscaler_capacity_rps_per_replica": 10.0}
+    assert "autoscaler_capacity_rps_per_replica 10.0" in loop.telemetry.exposition().decode()
+
+
+def test_a_decision_without_gauges_leaves_them_as_they_were():
+    no_data = Metrics(problem=PollProblem(Unusable.STALE, "90"))
+    loop, _, _ = make_loop(FakeSource(Metrics(rate_rps=20.0, p95_ms=120.0), no_data), FakeScaler(3),
+                           capacity_rps_per_replica=12)
+    loop.step()
+    assert loop.step().gauges == {}
+    assert "autoscaler_capacity_rps_per_replica 12.0" in loop.telemetry.exposition().decode()
 
 
 def test_scaler_errors_back_off_and_the_loop_keeps_running():
@@ -152,12 +182,15 @@ def test_failed_set_replicas_is_logged_as_not_applied():
     assert loop.scaler_failures == 1
 
 
-def test_fatal_scaler_error_stops_the_loop():
+@pytest.mark.parametrize("call", ["fail_status", "fail_set"])
+def test_fatal_scaler_error_stops_the_loop(call):
     scaler = FakeScaler(1)
-    scaler.fail_status = [FatalScalerError("forbidden")]
-    loop, _, _ = make_loop(FakeSource(Metrics(rate_rps=1.0)), scaler)
+    setattr(scaler, call, [FatalScalerError("no such Deployment")])
+    loop, out, _ = make_loop(FakeSource(Metrics(rate_rps=30.0)), scaler)
     with pytest.raises(FatalScalerError):
-        loop.step()
+        loop.run(threading.Event())
+    assert not [line for line in lines(out) if line["event"] in ("scaler-error", "loop-error")]
+    assert not issubclass(FatalScalerError, ScalerError)   # no handler of retryable failures can swallow it
 
 
 def test_healthz_fails_when_the_loop_stalls_and_metrics_are_served():

@@ -7,14 +7,23 @@ import dataclasses
 import math
 import pytest
 
-from autoscaler import config as config_module
-from autoscaler.config import Config
+from autoscaler.config import Config, ConfigError
 from autoscaler.hpa import HpaState, calculate_replicas, scale_up_limit
-from autoscaler.policies import POLICIES
-from autoscaler.policy import Observation, State, decide
-from autoscaler.slo import Sample, SloState, recent_rate
+from autoscaler.outcomes import PollProblem, Unusable
+from autoscaler.policies import POLICIES, POLICY_NAMES
+from autoscaler.policy import Metrics, Observation, State, decide
+from autoscaler.scaling import ScalerStatus
+from autoscaler.slo_signals import Sample, SloState, recent_rate
 
 POLL_S = 5.0
+REFUSED = PollProblem(Unusable.UNREACHABLE, "connection refused")
+TIMEOUT = PollProblem(Unusable.UNREACHABLE, "timeout")
+
+
+def observed(current: int, ready: int | None = None, **metrics) -> Observation:
+    """A poll of `current` replicas asked for, `ready` of them serving (all unless said), with these metrics."""
+    ready = current if ready is None else ready
+    return Observation(ScalerStatus(current, ready, current), Metrics(**metrics))
 
 
 def slo_config(**overrides) -> Config:
@@ -45,8 +54,7 @@ def simulate(config: Config, rate_at, start_replicas: int, duration_s: float, p9
         ready = min(history[-1 - ready_lag_polls] if len(history) > ready_lag_polls else history[0], current)
         rate = rate_at(t)
         p95 = p95_at(t, rate, ready) if p95_at else 100.0
-        obs = Observation(current_replicas=current, ready_replicas=ready, rate_rps=rate, p95_ms=p95,
-                          inflight=rate * 0.1)
+        obs = observed(current, ready, rate_rps=rate, p95_ms=p95, inflight=rate * 0.1)
         d = decide(obs, state, config, t)
         state = d.state
         trace.append((t, rate, d, current))
@@ -167,29 +175,29 @@ def test_slo_scenarios(overrides, rate_at, start, duration_s, extra, check):
 SINGLE_DECISIONS = {
     # id: (config overrides, observation, expected replicas, expected kind, reason prefix)
     "p95-over-slo-scales-up-though-load-says-enough": (
-        {}, Observation(2, 2, rate_rps=5.0, p95_ms=812.0, inflight=1.0), 4, "latency",
+        {}, observed(2, rate_rps=5.0, p95_ms=812.0, inflight=1.0), 4, "latency",
         "scale-up: p95 812ms > slo 500ms"),  # ceil(2 x min(812/500, 2))
     "p95-over-slo-waits-for-starting-replicas": (
-        {}, Observation(4, 2, rate_rps=26.0, p95_ms=812.0, inflight=1.0), 4, "starting",
+        {}, observed(4, 2, rate_rps=26.0, p95_ms=812.0, inflight=1.0), 4, "starting",
         "hold: p95 812ms > slo 500ms, waiting for 2 starting replica(s)"),
     "p95-inf-bucket-doubles": (
-        {}, Observation(2, 2, rate_rps=5.0, p95_ms=math.inf, inflight=1.0), 4, "latency", "scale-up: p95 inf > slo"),
+        {}, observed(2, rate_rps=5.0, p95_ms=math.inf, inflight=1.0), 4, "latency", "scale-up: p95 inf > slo"),
     "p95-over-slo-outweighs-low-demand": (
-        {}, Observation(5, 5, rate_rps=1.0, p95_ms=900.0, inflight=0.1), 9, "latency", "scale-up: p95 900ms"),
+        {}, observed(5, rate_rps=1.0, p95_ms=900.0, inflight=0.1), 9, "latency", "scale-up: p95 900ms"),
     "p95-over-slo-blocks-scale-down": (
-        {}, Observation(5, 3, rate_rps=1.0, p95_ms=900.0, inflight=0.1), 5, "latency",
+        {}, observed(5, 3, rate_rps=1.0, p95_ms=900.0, inflight=0.1), 5, "latency",
         "hold: p95 900ms > slo 500ms, no scale-down"),
     "queueing-at-flat-rate-via-concurrency": (
         {"target_inflight_per_replica": 4, "capacity_rps_per_replica": 0},
-        Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=14.0), 5, "load", "scale-up: demand 5.00"),
+        observed(2, rate_rps=10.0, p95_ms=300.0, inflight=14.0), 5, "load", "scale-up: demand 5.00"),
     "starting-replicas-ignore-the-backlog-in-flight": (
-        {"target_inflight_per_replica": 4}, Observation(2, 1, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
+        {"target_inflight_per_replica": 4}, observed(2, 1, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
         "tolerance", "hold: within tolerance (demand 1.43 replicas"),
-    "below-min": ({}, Observation(0, 0, rate_rps=500.0, p95_ms=100.0), 1, "bounds", "scale-up: below MIN_REPLICAS"),
-    "above-max": ({}, Observation(14, 14, rate_rps=500.0, p95_ms=100.0), 10, "bounds",
+    "below-min": ({}, observed(0, rate_rps=500.0, p95_ms=100.0), 1, "bounds", "scale-up: below MIN_REPLICAS"),
+    "above-max": ({}, observed(14, rate_rps=500.0, p95_ms=100.0), 10, "bounds",
                   "scale-down: above MAX_REPLICAS"),
-    "at-max-holds": ({}, Observation(10, 10, rate_rps=500.0, p95_ms=100.0), 10, "at-max", "hold: at MAX_REPLICAS 10"),
-    "idle-nan-p95-is-data": ({}, Observation(1, 1, rate_rps=0.0, p95_ms=None, inflight=0.0), 1, "tolerance",
+    "at-max-holds": ({}, observed(10, rate_rps=500.0, p95_ms=100.0), 10, "at-max", "hold: at MAX_REPLICAS 10"),
+    "idle-nan-p95-is-data": ({}, observed(1, rate_rps=0.0, p95_ms=None, inflight=0.0), 1, "tolerance",
                              "hold: within tolerance"),
 }
 
@@ -204,8 +212,8 @@ def test_slo_single_decisions(overrides, obs, want, kind, reason):
 
 def test_latency_feedback_and_learning_wait_until_the_windows_show_the_new_capacity():
     cfg = slo_config(capacity_learning=True, rate_window_s=30)
-    lagging = Observation(2, 2, rate_rps=12.0, p95_ms=812.0, inflight=1.0)  # p95 of the window before the scale-up
-    up = decide(Observation(1, 1, rate_rps=12.0, p95_ms=812.0, inflight=1.0), State(started_s=0.0), cfg, 100.0)
+    lagging = observed(2, rate_rps=12.0, p95_ms=812.0, inflight=1.0)  # p95 of the window before the scale-up
+    up = decide(observed(1, rate_rps=12.0, p95_ms=812.0, inflight=1.0), State(started_s=0.0), cfg, 100.0)
     assert up.replicas == 2
     d = decide(lagging, up.state, cfg, 110.0)
     assert (d.replicas, d.kind) == (2, "settling") and d.state.policy.capacity_rps == 10
@@ -236,7 +244,7 @@ CAPACITY_CASES = {
 @pytest.mark.parametrize("p95_ms,rate,cpu,expected", CAPACITY_CASES.values(), ids=CAPACITY_CASES.keys())
 def test_capacity_is_corrected_online(p95_ms, rate, cpu, expected):
     cfg = slo_config(capacity_learning=True)
-    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0, cpu_cores=cpu)
+    obs = observed(2, rate_rps=rate, p95_ms=p95_ms, inflight=1.0, cpu_cores=cpu)
     assert decide(obs, steady_state(rate), cfg, 100.0).state.policy.capacity_rps == pytest.approx(expected)
 
 
@@ -254,21 +262,21 @@ STEADY_CASES = {
 def test_capacity_is_learned_only_from_a_steady_full_window(prev_rate, since_s, expected):
     cfg = slo_config(capacity_learning=True)
     state = State(started_s=0.0) if prev_rate is None else steady_state(prev_rate, traffic_since_s=since_s)
-    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=12.0, p95_ms=550.0, inflight=1.0)
+    obs = observed(2, rate_rps=12.0, p95_ms=550.0, inflight=1.0)
     assert decide(obs, state, cfg, 100.0).state.policy.capacity_rps == pytest.approx(expected)
 
 
 INFLIGHT_CASES = {
     # id: (config overrides, observation, expected replicas, kind, reason prefix); 40 in flight on 2 replicas
     "rate-known-backlog-is-not-demand": (
-        {"target_inflight_per_replica": 4}, Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
+        {"target_inflight_per_replica": 4}, observed(2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 2,
         "tolerance", "hold: within tolerance (demand 1.43 replicas"),   # 10 / (10 x 0.7), not 40 / (4 x 0.7)
     "rate-unknown-in-flight-stands-in": (
-        {"target_inflight_per_replica": 4}, Observation(2, 2, rate_rps=None, p95_ms=300.0, inflight=40.0), 8,
+        {"target_inflight_per_replica": 4}, observed(2, rate_rps=None, p95_ms=300.0, inflight=40.0), 8,
         "load", "scale-up: demand 14.29 replicas"),              # ceil(14.29) capped at 4 x 2
     "rate-not-used-in-flight-stands-in": (
         {"target_inflight_per_replica": 4, "capacity_rps_per_replica": 0},
-        Observation(2, 2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 8, "load",
+        observed(2, rate_rps=10.0, p95_ms=300.0, inflight=40.0), 8, "load",
         "scale-up: demand 14.29 replicas"),
 }
 
@@ -330,7 +338,7 @@ PANIC_CASES = {
 def test_the_short_window_counts_in_panic_only_and_sees_steps_at_their_size(earlier, rate, window_s, want, kind):
     cfg = slo_config(rate_window_s=window_s, max_replicas=20)
     state = State(started_s=0.0, policy=SloState(samples=history(earlier, t0_s=45.0), traffic_since_s=0.0))
-    d = decide(Observation(3, 3, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
+    d = decide(observed(3, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
     assert (d.replicas, d.kind) == (want, kind), d.reason
 
 
@@ -348,7 +356,7 @@ SCALE_UP_CASES = {
 def test_scale_up_is_capped_at_a_multiple_of_the_current_count(current, rate, ratio, want):
     cfg = slo_config(max_replicas=100, scale_up_max_ratio=ratio)
     state = State(started_s=0.0, policy=SloState(samples=history([rate] * 6, t0_s=70.0), traffic_since_s=0.0))
-    d = decide(Observation(current, current, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
+    d = decide(observed(current, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
     assert d.replicas == want, d.reason
 
 
@@ -366,7 +374,7 @@ SCALE_DOWN_CASES = {
 def test_a_scale_down_step_removes_a_fraction_of_the_replicas(current, fraction, want):
     cfg = slo_config(max_replicas=100, scale_down_max_fraction=fraction)
     state = State(started_s=0.0, policy=SloState(samples=history([7.0] * 6, t0_s=970.0), traffic_since_s=0.0))
-    d = decide(Observation(current, current, rate_rps=7.0, p95_ms=100.0), state, cfg, 1000.0)
+    d = decide(observed(current, rate_rps=7.0, p95_ms=100.0), state, cfg, 1000.0)
     assert (d.replicas, d.kind) == (want, "load"), d.reason
 
 
@@ -383,9 +391,9 @@ REMEMBERED_CASES = {
 @pytest.mark.parametrize("first,second,expected", REMEMBERED_CASES.values(), ids=REMEMBERED_CASES.keys())
 def test_the_stabilization_remembers_the_demand_not_the_held_count(first, second, expected):
     cfg = slo_config(max_replicas=20)
-    d1 = decide(Observation(10, 10, rate_rps=first, p95_ms=100.0), State(started_s=0.0), cfg, 100.0)
+    d1 = decide(observed(10, rate_rps=first, p95_ms=100.0), State(started_s=0.0), cfg, 100.0)
     assert (d1.replicas, d1.kind) == (10, "tolerance"), d1.reason
-    d2 = decide(Observation(10, 10, rate_rps=second, p95_ms=100.0), d1.state, cfg, 105.0)
+    d2 = decide(observed(10, rate_rps=second, p95_ms=100.0), d1.state, cfg, 105.0)
     assert (d2.kind, d2.replicas) == expected, d2.reason
 
 
@@ -401,18 +409,16 @@ def test_the_default_stabilization_window_is_a_minute(age_s, want):
     cfg = Config(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
                  target_inflight_per_replica=0, forecast_horizon_s=0).validate()
     state = State(started_s=0.0, policy=SloState(recommendations=((1000.0 - age_s, 10),)))
-    d = decide(Observation(10, 10, rate_rps=5.0, p95_ms=100.0), state, cfg, 1000.0)
+    d = decide(observed(10, rate_rps=5.0, p95_ms=100.0), state, cfg, 1000.0)
     assert d.replicas == want, d.reason
 
 
 # --- missing data, shared by all policies -----------------------------------------------------------
 
 NO_DATA_CASES = {
-    "prometheus-down": (Observation(3, 3, problem="prometheus: connection refused"),
-                        "hold: no-data (prometheus: connection refused)"),
-    "stale": (Observation(3, 3, problem="stale: newest sample 90s old"),
-              "hold: no-data (stale: newest sample 90s old)"),
-    "nan-rate-and-inflight": (Observation(3, 3, rate_rps=None, inflight=None, p95_ms=None),
+    "prometheus-down": (observed(3, problem=REFUSED), "hold: no-data (prometheus: connection refused)"),
+    "stale": (observed(3, problem=PollProblem(Unusable.STALE, "90")), "hold: no-data (stale: newest sample 90s old)"),
+    "nan-rate-and-inflight": (observed(3, rate_rps=None, inflight=None, p95_ms=None),
                               "hold: no-data (no request rate or in-flight data)"),
 }
 
@@ -423,13 +429,13 @@ def test_no_data_holds_the_current_count(obs, reason, policy):
     cfg = slo_config(policy=policy)
     d = decide(obs, State(started_s=0.0), cfg, 10.0)
     assert d.replicas == 3 and d.kind == "no-data"
-    if policy == "slo" or obs.problem:
+    if policy == "slo" or obs.metrics.problem:
         assert d.reason == reason
 
 
 def test_fallback_after_consecutive_failures_then_recovery_resets():
     cfg = slo_config(fallback_after_failures=3, fallback_replicas=4)
-    bad = Observation(2, 2, problem="prometheus: timeout")
+    bad = observed(2, problem=TIMEOUT)
     state = State()
     kinds = []
     for i in range(4):
@@ -437,21 +443,21 @@ def test_fallback_after_consecutive_failures_then_recovery_resets():
         state = d.state
         kinds.append((d.replicas, d.kind))
     assert kinds == [(2, "no-data"), (2, "no-data"), (4, "fallback"), (4, "fallback")]
-    good = Observation(4, 4, rate_rps=20.0, p95_ms=100.0, inflight=2.0)
+    good = observed(4, rate_rps=20.0, p95_ms=100.0, inflight=2.0)
     assert decide(good, state, cfg, 25.0).state.failures == 0
 
 
 @pytest.mark.parametrize("current,expected", [(1, 2), (2, 2), (5, 2)], ids=["up", "hold", "down"])
 def test_static_holds_min_replicas(current, expected):
     cfg = slo_config(policy="static", min_replicas=2)
-    d = decide(Observation(current, current, rate_rps=100.0), State(), cfg, 0.0)
+    d = decide(observed(current, rate_rps=100.0), State(), cfg, 0.0)
     assert d.replicas == expected and d.kind == "static"
 
 
 def test_policy_does_not_mutate_its_inputs():
     cfg = slo_config()
     state = State(started_s=0.0)
-    obs = Observation(current_replicas=2, ready_replicas=2, rate_rps=30.0, p95_ms=100.0, inflight=2.0)
+    obs = observed(2, rate_rps=30.0, p95_ms=100.0, inflight=2.0)
     first = decide(obs, state, cfg, 100.0)
     second = decide(obs, state, cfg, 100.0)
     assert state == State(started_s=0.0)
@@ -460,8 +466,12 @@ def test_policy_does_not_mutate_its_inputs():
 
 # --- the registry: every policy alike -----------------------------------------------------------------
 
-def test_every_configurable_policy_is_registered_in_the_same_order():
-    assert tuple(POLICIES) == config_module.POLICIES
+def test_the_configurable_policies_are_the_registered_ones():
+    assert POLICY_NAMES == tuple(POLICIES)
+    for name in POLICY_NAMES:
+        assert Config(policy=name, scaler="dry-run").validate().policy == name
+    with pytest.raises(ConfigError, match="POLICY"):
+        Config(policy="nope", scaler="dry-run").validate()
 
 
 @pytest.mark.parametrize("name", POLICIES)
@@ -475,23 +485,23 @@ def test_policy_state_is_a_frozen_dataclass_that_starts_empty(name):
 
 
 @pytest.mark.parametrize("name", POLICIES)
-def test_policy_needs_name_observation_fields(name):
+def test_policy_needs_name_metrics_fields(name):
     spec = POLICIES[name]
-    observed = {f.name for f in dataclasses.fields(Observation)}
-    assert set(spec.needs) <= observed and bool(spec.needs) == bool(spec.no_data)
+    fields = {f.name for f in dataclasses.fields(Metrics)}
+    assert set(spec.needs) <= fields and bool(spec.needs) == bool(spec.no_data)
 
 
 STATE_TYPE_CASES = {
     # id: (policy, observation, state handed in)
-    "slo-first-poll": ("slo", Observation(2, 2, rate_rps=20.0, p95_ms=100.0), State()),
-    "slo-no-data": ("slo", Observation(2, 2, problem="prometheus: timeout"), State()),
-    "hpa-first-poll": ("hpa", Observation(2, 2, cpu_cores=1.6), State()),
-    "hpa-no-cpu": ("hpa", Observation(2, 2, rate_rps=20.0), State()),
-    "hpa-disabled-at-zero": ("hpa", Observation(0, 0, cpu_cores=1.0), State()),
-    "static": ("static", Observation(1, 1), State()),
-    "hpa-after-an-slo-state": ("hpa", Observation(2, 2, cpu_cores=1.6),
+    "slo-first-poll": ("slo", observed(2, rate_rps=20.0, p95_ms=100.0), State()),
+    "slo-no-data": ("slo", observed(2, problem=TIMEOUT), State()),
+    "hpa-first-poll": ("hpa", observed(2, cpu_cores=1.6), State()),
+    "hpa-no-cpu": ("hpa", observed(2, rate_rps=20.0), State()),
+    "hpa-disabled-at-zero": ("hpa", observed(0, cpu_cores=1.0), State()),
+    "static": ("static", observed(1), State()),
+    "hpa-after-an-slo-state": ("hpa", observed(2, cpu_cores=1.6),
                                State(started_s=0.0, policy=SloState(capacity_rps=3.0))),
-    "slo-after-an-hpa-state": ("slo", Observation(2, 2, rate_rps=20.0, p95_ms=100.0),
+    "slo-after-an-hpa-state": ("slo", observed(2, rate_rps=20.0, p95_ms=100.0),
                                State(started_s=0.0, policy=HpaState(recommendations=((0.0, 9),)))),
 }
 
@@ -507,13 +517,14 @@ def test_a_decision_carries_its_policys_own_state(policy, obs, state):
 
 NEEDS_CASES = {
     # id: (policy, observation, no data?)
-    "slo-rate-alone-is-enough": ("slo", Observation(2, 2, rate_rps=20.0), False),
-    "slo-inflight-alone-is-enough": ("slo", Observation(2, 2, inflight=1.0), False),
-    "slo-cpu-alone-is-no-data": ("slo", Observation(2, 2, cpu_cores=1.0, p95_ms=100.0), True),
-    "hpa-cpu-is-enough": ("hpa", Observation(2, 2, cpu_cores=1.0), False),
-    "hpa-rate-alone-is-no-data": ("hpa", Observation(2, 2, rate_rps=20.0, inflight=1.0), True),
-    "static-needs-nothing": ("static", Observation(2, 2), False),
-    "static-still-holds-on-a-problem": ("static", Observation(2, 2, rate_rps=1.0, problem="stale: x"), True),
+    "slo-rate-alone-is-enough": ("slo", observed(2, rate_rps=20.0), False),
+    "slo-inflight-alone-is-enough": ("slo", observed(2, inflight=1.0), False),
+    "slo-cpu-alone-is-no-data": ("slo", observed(2, cpu_cores=1.0, p95_ms=100.0), True),
+    "hpa-cpu-is-enough": ("hpa", observed(2, cpu_cores=1.0), False),
+    "hpa-rate-alone-is-no-data": ("hpa", observed(2, rate_rps=20.0, inflight=1.0), True),
+    "static-needs-nothing": ("static", observed(2), False),
+    "static-still-holds-on-a-problem": ("static", observed(2, rate_rps=1.0, problem=PollProblem(Unusable.STALE, "40")),
+                                        True),
 }
 
 
@@ -521,7 +532,7 @@ NEEDS_CASES = {
 def test_what_a_policy_needs_decides_what_counts_as_no_data(policy, obs, no_data):
     d = decide(obs, State(started_s=0.0), slo_config(policy=policy), 100.0)
     assert (d.kind == "no-data") == no_data
-    if no_data and not obs.problem:
+    if no_data and not obs.metrics.problem:
         assert d.reason == f"hold: no-data ({POLICIES[policy].no_data})"
 
 
@@ -582,7 +593,7 @@ def test_hpa_scale_up_rate_limit_is_max_of_4_pods_and_100pct_per_15s():
 
 
 def hpa_obs(current: int, cpu: float, ready: int | None = None) -> Observation:
-    return Observation(current_replicas=current, ready_replicas=current if ready is None else ready, cpu_cores=cpu)
+    return observed(current, ready, cpu_cores=cpu)
 
 
 def test_hpa_burst_is_rate_limited_then_continues_next_period():
@@ -617,7 +628,7 @@ def test_hpa_bounds_and_disabled(current, expected):
 
 
 def test_hpa_missing_cpu_holds():
-    d = decide(Observation(3, 3, rate_rps=10.0, cpu_cores=None), State(), hpa_config(), 0.0)
+    d = decide(observed(3, rate_rps=10.0, cpu_cores=None), State(), hpa_config(), 0.0)
     assert (d.replicas, d.kind) == (3, "no-data")
 
 
@@ -645,8 +656,8 @@ def run_plant(cfg: Config, rate_at, duration_s: float, start_lag_polls: int = 2)
         load = rate / (10.0 * max(ready, 1))
         p95 = 120.0 if load < 0.9 else 900.0
         over_slo += p95 > cfg.slo_p95_ms
-        obs = Observation(current, ready, rate_rps=rate, p95_ms=p95, inflight=rate * p95 / 1000,
-                          cpu_cores=min(rate / 10.0, float(ready)))
+        obs = observed(current, ready, rate_rps=rate, p95_ms=p95, inflight=rate * p95 / 1000,
+                       cpu_cores=min(rate / 10.0, float(ready)))
         d = decide(obs, state, cfg, t)
         state = d.state
         if d.replicas > current:

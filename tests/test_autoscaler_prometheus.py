@@ -17,7 +17,8 @@ import pytest
 
 from autoscaler.collector import PrometheusSource
 from autoscaler.config import Config
-from autoscaler.prometheus import PrometheusClient, QueryResult
+from autoscaler.outcomes import Outcome, QueryResult, Unusable
+from autoscaler.prometheus import PrometheusClient
 from tests.support import LocalHTTPServer, free_port
 
 NOW = 1_800_000_000.0
@@ -60,44 +61,81 @@ def canned():
     server.close()
 
 
+def ok(value: float) -> QueryResult:
+    return QueryResult(Outcome.OK, value)
+
+
 CASES = {
-    "one-series": ((200, vector("12.5")), QueryResult(12.5)),
+    # id: (status and body, the result, its words in the decision log, its label in the error counter)
+    "one-series": ((200, vector("12.5")), ok(12.5), "ok", "ok"),
     "scalar": ((200, json.dumps({"status": "success", "data": {"resultType": "scalar", "result": [NOW, "3"]}})),
-               QueryResult(3.0)),
-    "empty-vector": ((200, vector()), QueryResult(None, "empty")),
-    "several-series": ((200, vector("1", "2", "3")), QueryResult(None, "several series (3)")),
-    "nan": ((200, vector("NaN")), QueryResult(None, "nan")),
-    "plus-inf": ((200, vector("+Inf")), QueryResult(math.inf, "inf")),
-    "stale-sample": ((200, vector("5", ts=NOW - 120)), QueryResult(None, "stale (sample 120s old)")),
+               ok(3.0), "ok", "ok"),
+    "empty-vector": ((200, vector()), QueryResult(Outcome.EMPTY), "empty", "empty"),
+    "several-series": ((200, vector("1", "2", "3")), QueryResult(Outcome.SEVERAL_SERIES, detail="3"),
+                       "several series (3)", "several-series"),
+    "nan": ((200, vector("NaN")), QueryResult(Outcome.NAN), "nan", "nan"),
+    "plus-inf": ((200, vector("+Inf")), QueryResult(Outcome.INF, math.inf), "inf", "inf"),
+    "stale-sample": ((200, vector("5", ts=NOW - 120)), QueryResult(Outcome.STALE, detail="sample 120s old"),
+                     "stale (sample 120s old)", "stale"),
     "status-error": ((400, json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error at char 5"})),
-                     QueryResult(None, "status error: bad_data: parse error at char 5")),
-    "http-503-not-json": ((503, "Service Unavailable"), QueryResult(None, "http 503")),
-    "http-500-json-without-status": ((500, json.dumps({"oops": 1})), QueryResult(None, "http 500: http 500")),
-    "not-json": ((200, "<html>proxy login</html>"), QueryResult(None, "bad response: not JSON")),
+                     QueryResult(Outcome.STATUS_ERROR, detail="bad_data: parse error at char 5"),
+                     "status error: bad_data: parse error at char 5", "status-error"),
+    "http-503-not-json": ((503, "Service Unavailable"), QueryResult(Outcome.HTTP_ERROR, http_status=503),
+                          "http 503", "http-503"),
+    "http-500-json-without-status": ((500, json.dumps({"oops": 1})),
+                                     QueryResult(Outcome.HTTP_ERROR, detail="http 500", http_status=500),
+                                     "http 500: http 500", "http-500"),
+    "not-json": ((200, "<html>proxy login</html>"), QueryResult(Outcome.BAD_RESPONSE, detail="not JSON"),
+                 "bad response: not JSON", "bad-response"),
     "matrix": ((200, json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}})),
-               QueryResult(None, "bad response: result type 'matrix'")),
+               QueryResult(Outcome.BAD_RESPONSE, detail="result type 'matrix'"),
+               "bad response: result type 'matrix'", "bad-response"),
     "garbled-sample": ((200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {}, "value": ["x"]}]}})), QueryResult(None, "bad response: sample is not [time, value]")),
+        {"metric": {}, "value": ["x"]}]}})), QueryResult(Outcome.BAD_RESPONSE, detail="sample is not [time, value]"),
+        "bad response: sample is not [time, value]", "bad-response"),
 }
 
 
-@pytest.mark.parametrize("answer,expected", CASES.values(), ids=CASES.keys())
-def test_query_outcomes(canned, answer, expected):
+@pytest.mark.parametrize("answer,expected,words,kind", CASES.values(), ids=CASES.keys())
+def test_query_outcomes(canned, answer, expected, words, kind):
     canned.answer = (*answer, 0.0)
     client = PrometheusClient(canned.url, timeout_s=5, stale_after_s=30, clock=lambda: NOW)
-    assert client.query("up") == expected
+    result = client.query("up")
+    assert result == expected and (result.text, result.kind) == (words, kind) and not result.unreachable
     assert canned.requests[-1] == {"path": "/api/v1/query", "query": "up", "time": f"{NOW:.3f}"}
 
 
 def test_timeout(canned):
     canned.answer = (200, vector("1"), 2.0)
     result = PrometheusClient(canned.url, timeout_s=0.3, clock=lambda: NOW).query("up")
-    assert result == QueryResult(None, "timeout") and result.unreachable
+    assert result == QueryResult(Outcome.TIMEOUT) and result.unreachable
+    assert (result.text, result.kind) == ("timeout", "timeout")
 
 
 def test_connection_refused():
     result = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout_s=2).query("up")
-    assert result == QueryResult(None, "connection refused") and result.unreachable
+    assert result == QueryResult(Outcome.CONNECTION_REFUSED) and result.unreachable
+    assert (result.text, result.kind) == ("connection refused", "connection-refused")
+
+
+WORDS = {
+    # id: (result, its words, its label): the outcomes no canned answer above produces
+    "connection-error": (QueryResult(Outcome.CONNECTION_ERROR), "connection error", "connection-error"),
+    "request-failed": (QueryResult(Outcome.REQUEST_FAILED, detail="InvalidURL"), "request failed: InvalidURL",
+                       "request-failed"),
+    "negative": (QueryResult(Outcome.NEGATIVE, detail="-50"), "negative (-50)", "negative"),
+    "stale-age": (QueryResult(Outcome.STALE), "stale", "stale"),
+}
+
+
+@pytest.mark.parametrize("result,words,kind", WORDS.values(), ids=WORDS.keys())
+def test_every_outcome_has_words_and_a_low_cardinality_label(result, words, kind):
+    assert (result.text, result.kind) == (words, kind)
+
+
+def test_only_a_server_that_does_not_answer_is_unreachable():
+    unreachable = {o for o in Outcome if o.unreachable}
+    assert unreachable == {Outcome.CONNECTION_REFUSED, Outcome.CONNECTION_ERROR, Outcome.TIMEOUT}
 
 
 # --- the collector: what each outcome means for the poll --------------------------------------------
@@ -117,9 +155,8 @@ class ScriptedQuerier:
         raise AssertionError(f"unexpected query {promql}")
 
 
-HEALTHY = {"timestamp(": QueryResult(2.0), "inference_requests_total": QueryResult(8.0),
-           "histogram_quantile": QueryResult(0.25), "inflight": QueryResult(1.5),
-           "queue_depth": QueryResult(0.0), "cpu_seconds": QueryResult(0.9)}
+HEALTHY = {"timestamp(": ok(2.0), "inference_requests_total": ok(8.0), "histogram_quantile": ok(0.25),
+           "inflight": ok(1.5), "queue_depth": ok(0.0), "cpu_seconds": ok(0.9)}
 
 
 def collect(**changes):
@@ -136,50 +173,66 @@ def test_collector_healthy():
 
 
 COLLECTOR_CASES = {
-    "refused-stops-the-poll": ({"timestamp(": QueryResult(None, "connection refused")},
+    # id: (answers that differ from HEALTHY, why the poll is unusable, its words, queries asked)
+    "refused-stops-the-poll": ({"timestamp(": QueryResult(Outcome.CONNECTION_REFUSED)}, Unusable.UNREACHABLE,
                                "prometheus: connection refused", 1),
-    "timeout-mid-poll-stops-it": ({"histogram_quantile": QueryResult(None, "timeout")}, "prometheus: timeout", 3),
-    "stale-data": ({"timestamp(": QueryResult(95.0)}, "stale: newest sample 95s old", 1),
-    "no-series-for-job": ({"timestamp(": QueryResult(None, "empty"),
-                           "inference_requests_total": QueryResult(None, "empty"),
-                           "inflight": QueryResult(None, "empty")}, "no series from job resnet18-inference", 6),
+    "timeout-mid-poll-stops-it": ({"histogram_quantile": QueryResult(Outcome.TIMEOUT)}, Unusable.UNREACHABLE,
+                                  "prometheus: timeout", 3),
+    "stale-data": ({"timestamp(": ok(95.0)}, Unusable.STALE, "stale: newest sample 95s old", 1),
+    "no-series-for-job": ({"timestamp(": QueryResult(Outcome.EMPTY),
+                           "inference_requests_total": QueryResult(Outcome.EMPTY),
+                           "inflight": QueryResult(Outcome.EMPTY)}, Unusable.NO_SERIES,
+                          "no series from job resnet18-inference", 6),
 }
 
 
-@pytest.mark.parametrize("changes,problem,queries", COLLECTOR_CASES.values(), ids=COLLECTOR_CASES.keys())
-def test_collector_poll_level_problems(changes, problem, queries):
+@pytest.mark.parametrize("changes,why,problem,queries", COLLECTOR_CASES.values(), ids=COLLECTOR_CASES.keys())
+def test_collector_poll_level_problems(changes, why, problem, queries):
     m, querier = collect(**changes)
-    assert m.problem == problem and m.rate_rps is None
+    assert m.problem.why is why and str(m.problem) == problem and m.rate_rps is None
     assert len(querier.asked) == queries
+
+
+def test_an_unreachable_prometheus_is_counted_once_under_the_query_that_found_it():
+    m, _ = collect(histogram_quantile=QueryResult(Outcome.TIMEOUT))
+    assert m.errors == (("p95_s", QueryResult(Outcome.TIMEOUT)),)
 
 
 INPUT_CASES = {
     # A failed scrape stales the series at once (empty age) while the windows still hold samples.
-    "age-empty-windows-still-decide": ({"timestamp(": QueryResult(None, "empty")}, "rate_rps", 8.0,
+    "age-empty-windows-still-decide": ({"timestamp(": QueryResult(Outcome.EMPTY)}, "rate_rps", 8.0,
                                        (("age_s", "empty"),)),
-    "idle-p95-nan-is-not-an-error": ({"histogram_quantile": QueryResult(None, "nan")}, "p95_ms", None, ()),
-    "p95-in-inf-bucket-is-kept": ({"histogram_quantile": QueryResult(math.inf, "inf")}, "p95_ms", math.inf, ()),
-    "empty-rate": ({"inference_requests_total": QueryResult(None, "empty")}, "rate_rps", None,
+    "idle-p95-nan-is-not-an-error": ({"histogram_quantile": QueryResult(Outcome.NAN)}, "p95_ms", None, ()),
+    "p95-in-inf-bucket-is-kept": ({"histogram_quantile": QueryResult(Outcome.INF, math.inf)}, "p95_ms", math.inf,
+                                  ()),
+    "empty-rate": ({"inference_requests_total": QueryResult(Outcome.EMPTY)}, "rate_rps", None,
                    (("rate_rps", "empty"),)),
-    "several-series-cpu": ({"cpu_seconds": QueryResult(None, "several series (2)")}, "cpu_cores", None,
+    "several-series-cpu": ({"cpu_seconds": QueryResult(Outcome.SEVERAL_SERIES, detail="2")}, "cpu_cores", None,
                            (("cpu_cores", "several series (2)"),)),
-    "status-error-inflight": ({"inflight": QueryResult(None, "status error: bad_data")}, "inflight", None,
+    "status-error-inflight": ({"inflight": QueryResult(Outcome.STATUS_ERROR, detail="bad_data")}, "inflight", None,
                               (("inflight", "status error: bad_data"),)),
+    "http-error-queue": ({"queue_depth": QueryResult(Outcome.HTTP_ERROR, http_status=502)}, "queue_depth", None,
+                         (("queue", "http 502"),)),
+    "bad-response-rate": ({"inference_requests_total": QueryResult(Outcome.BAD_RESPONSE, detail="no data")},
+                          "rate_rps", None, (("rate_rps", "bad response: no data"),)),
+    "stale-sample-cpu": ({"cpu_seconds": QueryResult(Outcome.STALE, detail="sample 40s old")}, "cpu_cores", None,
+                         (("cpu_cores", "stale (sample 40s old)"),)),
+    "request-failed-inflight": ({"inflight": QueryResult(Outcome.REQUEST_FAILED, detail="InvalidURL")}, "inflight",
+                                None, (("inflight", "request failed: InvalidURL"),)),
     # Not measurements: each is refused as unknown, never fed to the demand.
-    "negative-rate": ({"inference_requests_total": QueryResult(-50.0)}, "rate_rps", None,
-                      (("rate_rps", "negative (-50)"),)),
-    "negative-inflight": ({"inflight": QueryResult(-1.5)}, "inflight", None, (("inflight", "negative (-1.5)"),)),
-    "negative-cpu": ({"cpu_seconds": QueryResult(-0.5)}, "cpu_cores", None, (("cpu_cores", "negative (-0.5)"),)),
-    "negative-queue": ({"queue_depth": QueryResult(-3.0)}, "queue_depth", None, (("queue", "negative (-3)"),)),
-    "negative-p95": ({"histogram_quantile": QueryResult(-0.1)}, "p95_ms", None, (("p95_s", "negative (-0.1)"),)),
-    "nan-rate": ({"inference_requests_total": QueryResult(None, "nan")}, "rate_rps", None, (("rate_rps", "nan"),)),
-    "inf-rate": ({"inference_requests_total": QueryResult(math.inf, "inf")}, "rate_rps", None,
+    "negative-rate": ({"inference_requests_total": ok(-50.0)}, "rate_rps", None, (("rate_rps", "negative (-50)"),)),
+    "negative-inflight": ({"inflight": ok(-1.5)}, "inflight", None, (("inflight", "negative (-1.5)"),)),
+    "negative-cpu": ({"cpu_seconds": ok(-0.5)}, "cpu_cores", None, (("cpu_cores", "negative (-0.5)"),)),
+    "negative-queue": ({"queue_depth": ok(-3.0)}, "queue_depth", None, (("queue", "negative (-3)"),)),
+    "negative-p95": ({"histogram_quantile": ok(-0.1)}, "p95_ms", None, (("p95_s", "negative (-0.1)"),)),
+    "nan-rate": ({"inference_requests_total": QueryResult(Outcome.NAN)}, "rate_rps", None, (("rate_rps", "nan"),)),
+    "inf-rate": ({"inference_requests_total": QueryResult(Outcome.INF, math.inf)}, "rate_rps", None,
                  (("rate_rps", "inf"),)),
-    "nan-inflight": ({"inflight": QueryResult(None, "nan")}, "inflight", None, (("inflight", "nan"),)),
-    "inf-inflight": ({"inflight": QueryResult(math.inf, "inf")}, "inflight", None, (("inflight", "inf"),)),
-    "nan-cpu": ({"cpu_seconds": QueryResult(None, "nan")}, "cpu_cores", None, (("cpu_cores", "nan"),)),
-    "inf-cpu": ({"cpu_seconds": QueryResult(-math.inf, "inf")}, "cpu_cores", None, (("cpu_cores", "inf"),)),
-    "negative-inf-p95": ({"histogram_quantile": QueryResult(-math.inf, "inf")}, "p95_ms", None,
+    "nan-inflight": ({"inflight": QueryResult(Outcome.NAN)}, "inflight", None, (("inflight", "nan"),)),
+    "inf-inflight": ({"inflight": QueryResult(Outcome.INF, math.inf)}, "inflight", None, (("inflight", "inf"),)),
+    "nan-cpu": ({"cpu_seconds": QueryResult(Outcome.NAN)}, "cpu_cores", None, (("cpu_cores", "nan"),)),
+    "inf-cpu": ({"cpu_seconds": QueryResult(Outcome.INF, -math.inf)}, "cpu_cores", None, (("cpu_cores", "inf"),)),
+    "negative-inf-p95": ({"histogram_quantile": QueryResult(Outcome.INF, -math.inf)}, "p95_ms", None,
                          (("p95_s", "inf"),)),
 }
 
@@ -189,4 +242,4 @@ def test_collector_single_input_problems(changes, field, value, errors):
     m, _ = collect(**changes)
     assert m.problem is None
     assert getattr(m, field) == value
-    assert m.errors == errors
+    assert tuple((query, result.text) for query, result in m.errors) == errors

@@ -20,8 +20,8 @@ import requests
 from autoscaler.collector import PrometheusSource
 from autoscaler.config import Config
 from autoscaler.gunicorn_scaler import GunicornScaler, alive
-from tests.support import (PYTHON, Child, free_port, gunicorn_master_pid, ready_workers, sample_jpeg, start_child,
-                           start_gunicorn, start_prometheus, wait_until, worker_pids)
+from tests.support import (PYTHON, Child, free_port, gunicorn_master_pid, ready_workers, synthetic_jpeg, start_child,
+                           start_gunicorn, start_prometheus, wait_until, child_pids)
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ class Load:
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._image = sample_jpeg()
+        self._image = synthetic_jpeg()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def _run(self):
@@ -91,7 +91,7 @@ def stack(tmp_path_factory):
 
 
 def one_worker(gunicorn: Child) -> bool:
-    return len(worker_pids(gunicorn_master_pid(gunicorn.extra["pidfile"]))) == 1
+    return len(child_pids(gunicorn_master_pid(gunicorn.extra["pidfile"]))) == 1
 
 
 def test_default_queries_return_sane_values_from_a_real_prometheus(stack):
@@ -114,12 +114,12 @@ def test_gunicorn_scaler_adds_a_serving_worker_and_removes_one_without_failed_re
     pidfile = gunicorn.extra["pidfile"]
     scaler = GunicornScaler(pidfile, drain_timeout_s=30)
     assert scaler.status().current == 1
-    first = worker_pids(gunicorn_master_pid(pidfile))
+    first = child_pids(gunicorn_master_pid(pidfile))
 
     scaler.set_replicas(2)
     assert scaler.status().current == 2
     wait_until(lambda: len(ready_workers(pidfile)) == 2, timeout_s=120, what="the added worker to warm up")
-    [added] = set(worker_pids(gunicorn_master_pid(pidfile))) - set(first)
+    [added] = set(child_pids(gunicorn_master_pid(pidfile))) - set(first)
     serving = set()
     wait_until(lambda: serving.add(requests.get(f"{gunicorn.extra['url']}/info", timeout=10).json()["pid"])
                or added in serving, timeout_s=60, interval_s=0.02, what=f"worker {added} to answer")
@@ -131,7 +131,7 @@ def test_gunicorn_scaler_adds_a_serving_worker_and_removes_one_without_failed_re
         # gunicorn removes the OLDEST worker; set_replicas returns once it has drained and exited (the
         # master may take a moment more to reap it).
         assert not any(alive(pid) for pid in first)
-        wait_until(lambda: worker_pids(gunicorn_master_pid(pidfile)) == [added], timeout_s=30,
+        wait_until(lambda: child_pids(gunicorn_master_pid(pidfile)) == [added], timeout_s=30,
                    what="only the added worker left")
         status = scaler.status()
         assert (status.current, status.live) == (1, 1)
