@@ -6,22 +6,20 @@ service's tail with this bound: what is left between them is the serving path's 
 `served_slowdown` splits that cost in two: how much slower the service's own batches ran than the measured
 batch times (the cores shared with decoding, the HTTP path and the load generator), and, with the ideal
 queue fed batch times that much longer, what is left beyond it (separate queues per worker, hand-offs).
+
+A batch time is sim/batch_time.py's line (`BatchTime.through` the measured times of one image and of a
+full batch); answers are grouped back into batches by sim/batch_regroup.py.
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
 import heapq
 from typing import Callable, Sequence
 
 import numpy as np
 
-
-def linear_batch_time(one_s: float, full_s: float, full_batch: int) -> Callable[[int], float]:
-    """Batch time for b images, interpolated between the measured times of 1 and `full_batch` images."""
-    per_image_s = (full_s - one_s) / max(1, full_batch - 1)
-    return lambda b: one_s + per_image_s * (b - 1)
+from sim.batch_regroup import regroup_batches
 
 
 def ideal_latencies_s(arrivals_s: Sequence[float], servers: int, max_batch: int,
@@ -45,18 +43,11 @@ def served_slowdown(model_s: Sequence[float], preprocess_s: Sequence[float],
                     batch_time_s: Callable[[int], float]) -> float:
     """How many times `batch_time_s` the service's batches took, from its answers' Server-Timing.
 
-    Every image of one batch reports the same forward time (`model`), so answers are grouped into batches
-    by it; a batch's cost is its forward plus its images' decoding (`preprocess`), the two parts that
+    A batch's cost is its forward plus its images' decoding (`preprocess`), the two parts that
     `batch_time_s`, measured with decoding and forward one after the other in one process, covers.
     """
-    batches: dict[float, list[float]] = collections.defaultdict(list)
-    for model, preprocess in zip(model_s, preprocess_s):
-        batches[model].append(preprocess)
-    if not batches:
+    if len(model_s) == 0:
         return float("nan")
-    served = sum(model + sum(decodes) for model, decodes in batches.items())
-    return served / sum(batch_time_s(len(decodes)) for decodes in batches.values())
-
-
-def scaled(batch_time_s: Callable[[int], float], factor: float) -> Callable[[int], float]:
-    return lambda b: factor * batch_time_s(b)
+    batches = regroup_batches(model_s)
+    served = float(np.sum(batches.forward + batches.total(preprocess_s)))
+    return served / sum(batch_time_s(int(images)) for images in batches.sizes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Sequence
 
 
 def decision_lines(lines: Iterable[str]) -> list[dict]:
@@ -47,13 +47,17 @@ def reversals(events: list[dict]) -> int:
     return sum(1 for a, b in zip(directions, directions[1:]) if a != b)
 
 
-def integrate_steps(points: list[list[float]], start_s: float, end_s: float) -> float:
-    """Integral of a step function given as [t, value] points (each value holds until the next point)."""
-    points = sorted(p for p in points if math.isfinite(p[1]))
+def integrate_steps(points: Sequence[Sequence[float]], start_s: float, end_s: float) -> float:
+    """Integral of a step function given as [t, value] points (each value holds until the next point).
+
+    The one definition of replica-seconds: the local stack's Prometheus series, the simulator's ready
+    timeline and the calibration's comparison of the two all integrate through here."""
+    # Sorted by time only, and stably: of two points at one time the later-recorded value holds.
+    points = sorted((p for p in points if math.isfinite(p[1])), key=lambda p: p[0])
     if not points or end_s <= start_s:
         return 0.0
     total = 0.0
-    for (t, value), nxt in zip(points, points[1:] + [[end_s, 0.0]]):
+    for (t, value), nxt in zip(points, [*points[1:], (end_s, 0.0)]):
         lo, hi = max(t, start_s), min(nxt[0], end_s)
         if hi > lo:
             total += value * (hi - lo)

@@ -18,12 +18,13 @@ What it models, and from what:
   their own): every CONTENTION_STEP_S (an event of its own) each warm replica's forwards are stretched to
   1 + shared_core_slowdown x (the other warm replicas' model-thread busy share over the last step, plus 1
   for every pod still starting: a forking worker loads and warms up its model on the same cores).
-  Measured in a recorded `make compare` (tests/fixtures/sim-calibration/, 2-core Zen 5; sim/calibrate.py
-  measure_forwards regroups the Server-Timing into batches): a forward overlapped by the other worker's
+  Measured in a recorded `make compare` (tests/fixtures/sim-calibration/, 2-core Zen 5;
+  sim/calibration/forwards.py regroups the Server-Timing into batches): a forward overlapped by the other worker's
   took 1 + k x the overlapped share longer, k = 0.17-0.27 over the four runs with two workers (about 2,800
   to 3,200 overlapped batches each), and while a second worker started the serving one's forwards took
   1.15-1.44x (mean 1.24, 6 start-ups); alone next to the load tester and Prometheus, a worker ran at its
-  one-worker speed (0.98-1.01x in the 5 s before each scale-up). sim/calibrate.py uses 0.2 for both.
+  one-worker speed (0.98-1.01x in the 5 s before each scale-up). The calibration uses 0.2 for both
+  (sim/calibration/inputs.py).
 
 `status()` reads like the scale subresource: current = spec.replicas, ready = ready pods that are not
 terminating, live = every pod that exists (starting, ready, terminating).
@@ -39,7 +40,7 @@ import numpy as np
 from autoscaler.scaling import ScalerStatus
 from sim.engine import LIFECYCLE, Engine
 from sim.profile import Profile
-from sim.prometheus import TargetSample
+from sim.scrape import TargetSample
 from sim.replica import LOST, PENDING, Replica
 
 ROUTINGS = ("random", "least-outstanding")

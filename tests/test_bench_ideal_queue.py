@@ -1,4 +1,5 @@
-"""The ideal shared batching queue the service benchmark compares its tail with: hand-computed cases."""
+"""The ideal shared batching queue the service benchmark compares its tail with, and the batch-time line it
+shares with the simulator: hand-computed cases."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import math
 
 import pytest
 
-from bench.ideal_queue import ideal_latencies_s, linear_batch_time, scaled, served_slowdown
+from bench.ideal_queue import ideal_latencies_s, served_slowdown
+from sim.batch_time import BatchTime
 
-TEN_MS_PLUS_FIVE = linear_batch_time(0.010, 0.045, 8)  # 10 ms for one image, +5 ms per extra image
+TEN_MS_PLUS_FIVE = BatchTime.through(0.010, 0.045, 8)  # 10 ms for one image, +5 ms per extra image
 
 
 @pytest.mark.parametrize("arrivals, servers, max_batch, expected", [
@@ -24,7 +26,7 @@ def test_ideal_latencies(arrivals, servers, max_batch, expected):
 
 
 @pytest.mark.parametrize("batch, expected_s", [(1, 0.010), (2, 0.015), (8, 0.045)], ids=["one", "two", "full"])
-def test_linear_batch_time(batch, expected_s):
+def test_batch_time_through_two_measured_points(batch, expected_s):
     assert TEN_MS_PLUS_FIVE(batch) == pytest.approx(expected_s)
 
 
@@ -43,4 +45,14 @@ def test_served_slowdown(model_s, preprocess_s, expected):
 
 
 def test_scaled_batch_time():
-    assert scaled(TEN_MS_PLUS_FIVE, 1.5)(2) == pytest.approx(0.0225)
+    assert TEN_MS_PLUS_FIVE.scaled(1.5)(2) == pytest.approx(0.0225)
+
+
+@pytest.mark.parametrize("line, images, expected_ms", [
+    (BatchTime(9.524, 15.476), 1, 25.0),
+    (BatchTime(9.524, 15.476), 8, 133.332),
+    (BatchTime(8.0, 14.0), 4, 64.0),
+], ids=["default-profile-one", "default-profile-full", "fitted-line"])
+def test_batch_time_in_ms_and_seconds(line, images, expected_ms):
+    assert line.forward_ms(images) == pytest.approx(expected_ms)
+    assert line(images) == pytest.approx(expected_ms / 1000)

@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from comparison.run_record import RUN_RECORD_VERSION
 from loadtester.records import RequestTable, write_requests_csv
 from sim import calibrate as cal
+from sim.batch_regroup import regroup_batches
+from sim.calibration.compare import calibrate
+from sim.calibration.forwards import measure_forwards
+from sim.calibration.inputs import run_inputs
+from sim.calibration.record import record
+from sim.calibration.runs import load_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sim-calibration"
 POLICIES = ("static-min", "hpa-50", "slo")
@@ -24,7 +31,7 @@ POLICIES = ("static-min", "hpa-50", "slo")
 
 @pytest.fixture(scope="module")
 def doc():
-    return cal.calibrate(FIXTURE)
+    return calibrate(FIXTURE)
 
 
 def test_the_fixture_is_small_and_complete():
@@ -57,9 +64,9 @@ def test_the_windows_with_two_workers_agree_too(doc, policy):
 
 
 def test_the_simulation_is_given_exactly_what_the_run_had():
-    run = cal.load_run(FIXTURE / "slo-1" / "run.json", FIXTURE)
-    schedule, settings = cal.run_inputs(run)
-    assert len(schedule) == run.data["requests"]["scheduled"] == 7728
+    run = load_run(FIXTURE / "slo-1" / "run.json", FIXTURE)
+    schedule, settings = run_inputs(run)
+    assert len(schedule) == run.record.requests["scheduled"] == 7728
     assert settings.scrape_interval_s == 1.0 and settings.seed == 0
     p = settings.profile
     assert p.pod_overhead_s == 0.0 and p.startup_s == 2.56 and p.queue_limit == 222
@@ -110,15 +117,18 @@ def _figures(doc: dict) -> dict:
 
 
 def test_a_full_run_directory_gives_the_same_figures(doc, tmp_path):
-    assert _figures(cal.calibrate(_full_run_dir(tmp_path))) == _figures(doc)
+    assert _figures(calibrate(_full_run_dir(tmp_path))) == _figures(doc)
 
 
 def test_recording_a_reduced_copy_round_trips(doc, tmp_path):
     out = tmp_path / "copy"
-    written = cal.record(FIXTURE, out)
+    written = record(FIXTURE, out)
     assert {p.name for p in written} >= {"wl.txt", "capacity-38f8d2e5cbe8886c.json", "run.json"}
-    again = cal.calibrate(out)
+    again = calibrate(out)
     assert _figures(again) == _figures(doc)
+    # The fixture's run.json files predate the record's version and are read as version 1; a copy carries it.
+    assert all("version" not in json.loads(p.read_text()) for p in FIXTURE.glob("*/run.json"))
+    assert {json.loads(p.read_text())["version"] for p in out.glob("*/run.json")} == {RUN_RECORD_VERSION}
     assert again["measured_forwards"] == doc["measured_forwards"]
 
 
@@ -157,8 +167,13 @@ def _edit(path: Path, change) -> None:
      "the run's plan 1..3"),
     (lambda root: _edit(root / "slo-1" / "run.json", lambda d: d["plan"].update(name="nope")), "unknown policy 'nope'"),
     (lambda root: (root / "capacity-38f8d2e5cbe8886c.json").unlink(), "its calibration"),
+    (lambda root: _edit(root / "slo-1" / "run.json", lambda d: d.update(version=2)),
+     "slo-1/run.json: version 2 is not one this reader knows"),
+    (lambda root: _edit(root / "slo-1" / "run.json", lambda d: d["plan"].update(min_replicas="1")),
+     "slo-1/run.json: plan.min_replicas='1' must be an integer"),
+    (lambda root: _edit(root / "slo-1" / "run.json", lambda d: d.update(windows=[])), "windows must be a non-empty"),
 ], ids=["no-dir", "no-runs", "bad-json", "no-windows", "other-trace", "other-seed", "bad-env", "other-bounds",
-        "bad-policy", "no-calibration"])
+        "bad-policy", "no-calibration", "newer-version", "bad-plan-type", "empty-windows"])
 def test_bad_input_exits_2_naming_the_problem(tmp_path, breakage, words):
     root = _copy(tmp_path)
     breakage(root)
@@ -207,10 +222,21 @@ def test_measure_forwards_recovers_the_line_the_overlap_slowdown_and_the_start_u
         batches.append((up + 0.4 + k * 0.1, 4, line(4) * 1.4))
     csv = tmp_path / "requests.csv"
     write_requests_csv(csv, _batch_table(batches))
-    m = cal.measure_forwards(csv, [{"t_s": up, "direction": "up"}], startup_s=2.6, max_workers=2.0)
+    m = measure_forwards(csv, [{"t_s": up, "direction": "up"}], startup_s=2.6, max_workers=2.0)
     assert m["batches"] == len(batches)
     assert m["one_worker_line_ms"] == pytest.approx([8.0, 14.0], abs=0.05)
     assert m["overlap_slowdown"] == pytest.approx(0.25, abs=0.01)
     assert m["startup_ratio"] == pytest.approx(1.4, abs=0.01) and m["startup_batches"] == 20
     # A run that never had two workers says nothing about sharing.
-    assert cal.measure_forwards(csv, [], startup_s=2.6, max_workers=1.0)["overlap_slowdown"] is None
+    assert measure_forwards(csv, [], startup_s=2.6, max_workers=1.0)["overlap_slowdown"] is None
+
+
+@pytest.mark.parametrize("forward_ms, done_s, sizes, forwards", [
+    ([10.0, 10.0, 12.0], None, [2, 1], [10.0, 12.0]),
+    ([10.0, 12.0, 10.0], [0.0, 0.1, 0.005], [2, 1], [10.0, 12.0]),
+    ([10.0, 10.0], [0.0, 1.0], [1, 1], [10.0, 10.0]),
+    ([], None, [], []),
+], ids=["equal-forwards-without-times", "answered-together", "same-forward-a-second-apart", "no-answers"])
+def test_answers_regroup_into_their_batches(forward_ms, done_s, sizes, forwards):
+    batches = regroup_batches(forward_ms, done_s)
+    assert batches.sizes.tolist() == sizes and batches.forward.tolist() == forwards
