@@ -7,8 +7,10 @@
   and comparison.json / .csv / .md;
 - comparison/targets.py: the goals set for the slo policy, PASS / MISS / n/a, and what repeats cannot tell
   apart;
-- comparison/plots.py: timeline.png of one run and comparison.png of several.
+- comparison/plots.py: comparison.png of several runs (one run's timeline is the load tester's);
+- comparison/run_record.py: one run's record, run.json, that the local stack writes and the simulator's
+  calibration reads (typed, versioned, checked on both sides).
 
-It reads no run directory and no Prometheus (local/analysis.py does) and builds no cluster (sim/ does):
-nothing here imports local/ or sim/.
+It reads no run directory beyond one run.json (local/analysis.py does) and no Prometheus (the load tester
+does) and builds no cluster (sim/ does): nothing here imports local/ or sim/.
 """

@@ -1,7 +1,7 @@
-"""timeline.png of one run and comparison.png of several: load, latency against the SLO, replicas.
+"""comparison.png of several runs: offered load, p95 per window against the SLO, workers.
 
-A run is comparison/summary.py's result (per_second, windows, slo, replicas, decision_ready, events,
-max_workers), from the local stack or the simulator alike.
+A run is comparison/summary.py's result (per_second, windows, slo, replicas, decision_ready), from the
+local stack or the simulator alike. One run's own timeline is the load tester's (loadtester/plot.py).
 """
 
 from __future__ import annotations
@@ -29,53 +29,6 @@ def colors_for(names) -> dict[str, str]:
 def _window_p95(ax, windows: list[dict], window_s: float, **style) -> None:
     mids = [w["start_s"] + window_s / 2 for w in windows]
     ax.plot(mids, [w["p95_ms"] if w["p95_ms"] is not None else float("nan") for w in windows], marker=".", **style)
-
-
-def plot_timeline(path: Path, result: dict, slo_ms: float, title: str) -> None:
-    """Offered/achieved load; p95 per 10 s window; workers (Prometheus), desired and scale events."""
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8.4), sharex=True)
-    per_second = result["per_second"]
-    ax = axes[0]
-    if per_second:
-        ax.plot(per_second["second"], per_second["offered_rps"], color="0.55", lw=1, label="offered")
-        ax.plot(per_second["second"], per_second["achieved_rps"], color="tab:blue", lw=1.2, label="achieved (ok)")
-    ax.set_ylabel("requests/s")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-
-    ax = axes[1]
-    window_s = result["slo"]["window_s"]
-    _window_p95(ax, result["windows"], window_s, color="tab:orange", lw=1.2, label="p95 per window")
-    ax.axhline(slo_ms, color="k", ls="--", lw=1, label=f"SLO {slo_ms:g} ms")
-    for w in result["windows"]:
-        if w["requests"] and not w["meets_slo"]:
-            ax.axvspan(w["start_s"], w["start_s"] + window_s, color="tab:red", alpha=0.1, lw=0)
-    ax.set_yscale("log")
-    ax.set_ylabel(f"latency ms ({window_s:g} s windows)")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-
-    ax = axes[2]
-    replicas = result["replicas"]
-    if replicas.get("workers"):
-        pts = replicas["workers"]
-        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="tab:green", lw=1.5,
-                label="ready workers (Prometheus)")
-    if replicas.get("desired"):
-        pts = replicas["desired"]
-        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="k", ls=":", lw=1,
-                label="desired (autoscaler)")
-    for e in result["events"]:
-        ax.axvline(e["t_s"], color="tab:red" if e["direction"] == "up" else "tab:blue", alpha=0.4, lw=1)
-    ax.set_ylabel("replicas")
-    ax.set_ylim(0, max(result["max_workers"], 1) + 1)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.set_xlabel("seconds since the start of the replay (vertical lines: scale-ups red, scale-downs blue)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_comparison(path: Path, results: dict[str, dict], slo_ms: float, title: str) -> None:

@@ -1,4 +1,7 @@
-"""timeline.png: offered vs achieved load, latency per window against the SLO, errors, replicas."""
+"""timeline.png: offered vs achieved load, latency per window against the SLO, errors, replicas.
+
+The one timeline of a run: reports built on a run link this file rather than drawing their own.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: float, window_s: float,
-                  replicas: dict | None = None, title: str = "") -> None:
+                  replicas: dict | None = None, title: str = "") -> dict[str, list[str]]:
+    """Draw the picture; return each panel's y label with the labels of the lines on it, so a caller can
+    tell what the picture shows (the replica panel only exists when `replicas` has a series)."""
     rows = 4 if replicas else 3
     fig, axes = plt.subplots(rows, 1, figsize=(11, 2.6 * rows + 0.6), sharex=True)
     seconds = per_second["second"]
@@ -63,4 +68,7 @@ def plot_timeline(path: Path, per_second: dict, windows: list[dict], slo_ms: flo
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    drawn = {ax.get_ylabel(): [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+             for ax in axes}
     plt.close(fig)
+    return drawn

@@ -1,4 +1,8 @@
-"""Replica counts over a replay, read from Prometheus after the run (query_range)."""
+"""Replica counts over a replay, read from Prometheus after the run (query_range).
+
+The one set of series a run records: written to replicas.csv and summary.json and drawn in timeline.png;
+reports built on a run read them from there rather than asking Prometheus again.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ REPLICA_QUERIES = {
 
 
 def fetch_series(prometheus_url: str, start_unix_s: float, end_unix_s: float, step_s: float = 1.0,
-                 queries: dict[str, str] | None = None, timeout_s: float = 10.0) -> tuple[dict, list[str]]:
+                 timeout_s: float = 10.0) -> tuple[dict, list[str]]:
     """{name: [[t_s, value], ...]} with t_s relative to `start_unix_s`, and a list of problems.
 
     A series with no data is left out; a failing query is reported, never raised, because the replay's
@@ -27,7 +31,7 @@ def fetch_series(prometheus_url: str, start_unix_s: float, end_unix_s: float, st
     problems: list[str] = []
     # Prometheus refuses more than 11,000 points per series: widen the step for long runs.
     step_s = max(step_s, (end_unix_s - start_unix_s) / 10_000.0)
-    for name, promql in (queries or REPLICA_QUERIES).items():
+    for name, promql in REPLICA_QUERIES.items():
         try:
             response = requests.get(f"{prometheus_url.rstrip('/')}/api/v1/query_range", timeout=timeout_s,
                                     params={"query": promql, "start": f"{start_unix_s:.3f}",
@@ -59,10 +63,3 @@ def write_replicas_csv(path: Path, series: dict) -> None:
             for t_s, value in points:
                 out.writerow((t_s, name, value))
 
-
-def read_replicas_csv(path: str | Path) -> dict:
-    series: dict[str, list[list[float]]] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            series.setdefault(row["series"], []).append([float(row["t_s"]), float(row["value"])])
-    return series

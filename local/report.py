@@ -17,7 +17,11 @@ from loadtester.report import format_summary
 
 from local.config import Options
 from local.machine import machine_line
-from local.sizing import Sizing, derivation_lines
+from planning.sizing import Sizing, derivation_lines
+
+# A run's one timeline, relative to its folder: the load tester's picture (loadtester/plot.py), linked rather
+# than redrawn so the report and the load tester's files show the same series.
+TIMELINE = "loadtest/timeline.png"
 
 
 def _ms(value) -> str:
@@ -133,9 +137,9 @@ def write_demo_report(run_dir: Path, options: Options, sizing: Sizing, result: d
                                f"(started with {plan['initial_replicas']})", trace_text, machine, command)
     lines += ["", "## Results", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results_rows(result)]
-    lines += ["", "![timeline](timeline.png)", "",
-              "The load tester's own plot (offered and achieved load, latency, errors, replicas):", "",
-              "![load tester timeline](loadtest/timeline.png)", "", "## Scale events", ""]
+    lines += ["", f"![timeline]({TIMELINE})", "",
+              "The load tester's plot: offered and achieved load, latency per window against the SLO, errors, and "
+              "the workers, desired and current replicas from Prometheus.", "", "## Scale events", ""]
     lines += events_table(result)
     lines += ["", "## Windows that missed the SLO", ""] + missed_windows(result)
     lines += ["", "## How the run was sized", ""] + sizing_lines(sizing)

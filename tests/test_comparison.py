@@ -1,19 +1,22 @@
 """comparison/: the figures, table, targets and plots that the local stack and the simulator share.
 
 Pure functions on hand-made rows and runs: replica-seconds, scale events and reversals, the median and
-range over repeats, the table, every goal's PASS / MISS / n/a, and that the package stands on its own.
+range over repeats, the table, every goal's PASS / MISS / n/a, the run record (run.json) that the local
+stack writes and the calibration reads, and that the package stands on its own.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from comparison.events import decision_lines, integrate_steps, reversals, scale_events
-from comparison.plots import COLORS, colors_for, plot_comparison, plot_timeline
+from comparison.plots import COLORS, colors_for, plot_comparison
+from comparison.run_record import RUN_RECORD_VERSION, RunRecord, RunRecordError
 from comparison.summary import run_figures
 from comparison.table import aggregate, row_of, table_lines, write_comparison
 from comparison.targets import LOCAL_GOALS, SIM_GOALS, indistinguishable, targets
@@ -28,8 +31,10 @@ START = 1767225600.0  # 2026-01-01T00:00:00Z
     ([[5, 1], [10, 2]], 0, 20, 30.0),           # the first value holds back to the start
     ([[0, 1], [10, 2], [20, 1]], 5, 15, 15.0),  # only the requested span
     ([[0, 1], [2, float("nan")], [4, 3]], 0, 6, 10.0),  # a NaN sample is skipped: 1 holds until 4
+    ([[10, 2], [0, 1]], 0, 20, 30.0),           # out of order: sorted by time
+    ([[0, 1], [5, 3], [5, 2]], 0, 10, 15.0),    # two at one time: the later-recorded holds
     ([], 0, 10, 0.0),
-], ids=["steps", "constant", "late-first-sample", "sub-span", "nan-sample", "no-samples"])
+], ids=["steps", "constant", "late-first-sample", "sub-span", "nan-sample", "unsorted", "same-time", "no-samples"])
 def test_replica_seconds_integrate_the_worker_count_as_steps(points, start, end, expected):
     assert integrate_steps(points, start, end) == pytest.approx(expected)
 
@@ -167,7 +172,7 @@ def test_the_files_hold_the_rows_targets_and_every_repeat(tmp_path):
 
 def test_every_policy_of_both_comparisons_has_its_own_colour():
     from local.config import COMPARE_CHOICES
-    from sim.run import POLICIES
+    from planning.runs import SIM_RUNS as POLICIES
 
     assert set(COMPARE_CHOICES) | set(POLICIES) <= set(COLORS)
     assert len(set(COLORS.values())) == len(COLORS)
@@ -175,14 +180,72 @@ def test_every_policy_of_both_comparisons_has_its_own_colour():
     assert len(set(colors.values())) == 4 and not {colors["hpa-70"], colors["static-3"]} & set(COLORS.values())
 
 
-def test_the_plots_draw_a_run_of_either_source(tmp_path):
+def test_the_comparison_plot_draws_runs_of_either_source(tmp_path):
     result = run_figures(load_summary(), decision_lines(DECISION_LOG), {"workers": [[0, 1], [50, 3]]}, START, 100.0)
     result["windows"] = [{"start_s": 10.0 * k, "requests": 10, "p95_ms": 100.0 + k, "meets_slo": k != 3}
                          for k in range(10)]
     result["per_second"] = {"second": list(range(100)), "offered_rps": [1] * 100, "achieved_rps": [1] * 100}
-    plot_timeline(tmp_path / "timeline.png", result, 450, "one run")
     plot_comparison(tmp_path / "comparison.png", {"slo": result, "oracle": result}, 450, "two runs")
-    assert (tmp_path / "timeline.png").stat().st_size > 10_000 and (tmp_path / "comparison.png").stat().st_size > 10_000
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
+
+
+def _record(**change) -> dict:
+    """A run.json as the local stack writes it (reduced to what the record requires, plus one other figure)."""
+    data = {"version": 1, "name": "slo", "plan": {"name": "slo", "min_replicas": 1, "max_replicas": 2, "scale": 1.5},
+            "sizing": {"max_queue": 24}, "autoscaler_env": {"POLICY": "slo"}, "requests": {"scheduled": 10},
+            "windows": [{"start_s": 0.0, "p95_ms": 50.0, "meets_slo": True}], "replica_seconds": 12.5,
+            "events": [], "latency_ms": {"p95": 50.0}}
+    data.update(change)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_a_run_record_round_trips_its_fields_and_every_other_figure():
+    record = RunRecord.from_dict(_record(), "x/run.json")
+    assert (record.name, record.replica_seconds, record.version) == ("slo", 12.5, RUN_RECORD_VERSION)
+    assert record.figures == {"latency_ms": {"p95": 50.0}}
+    assert record.to_dict() == {**_record(), "replicas": {}}   # an absent series is read as none
+    assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict())), "x/run.json") == record
+
+
+def test_a_run_record_without_a_version_is_version_1():
+    assert RunRecord.from_dict(_record(version=None), "old/run.json").version == 1
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"windows": None}, "x/run.json: missing windows"),
+    ({"plan": {"name": "slo", "min_replicas": 1, "scale": 1.0}}, "x/run.json: missing plan.max_replicas"),
+    ({"plan": {"name": "slo", "min_replicas": 1, "max_replicas": 2.5, "scale": 1.0}},
+     "x/run.json: plan.max_replicas=2.5 must be an integer"),
+    ({"replica_seconds": "12"}, "x/run.json: replica_seconds='12' must be a number"),
+    ({"replica_seconds": True}, "x/run.json: replica_seconds=True must be a number"),
+    ({"sizing": []}, "x/run.json: sizing (a list) must be a JSON object"),
+    ({"windows": [{"start_s": 0.0}]}, "x/run.json: windows must be a list of {start_s, p95_ms, meets_slo, ...}"),
+    ({"version": 99}, "x/run.json: version 99 is not one this reader knows"),
+    ({"version": "1"}, "x/run.json: version='1' must be an integer"),
+], ids=["missing-field", "missing-plan-field", "plan-field-type", "text-number", "bool-number", "list-object",
+        "window-keys", "newer-version", "version-type"])
+def test_a_bad_run_record_names_the_file_and_the_field(change, words):
+    with pytest.raises(RunRecordError, match=re.escape(words)):
+        RunRecord.from_dict(_record(**change), "x/run.json")
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "no such file (a run's figures)"),
+    ("{", "cannot read a run's figures"),
+    ("[]", "a run's figures is not a JSON object"),
+], ids=["absent", "bad-json", "not-an-object"])
+def test_reading_a_run_record_names_the_file(tmp_path, content, words):
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RunRecordError, match=re.escape(f"{path}: {words}")):
+        RunRecord.read(path)
+
+
+def test_a_written_run_record_reads_back(tmp_path):
+    record = RunRecord.from_dict(_record(), "x/run.json")
+    record.write(tmp_path / "run.json")
+    assert RunRecord.read(tmp_path / "run.json") == record
 
 
 def test_the_package_imports_neither_the_local_stack_nor_the_simulator():

@@ -1,9 +1,13 @@
-"""What local/analysis.py reads from a run directory: the decision log and the load tester's summary,
-turned into comparison/'s figures (the figures themselves are tested in tests/test_comparison.py)."""
+"""What local/analysis.py reads from a run directory: the decision log and the load tester's summary with
+the replica series it recorded, turned into comparison/'s figures (the figures themselves are tested in
+tests/test_comparison.py); and the demo report's one timeline, the load tester's."""
 
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from local.analysis import analyse, read_decisions
 
@@ -20,21 +24,53 @@ def test_the_decision_log_is_read_skipping_other_events_and_stray_lines(tmp_path
     assert read_decisions(tmp_path / "missing.jsonl") == []
 
 
-def test_a_run_without_prometheus_samples_costs_the_decisions_ready_count(tmp_path):
-    start = 1767225600.0  # 2026-01-01T00:00:00Z
-    (tmp_path / "loadtest").mkdir()
-    (tmp_path / "loadtest" / "summary.json").write_text(json.dumps({
-        "run": {"start_unix_s": start, "end_unix_s": start + 60},
+START_UNIX_S = 1767225600.0  # 2026-01-01T00:00:00Z
+# The series the load tester recorded in summary.json (loadtester/prometheus.py's queries).
+SERIES = {"workers": [[0.0, 1.0], [30.0, 2.0]], "desired_replicas": [[0.0, 1.0], [29.0, 2.0]],
+          "current_replicas": [[0.0, 1.0], [29.5, 2.0]]}
+
+
+def write_run(run_dir, replicas: dict, problems: list[str]) -> None:
+    """A run directory as the stack leaves it: the load tester's summary.json and the decision log."""
+    (run_dir / "loadtest").mkdir()
+    (run_dir / "loadtest" / "summary.json").write_text(json.dumps({
+        "run": {"start_unix_s": START_UNIX_S, "end_unix_s": START_UNIX_S + 60, "prometheus_problems": problems},
         "requests": {"scheduled": 10, "ok": 9, "failed": 1, "errors": {"rejected_503": 1}},
         "latency_ms": {"p50": 1, "p95": 2, "p99": 3, "max": 4}, "throughput": {"duration_s": 60},
-        "slo": {"window_s": 10, "windows": 6, "windows_met": 6, "window_attainment": 1.0},
-        "windows": [], "per_second": {}}))
-    (tmp_path / "decisions.jsonl").write_text(
+        "slo": {"slo_ms": 450, "window_s": 10, "windows": 6, "windows_met": 6, "window_attainment": 1.0,
+                "request_attainment": 0.9},
+        "windows": [], "per_second": {}, "replicas": replicas}))
+    (run_dir / "decisions.jsonl").write_text(
         '{"time":"2026-01-01T00:00:00.000Z","event":"decision","direction":"hold","current":1,"desired":1,"ready":1}\n'
         '{"time":"2026-01-01T00:00:30.000Z","event":"decision","direction":"up","current":1,"desired":2,"ready":2}\n')
-    result = analyse(tmp_path, {}, ["no samples"])
-    assert (result["replica_seconds"], result["replica_seconds_source"]) == (90.0, "decisions")
-    assert (result["scale_ups"], result["rejected_503"], result["replica_problems"]) == (1, 1, ["no samples"])
+
+
+@pytest.mark.parametrize("replicas, problems, source", [
+    (SERIES, [], "prometheus"),
+    ({}, ["no samples"], "decisions"),
+], ids=["the-load-testers-series", "no-prometheus-samples-costs-the-decisions-ready-count"])
+def test_a_run_is_analysed_from_the_series_the_load_tester_recorded(tmp_path, replicas, problems, source):
+    write_run(tmp_path, replicas, problems)
+    result = analyse(tmp_path)
+    assert result["replicas"] == replicas and result["replica_problems"] == problems
+    assert (result["replica_seconds"], result["replica_seconds_source"]) == (90.0, source)
+    assert (result["scale_ups"], result["rejected_503"]) == (1, 1)
+
+
+def test_the_demo_report_shows_one_timeline_the_load_testers(tmp_path):
+    from local.config import Options
+    from local.machine import describe_machine
+    from local.report import TIMELINE, write_demo_report
+    from planning.sizing import derive
+
+    write_run(tmp_path, SERIES, [])
+    result = dict(analyse(tmp_path), name="slo", plan={"policy": "slo", "min_replicas": 1, "max_replicas": 2,
+                                                       "initial_replicas": 1})
+    sizing = derive(None, quick=False, max_replicas=2, worker_capacity_rps=50.0)
+    report = write_demo_report(tmp_path, Options(max_replicas=2), sizing, result, describe_machine(), "wl.txt (60 s)",
+                               "python -m local demo").read_text()
+    assert TIMELINE == "loadtest/timeline.png"
+    assert re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report) == [TIMELINE]
 
 
 def test_a_comparison_writes_the_shared_files_and_its_report(tmp_path):
@@ -42,7 +78,7 @@ def test_a_comparison_writes_the_shared_files_and_its_report(tmp_path):
     from local.config import Options
     from local.machine import describe_machine
     from local.report import write_comparison
-    from local.sizing import derive
+    from planning.sizing import derive
 
     start = 1767225600.0
 

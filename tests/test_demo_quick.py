@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from comparison.summary import CONNECTION_LOSSES
-from local.analysis import consistency_problems
+from loadtester import read_requests_csv, summarize
 from local.config import QUICK_SLICE
-from local.processes import listening, pid_alive
-from loadtester import read_requests_csv
+from processes.children import pid_alive
+from processes.net import listening
 from tests.support import PYTHON, free_port, start_child, wait_until
 
 pytestmark = pytest.mark.slow
@@ -100,9 +101,9 @@ def stop_ports(run) -> list[int]:
 
 
 @pytest.mark.parametrize("path", [
-    "report.md", "timeline.png", "decisions.jsonl", "run.json", "trace-quick.txt", "loadtest/requests.csv",
-    "loadtest/summary.json", "loadtest/timeline.png", "logs/gunicorn.log", "logs/prometheus.log",
-    "logs/autoscaler.log", "logs/loadtester.log", "prometheus/prometheus.yml",
+    "report.md", "decisions.jsonl", "run.json", "trace-quick.txt", "loadtest/requests.csv",
+    "loadtest/summary.json", "loadtest/timeline.png", "loadtest/replicas.csv", "logs/gunicorn.log",
+    "logs/prometheus.log", "logs/autoscaler.log", "logs/loadtester.log", "prometheus/prometheus.yml",
 ], ids=lambda p: p)
 def test_report_files_are_present(run, path):
     file = run["out"] / path
@@ -110,6 +111,17 @@ def test_report_files_are_present(run, path):
     assert file.is_file() and (file.stat().st_size > 0 or path.startswith("logs/"))
     if path.endswith(".png"):
         assert file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_run_has_one_timeline_with_the_replica_series(run):
+    """The stack draws no picture of its own and fetches no series of its own: the report links the load
+    tester's timeline, and run.json holds the series the load tester recorded."""
+    assert not (run["out"] / "timeline.png").exists()
+    summary = json.loads((run["out"] / "loadtest" / "summary.json").read_text())
+    assert summary["run"]["files"].count("timeline.png") == 1
+    assert set(summary["replicas"]) == {"workers", "desired_replicas", "current_replicas"}
+    assert run["result"]["replicas"] == summary["replicas"]
+    assert f"(timeline: {run['out'] / 'loadtest' / 'timeline.png'})" in run["console"]
 
 
 def test_summary_matches_requests_csv(run):
@@ -123,7 +135,7 @@ def test_report_and_console_show_the_measured_numbers(run):
     req = summary["requests"]
     assert f"| requests scheduled / ok | {req['scheduled']} / {req['ok']} |" in report
     assert f"{summary['slo']['windows_met']}/{summary['slo']['windows']}" in report
-    assert "![timeline](timeline.png)" in report
+    assert re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report) == ["loadtest/timeline.png"]
     assert "AMD" in report or "Intel" in report or "CPUs" in report
     console = run["console"]
     assert re.search(rf"^scheduled +{req['scheduled']}$", console, re.M)
@@ -167,3 +179,19 @@ def test_the_console_shows_a_live_status_line_while_it_replays(run):
     assert len(progress) >= 5, lines
     assert all("ready/" in line for line in progress)
     assert any("last up 1->2" in line for line in progress), progress
+
+
+def consistency_problems(run_dir: Path) -> list[str]:
+    """Differences between summary.json and what requests.csv says (they must describe the same requests)."""
+    summary = json.loads((run_dir / "loadtest" / "summary.json").read_text())
+    table = read_requests_csv(run_dir / "loadtest" / "requests.csv")
+    again = summarize(table, slo_ms=summary["slo"]["slo_ms"], window_s=summary["slo"]["window_s"],
+                      duration_s=summary["throughput"]["duration_s"])
+    problems = []
+    for section in ("requests", "latency_ms"):
+        if again[section] != summary[section]:
+            problems.append(f"{section}: summary.json {summary[section]} != requests.csv {again[section]}")
+    for key in ("windows", "windows_met", "requests_under_slo"):
+        if again["slo"][key] != summary["slo"][key]:
+            problems.append(f"slo.{key}: summary.json {summary['slo'][key]} != requests.csv {again['slo'][key]}")
+    return problems

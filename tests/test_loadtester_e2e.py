@@ -3,6 +3,8 @@ Prometheus, through the command line, for a few seconds."""
 
 from __future__ import annotations
 
+import csv
+
 import json
 import subprocess
 
@@ -11,8 +13,9 @@ import pytest
 import requests
 
 from loadtester import read_requests_csv, summarize
-from loadtester.prometheus import read_replicas_csv
+from loadtester.plot import plot_timeline
 from support import PYTHON, REPO, start_gunicorn, start_prometheus, wait_until
+from test_loadtester_plot import REPLICAS, png_size
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +83,20 @@ def test_replay_against_the_real_service(stack, tmp_path):
     assert replicas == summary["replicas"]
     assert {value for _, value in replicas["workers"]} == {1.0}
     assert replicas["workers"][0][0] <= 2.0, "the series covers the start of the run"
+
+    # timeline.png is listed once and has the replica panel: it is the size of the same data drawn with the
+    # fetched series (a picture without them is shorter, tests/test_loadtester_plot.py).
+    assert summary["run"]["files"].count("timeline.png") == 1
+    drawn = plot_timeline(tmp_path / "redrawn.png", summary["per_second"], summary["windows"], 2000.0,
+                          summary["slo"]["window_s"], replicas=summary["replicas"])
+    assert drawn[REPLICAS] == ["workers"]
+    assert png_size(out / "timeline.png") == png_size(tmp_path / "redrawn.png")
+
+
+def read_replicas_csv(path) -> dict:
+    """replicas.csv (t_s, series, value rows) read back into {series: [[t_s, value], ...]}."""
+    series: dict[str, list[list[float]]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            series.setdefault(row["series"], []).append([float(row["t_s"]), float(row["value"])])
+    return series
