@@ -47,8 +47,11 @@ FROM wheels-${WHEELS_FROM} AS wheels
 # --- the runtime image ---
 FROM ${BASE_IMAGE} AS runtime
 ARG WHEELS_FROM
+# PYTHONPATH: the project's packages below are imported from /app whatever the entry point (the gunicorn
+# script's own directory is not /app).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
     MODEL_CACHE_DIR=/opt/model-cache \
     PORT=8000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
@@ -72,8 +75,10 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
 # Copied with the modes they were written with: inference/model_cache.py makes them readable by every user
 # (the build converts as root, the pod runs as 10001).
 COPY --from=model /opt/model-cache/ /opt/model-cache/
-# settings/: the settings machinery inference/config.py declares its fields with.
+# settings/: the settings machinery inference/config.py declares its fields with; processes/ready_marker.py:
+# the readiness marker a warm worker writes.
 COPY settings/ settings/
+COPY processes/__init__.py processes/ready_marker.py processes/
 COPY inference/ inference/
 # Numeric UID and GID so Kubernetes' runAsNonRoot can verify them (the Deployment runs it as 10001).
 RUN groupadd --system --gid 10001 inference \

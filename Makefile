@@ -22,9 +22,12 @@ help:
 setup: $(STAMP) prometheus kubectl
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-service.txt requirements-model.txt \
-          requirements-autoscaler.txt containers/constraints.txt
+          requirements-autoscaler.txt containers/constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c containers/constraints.txt -r requirements-dev.txt
+	@# The project itself, editable: its packages import from anywhere and its commands (resnet18-*) are on
+	@# the venv's PATH. Python 3.11's venv brings the setuptools this needs, so nothing is downloaded for it.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
 # The local stack and the tests run a real Prometheus: Debian's package provides it and promtool.

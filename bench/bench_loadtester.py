@@ -1,5 +1,4 @@
-"""Benchmark: how many requests per second one load-tester process sends on schedule, at what CPU cost,
-with its HTTP client (aiohttp) and with the hand-written one it replaced (bench/legacy_http_client.py).
+"""Benchmark: how many requests per second one load-tester process sends on schedule, and at what CPU cost.
 
 Replays constant-rate traces of increasing rate against the stub server (loadtester/stub_server.py,
 a separate process answering after a fixed delay), once with `Connection: close` (what the
@@ -10,14 +9,10 @@ lag grows to hundreds of milliseconds and more. (The p99 bound leaves room for t
 jitter of a shared 2-core machine, which is not the sender's doing; the load average is recorded.)
 Requirement: at least 300 requests/s with the load tester's own client.
 
-The two clients alternate within the run: at every rate one runs right after the other, in an order
-that flips from one rate and round to the next, so the machine's drift (10-20% from minute to minute
-on a shared machine) falls on both alike. A client's highest sustained rate is the highest it
-sustained in every round; its CPU per request at a rate is the median over the rounds, and the cost
-of the library is the median, over the rounds, of the ratio between the two measured back to back.
+The highest sustained rate is the highest sustained in every round (the machine drifts 10-20% from
+minute to minute on a shared machine); the CPU per request at a rate is the median over the rounds.
 
-    python -m bench.bench_loadtester [--seconds 4] [--rates 300,1000,2000,3000] [--delay-ms 20]
-                                     [--rounds 2] [--clients aiohttp,legacy]
+    python -m bench.bench_loadtester [--seconds 4] [--rates 300,1000,2000,3000] [--delay-ms 20] [--rounds 2]
 
 Results go to the console and to bench/results/loadtester.json.
 """
@@ -28,42 +23,33 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.legacy_http_client import Client as LegacyClient  # noqa: E402
-from loadtester.config import BUNDLED_IMAGES  # noqa: E402
-from loadtester.http_client import Client, resolve_target  # noqa: E402
-from loadtester.images import load_images  # noqa: E402
-from loadtester.schedule import build_schedule  # noqa: E402
-from loadtester.sender import Replayer  # noqa: E402
-from loadtester.stats import summarize  # noqa: E402
+from loadtester.config import BUNDLED_IMAGES
+from loadtester.http_client import Client, resolve_target
+from loadtester.images import load_images
+from loadtester.schedule import build_schedule
+from loadtester.sender import Replayer
+from loadtester.stats import summarize
+from processes.children import REPO
+from processes.net import free_port
 
 REQUIRED_RPS = 300.0
 MAX_LAG_P50_MS = 5.0
 MAX_LAG_P99_MS = 50.0
 # The load tester's client first: the requirement is its; the baseline is what it is compared with.
-CLIENTS = {"aiohttp": Client, "legacy": LegacyClient}
+CLIENTS = {"aiohttp": Client}
 MODES = (("connection-close", False), ("keep-alive", True))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_stub(delay_ms: float, keep_alive: bool) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "loadtester.stub_server", "--port", str(port), "--delay-ms", str(delay_ms)]
     if keep_alive:
         argv.append("--keep-alive")
@@ -73,9 +59,9 @@ def _start_stub(delay_ms: float, keep_alive: bool) -> tuple[subprocess.Popen, st
 
 
 def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+    """CPU seconds (user + system) a process has used."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def measure(url: str, rate_rps: float, seconds: float, photos, server_pid: int, client_factory=Client) -> dict:
@@ -169,21 +155,6 @@ def summarize_client(rounds_steps: list[list[dict]], rates: list[float]) -> dict
     }
 
 
-def cost_ratio(steps: dict[str, list[list[dict]]], rates: list[float], name: str, baseline: str) -> dict:
-    """Per rate: the median over rounds of name's CPU per request / baseline's, each pair measured back to back."""
-    ratios = {}
-    for rate in rates:
-        pairs = []
-        for mine, theirs in zip(steps[name], steps[baseline]):
-            a = [s for s in mine if s["rate_rps"] == rate]
-            b = [s for s in theirs if s["rate_rps"] == rate]
-            if a and b and b[0]["client_cpu_us_per_request"] > 0:
-                pairs.append(a[0]["client_cpu_us_per_request"] / b[0]["client_cpu_us_per_request"])
-        if pairs:
-            ratios[f"{rate:g}"] = _median(pairs)
-    return ratios
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each constant-rate step, s (default 4)")
@@ -191,13 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated request rates to try, req/s (default 300,1000,2000,3000)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="stub server answer delay, ms (default 20)")
     parser.add_argument("--rounds", type=int, default=2, help="times each client is measured at each rate (default 2)")
-    parser.add_argument("--clients", default=",".join(CLIENTS),
-                        help=f"comma-separated clients to measure, of {', '.join(CLIENTS)} (default: both)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "loadtester.json")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.clients.split(",") if n.strip()]
-    if not names or any(n not in CLIENTS for n in names) or args.rounds < 1 or args.seconds < 1:
-        parser.error(f"--clients must name some of {', '.join(CLIENTS)}; --rounds >= 1; --seconds >= 1")
+    names = list(CLIENTS)
+    if args.rounds < 1 or args.seconds < 1:
+        parser.error("--rounds must be >= 1 and --seconds >= 1")
     rates = sorted(float(r) for r in args.rates.split(","))
     photos = load_images(BUNDLED_IMAGES)
     report = {"required_rps": REQUIRED_RPS, "seconds_per_step": args.seconds, "server_delay_ms": args.delay_ms,
@@ -210,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     for mode, keep_alive in MODES:
         steps = run_mode(mode, keep_alive, names, rates, args.rounds, args.seconds, args.delay_ms, photos)
         entry = {"clients": {name: summarize_client(steps[name], rates) for name in names}}
-        if "aiohttp" in names and "legacy" in names:
-            entry["aiohttp_cpu_per_request_vs_legacy"] = cost_ratio(steps, rates, "aiohttp", "legacy")
         report["modes"][mode] = entry
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -224,11 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mode:<17}{name:<8} max sustained {c['max_sustained_rps']:.0f} req/s (every round); CPU/request "
                   + ", ".join(f"{v:.0f} us at {k}" for k, v in c["cpu_us_per_request"].items())
                   + ("" if share is None else f"; {100 * share:.0f}% of a core at {REQUIRED_RPS:.0f} req/s"))
-        ratio = entry.get("aiohttp_cpu_per_request_vs_legacy")
-        if ratio:
-            print(f"{mode:<17}aiohttp CPU per request / legacy's: "
-                  + ", ".join(f"{v:.2f}x at {k}" for k, v in ratio.items()))
-    mine = "aiohttp" if "aiohttp" in names else names[0]  # the verdict is the load tester's own client's
+    mine = "aiohttp"
     worst = min(entry["clients"][mine]["max_sustained_rps"] for entry in report["modes"].values())
     verdict = "PASS" if worst >= REQUIRED_RPS else "FAIL"
     print(f"{mine}: at least {worst:.0f} req/s sustained in both modes (required {REQUIRED_RPS:.0f}) -> {verdict}")

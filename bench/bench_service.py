@@ -25,145 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.clients import Sample, closed_loop, open_loop  # noqa: E402
-from bench.ideal_queue import ideal_latencies_s, linear_batch_time, scaled, served_slowdown  # noqa: E402
-from tests.support import (free_port, gunicorn_master_pid, http_ok, ready_workers, start_child,  # noqa: E402
-                           wait_ready, wait_until)
-
-IMAGES_DIR = REPO / "loadtester" / "images"
-
-
-def bench_images() -> list[bytes]:
-    files = sorted(p for p in IMAGES_DIR.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not files:
-        raise SystemExit(f"no images in {IMAGES_DIR}")
-    return [p.read_bytes() for p in files]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One backend and precision, measured in-process and served, alternating with the others."""
-
-    backend: str
-    precision: str
-    cache_dir: str   # the converted model, shared by the candidate's ceiling and service processes
-
-    @property
-    def name(self) -> str:
-        return f"{self.backend} {self.precision}"
-
-
-def candidates(cache_dir: str) -> list[Candidate]:
-    """torch, then every other backend installed in FP32, then bf16 where the CPU has it natively."""
-    from inference import backends
-
-    found = [Candidate("torch", "fp32", cache_dir)]
-    found += [Candidate(b, "fp32", cache_dir) for b in ("openvino", "onnxruntime") if backends.installed(b)]
-    if backends.native_bf16(backends.cpu_flags()):
-        bf16 = next((b for b in backends.BF16_BACKENDS if backends.installed(b)), None)
-        if bf16:
-            found.append(Candidate(bf16, "bf16", cache_dir))
-    return found
-
-
-# --- 1. the in-process ceiling ---
-
-def _ceiling_worker(candidate: Candidate, batch: int, threads: int, seconds: float, images: list[bytes], loaded,
-                    start, results) -> None:
-    import numpy as np
-
-    from inference.model import Classifier
-    from inference.preprocess import preprocess
-
-    model = Classifier("random", backend=candidate.backend, precision=candidate.precision, threads=threads,
-                       cache_dir=candidate.cache_dir)
-    model.warm_up(1, batch)
-    loaded.put(os.getpid())
-    start.wait()
-    done, i = 0, 0
-    deadline = time.perf_counter() + seconds
-    begun = time.perf_counter()
-    while time.perf_counter() < deadline:
-        tensors = [preprocess(images[(i + k) % len(images)], 10**9) for k in range(batch)]
-        model.probabilities(np.stack(tensors))
-        done += batch
-        i += batch
-    results.put(done / (time.perf_counter() - begun))
-
-
-def ceiling(candidate: Candidate, processes: int, threads: int, batch: int, seconds: float,
-            images: list[bytes]) -> float:
-    """Images/s of `processes` independent workers, each decoding, preprocessing and running batches."""
-    ctx = mp.get_context("spawn")  # torch and OpenMP are not fork-safe
-    loaded, start, results = ctx.Queue(), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_ceiling_worker,
-                         args=(candidate, batch, threads, seconds, images, loaded, start, results))
-             for _ in range(processes)]
-    for p in procs:
-        p.start()
-    for _ in procs:  # every worker has loaded and warmed its model: start the clock for all at once
-        loaded.get(timeout=300)
-    start.set()
-    rates = [results.get(timeout=seconds + 300) for _ in procs]
-    for p in procs:
-        p.join(30)
-    return sum(rates)
-
-
-# --- servers ---
-
-def start_service(tmp: Path, candidate: Candidate, workers: int, threads: int = 1,
-                  extra_env: dict[str, str] | None = None):
-    port = free_port()
-    env = {"MODEL_WEIGHTS": "random", "TORCH_THREADS": str(threads), "PORT": str(port), "BIND_HOST": "127.0.0.1",
-           "WEB_CONCURRENCY": str(workers), "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-           "MODEL_BACKEND": candidate.backend, "MODEL_PRECISION": candidate.precision,
-           "MODEL_CACHE_DIR": candidate.cache_dir, "GUNICORN_PIDFILE": str(tmp / "gunicorn.pid"),
-           **(extra_env or {})}
-    child = start_child("service", [sys.executable, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp,
-                        env=env)
-    wait_ready(child, lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the service")
-    return child, port
-
-
-def fork_to_ready_s(child, tmp: Path) -> float:
-    """Seconds from TTIN to the new worker's ready marker: what a scale-up waits for on the local stack.
-
-    The converted model is already cached by then (the service's first workers wrote it), as it is in a pod
-    whose image baked it in.
-    """
-    pidfile = tmp / "gunicorn.pid"
-    before = set(ready_workers(pidfile))
-    started = time.monotonic()
-    os.kill(gunicorn_master_pid(pidfile), signal.SIGTTIN)
-    wait_until(lambda: not child.alive() or set(ready_workers(pidfile)) - before, timeout_s=300, interval_s=0.01,
-               what="the added worker")
-    if not child.alive():
-        raise RuntimeError(f"the service stopped while a worker was being added; its log:\n{child.log()[-4000:]}")
-    return time.monotonic() - started
-
-
-def start_baseline(tmp: Path, workers: int):
-    port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
-            "--no-control-socket", "bench.prototype_app:app"]
-    child = start_child("baseline", argv, tmp)
-    wait_ready(child, lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the baseline")
-    return child, port
+from bench.clients import Sample, closed_loop, open_loop
+from bench.ideal_queue import ideal_latencies_s, served_slowdown
+from local.machine import cpu_model
+from bench.service_parts import bench_images, candidates, ceiling, fork_to_ready_s, start_baseline, start_service
+from processes.children import REPO
+from sim.batch_time import BatchTime
 
 
 def best_closed_loop(port: int, levels: list[int], seconds: float, images: list[bytes]) -> tuple[int, Sample]:
@@ -174,29 +48,21 @@ def best_closed_loop(port: int, levels: list[int], seconds: float, images: list[
 # --- the run ---
 
 def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int) -> Callable[[int], float]:
+def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int) -> BatchTime:
     """Batch time per size, from the ceiling's images/s of one process at batch 1 and at a full batch."""
-    return linear_batch_time(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
+    return BatchTime.through(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
 
 
 def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float], max_batch: int,
                  slowdown: float = 1.0) -> float:
     """p99 of the ideal shared batching queue fed this run's arrivals and the measured batch times
     (`slowdown` times them: the bound at the speed the service's own batches ran)."""
-    batch_time = scaled(ceiling_batch_time(per_process_rps, max_batch), slowdown)
+    batch_time = ceiling_batch_time(per_process_rps, max_batch).scaled(slowdown)
     latencies = ideal_latencies_s(sorted(sample.scheduled_s), workers, max_batch, batch_time)
     return float(sorted(latencies)[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))] * 1000)
 

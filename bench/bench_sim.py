@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from autoscaler.config import load_config  # noqa: E402
-from loadtester.schedule import build_schedule  # noqa: E402
-from loadtester.workload import load_workload  # noqa: E402
-from sim.profile import default_profile  # noqa: E402
-from sim.run import RunSettings, run_policy  # noqa: E402
+from autoscaler.config import load_config
+from loadtester.schedule import build_schedule
+from loadtester.workload import load_workload
+from sim.profile import default_profile
+from sim.run import RunSettings, run_policy
+from processes.children import REPO
 
 HOUR_S = 3600
 BUDGET_S = 60.0

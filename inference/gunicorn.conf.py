@@ -3,8 +3,8 @@
 Every value comes from inference/config.py (environment variables); this file only maps them onto
 gunicorn and adds the hooks that make scaling safe:
 - metrics: prometheus_client's multiprocess recipe (directory wiped at start, dead workers marked);
-- readiness: a worker that has loaded and warmed its model creates `<pidfile>.<pid>.ready`, which the
-  local autoscaler counts as a ready replica;
+- readiness: a worker that has loaded and warmed its model creates its marker (processes/ready_marker.py),
+  which the local autoscaler counts as a ready replica;
 - draining: SIGTERM (also what TTOU sends to the removed worker) turns the worker not-ready; gunicorn stops
   accepting connections, the worker answers every request it already holds, then exits within
   graceful_timeout.
@@ -16,9 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from inference.config import ConfigError, ServiceConfig  # noqa: E402
+from inference.config import ConfigError, ServiceConfig
+from processes.ready_marker import marker_path, markers
 
 try:
     SETTINGS = ServiceConfig.from_env()
@@ -54,7 +53,7 @@ control_socket_disable = True
 
 def _ready_marker(server_or_worker, pid: int) -> Path | None:
     pid_path = server_or_worker.cfg.pidfile
-    return Path(f"{pid_path}.{pid}.ready") if pid_path else None
+    return marker_path(pid_path, pid) if pid_path else None
 
 
 def _remove(path: Path | None) -> None:
@@ -71,7 +70,7 @@ def on_starting(server):
     for leftover in MULTIPROC_DIR.glob("*.db"):
         leftover.unlink()
     if server.cfg.pidfile:
-        for marker in Path(server.cfg.pidfile).parent.glob(Path(server.cfg.pidfile).name + ".*.ready"):
+        for marker in markers(server.cfg.pidfile).values():
             marker.unlink()
 
 

@@ -4,9 +4,9 @@
 
 Starts the service as one pod runs it (gunicorn master + 1 worker, TORCH_THREADS=1) on a free 127.0.0.1
 port, sends a mix of ordinary photos and 12-megapixel JPEGs concurrently, and prints the resident memory
-of master and worker from /proc (VmRSS now, VmHWM at peak; RssAnon is what only swap or the OOM killer
-can take back, RssFile is mapped libraries the kernel can reclaim). The container's memory limit must
-cover the peak with headroom.
+of master and worker from /proc/<pid>/status (VmRSS now, VmHWM at peak, which psutil does not report;
+RssAnon is what only swap or the OOM killer can take back, RssFile is mapped libraries the kernel can
+reclaim). The container's memory limit must cover the peak with headroom.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import requests
 
-import requests  # noqa: E402
-
-from tests import support  # noqa: E402
+from loadtester.images import synthetic_jpeg
+from processes.children import child_pids
+from processes.services import start_gunicorn
 
 FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
 
@@ -50,14 +50,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    images = [support.sample_jpeg((640, 480), seed=i) for i in range(4)] + \
-             [support.sample_jpeg((4000, 3000), seed=9)] * 4
+    images = [synthetic_jpeg((640, 480), seed=i) for i in range(4)] + \
+             [synthetic_jpeg((4000, 3000), seed=9)] * 4
     with tempfile.TemporaryDirectory() as tmp:
-        service = support.start_gunicorn(Path(tmp), workers=1, env={
-            "MODEL_WEIGHTS": args.weights, "TORCH_THREADS": "1", "WARMUP_BATCHES": "2"})
+        service = start_gunicorn(Path(tmp), workers=1, settings={
+            "MODEL_WEIGHTS": args.weights, "TORCH_THREADS": "1", "WARMUP_BATCHES": "2",
+            "MODEL_CACHE_DIR": str(Path(tmp) / "model-cache")})
         try:
-            master = support.gunicorn_master_pid(service.extra["pidfile"])
-            pids = [master] + support.worker_pids(master)
+            pids = [service.pid] + child_pids(service.pid)
             report("started", pids)
             url = service.extra["url"] + "/predict"
 

@@ -18,6 +18,11 @@ import numpy as np
 MAX_SUSTAINED_FRACTION = 0.9
 
 
+def littles_law_inflight(rate_rps: float, latency_ms: float) -> float:
+    """Requests in flight at `rate_rps` when each takes `latency_ms` (Little's law: L = lambda x W)."""
+    return rate_rps * latency_ms / 1000.0
+
+
 @dataclass(frozen=True)
 class Step:
     """One open-loop step. p95 counts failed requests as infinitely slow, like the SLO windows do."""
@@ -92,7 +97,7 @@ class CapacityReport:
         within = self.within_slo_rps(slo_ms)
         per_replica = within / self.replicas
         latency_ms = self.latency_at(within)
-        inflight = per_replica * latency_ms / 1000.0
+        inflight = littles_law_inflight(per_replica, latency_ms)
         capped = within < self._within_slo(slo_ms)
         on_curve = (f"{MAX_SUSTAINED_FRACTION:.0%} of saturation (the curve met {slo_ms:g} ms further, but no "
                     "queue at saturation stays short)" if capped else

@@ -2,8 +2,7 @@
 
 Why a library: a load tester pointed at any URL (a NodePort, an ingress, a proxy) meets chunked and
 compressed bodies, keep-alive rules, interim 1xx answers, TLS and odd servers; aiohttp's parser and
-connection pool handle them, a hand-written one has to be kept up with each. (The previous
-hand-written client is kept only as the benchmark's baseline, in bench/legacy_http_client.py.)
+connection pool handle them, a hand-written one has to be kept up with each.
 
 What is set up for a load tester, and why:
 - the address is resolved once (`resolve_target`), and the session's resolver returns it, so no
@@ -43,10 +42,6 @@ IDLE_CONNECTION_S = 1.0
 
 class UnreachableError(RuntimeError):
     """The service cannot be reached at all before the run starts."""
-
-
-class ProtocolError(Exception):
-    """The peer answered something that is not a valid HTTP/1.x response."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +143,7 @@ def failure_kind(exc: BaseException) -> str:
                          ConnectionAbortedError, BrokenPipeError)) or code in _RESET_ERRNOS):
         return "conn_reset"
     # aiohttp reports an unparsable response head as ClientResponseError (we never raise_for_status).
-    if isinstance(exc, (aiohttp.ClientResponseError, HttpProcessingError, ProtocolError)):
+    if isinstance(exc, (aiohttp.ClientResponseError, HttpProcessingError)):
         return "protocol_error"
     if isinstance(exc, (aiohttp.ClientError, OSError)):  # ssl.SSLError is an OSError
         return "conn_error"

@@ -1,19 +1,17 @@
-"""Run the load tester as a script: `python loadtester/load_tester.py --url http://HOST:PORT`.
-
-Python puts this file's directory first on sys.path; replace it with the repository root so that
-`loadtester` resolves as a package (and its modules cannot shadow others by their bare names).
+"""Run the load tester as a script: `python loadtester/load_tester.py --url http://HOST:PORT` (the same as
+`python -m loadtester` or `resnet18-loadtester`). The project must be installed in that Python: `make setup`
+does it, or `pip install -e .` in the repository root.
 """
 
 import sys
-from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-_ROOT = str(_HERE.parent)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from loadtester.cli import main  # noqa: E402
+try:
+    from loadtester.cli import main
+except ModuleNotFoundError as exc:
+    if exc.name != "loadtester":
+        raise
+    sys.exit("load_tester.py: the project is not installed in this Python (" + sys.executable + "): run "
+             "`pip install -e .` in the repository root (or `make setup`), or `python -m loadtester` from there")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,6 @@ to earlier requests) and makes two runs with the same inputs send at the same of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,11 +20,6 @@ class Schedule:
 
     def __len__(self) -> int:
         return len(self.offsets_s)
-
-    def offered_per_second(self) -> np.ndarray:
-        """Requests due in each wall-clock second of the replay."""
-        bins = max(1, math.ceil(self.duration_s))
-        return np.bincount(np.minimum(self.offsets_s.astype(np.int64), bins - 1), minlength=bins)
 
 
 def build_schedule(rates_rps: Sequence[float], *, seed: int = 0, arrivals: str = "poisson", scale: float = 1.0,

@@ -13,11 +13,12 @@ import sys
 from comparison.targets import target_lines
 from local.config import OptionError, load_options
 from local.machine import describe_machine
-from local.processes import StartError
-from local.report import console_summary, write_comparison, write_demo_report
+from processes.children import StartError
+from local.report import TIMELINE, console_summary, write_comparison, write_demo_report
 from local.run import execute, plan_for, prepare_trace, size_run
-from local.sizing import Sizing
-from local.stack import check_ports, prometheus_binary
+from planning.sizing import Sizing
+from local.stack import check_ports
+from processes.services import prometheus_binary
 
 
 class Interrupted(Exception):
@@ -72,7 +73,7 @@ def demo(options, command: str) -> int:
     report = write_demo_report(run_dir, options, sizing, result, machine, trace_text, command)
     print(console_summary(run_dir, result))
     _check_stopped(result)
-    print(f"report: {report} (timeline: {run_dir / 'timeline.png'})")
+    print(f"report: {report} (timeline: {run_dir / TIMELINE})")
     return 0
 
 

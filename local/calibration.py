@@ -29,8 +29,11 @@ from loadtester.images import load_images
 
 from local.config import REPO, Options
 from local.machine import describe_machine
-from local.processes import HOST, Child, StartError, child_env, wait_for
-from local.stack import gunicorn_env
+from local.stack import service_settings
+from processes.children import StartError, wait_for
+from processes.net import HOST
+from processes.ready_marker import marked_pids
+from processes.services import start_gunicorn
 
 PYTHON = sys.executable
 # What the cache key covers besides the machine: the code whose speed is measured, and the probe itself.
@@ -99,18 +102,12 @@ def calibrate(options: Options, work_dir: Path, console: TextIO = sys.stdout) ->
     """Start one worker, probe it, time a second worker's start, stop everything. Raises StartError."""
     state_dir = work_dir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    pidfile = state_dir / "gunicorn.pid"
-    env = gunicorn_env(port=port, pidfile=pidfile, metrics_dir=state_dir / "metrics", workers=1,
-                       model_weights=options.model_weights, max_queue=0)
-    print(f"local: measuring one worker of this machine (about 45 s; cached for the next runs): gunicorn on "
-          f"{HOST}:{port}", file=console, flush=True)
-    child = Child("calibration", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], work_dir / "logs",
-                  child_env(env), REPO)
+    print("local: measuring one worker of this machine (about 45 s; cached for the next runs)", file=console,
+          flush=True)
+    child = start_gunicorn(state_dir, name="calibration", settings=service_settings(options.model_weights, 0),
+                           ready_timeout_s=SPAWN_TIMEOUT_S, log_dir=work_dir / "logs")
+    pidfile, port = child.extra["pidfile"], child.extra["port"]
     try:
-        if not wait_for(lambda: child.alive() and len(_ready(pidfile)) >= 1, SPAWN_TIMEOUT_S, 0.1):
-            raise StartError(f"the calibration worker did not become ready within {SPAWN_TIMEOUT_S:g} s; the end of "
-                             f"{child.log_path}:\n{child.log_tail()}")
         target = resolve_target(f"http://{HOST}:{port}", "/predict")
         try:
             report = measure(target, load_images(BUNDLED_IMAGES), ProbeSettings(), replicas=1,
@@ -127,21 +124,9 @@ def calibrate(options: Options, work_dir: Path, console: TextIO = sys.stdout) ->
 
 def _time_added_worker(master_pid: int, pidfile: Path) -> float | None:
     """Seconds from TTIN to the new worker's ready marker (None if it never came)."""
-    before = set(_ready(pidfile))
+    before = set(marked_pids(pidfile))
     started = time.monotonic()
     os.kill(master_pid, signal.SIGTTIN)
-    if not wait_for(lambda: set(_ready(pidfile)) - before, SPAWN_TIMEOUT_S, 0.02):
+    if not wait_for(lambda: set(marked_pids(pidfile)) - before, SPAWN_TIMEOUT_S, 0.02):
         return None
     return round(time.monotonic() - started, 2)
-
-
-def _ready(pidfile: Path) -> list[Path]:
-    return list(pidfile.parent.glob(pidfile.name + ".*.ready"))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]

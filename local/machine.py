@@ -7,10 +7,13 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+import psutil
+
 from local.config import available_cpus
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (psutil does not report it: /proc/cpuinfo on Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -20,14 +23,8 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return None
+def _memory_gib() -> float:
+    return round(psutil.virtual_memory().total / 1024 ** 3, 1)
 
 
 def _version(package: str) -> str:
@@ -43,7 +40,7 @@ def describe_machine() -> dict:
     except OSError:
         load = None
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpus_available": available_cpus(),
         "cpus_total": os.cpu_count(),
         "memory_gib": _memory_gib(),

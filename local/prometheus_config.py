@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from local.processes import HOST
+from processes.net import HOST
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "prometheus"
 SOURCE_CONFIG = SOURCE_DIR / "prometheus-local.yml"

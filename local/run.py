@@ -1,20 +1,20 @@
-"""One run from plan to numbers: the trace it replays, the stack, the fetched replica series, the plot."""
+"""One run from plan to numbers: the trace it replays, the stack, and what the load tester recorded."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from comparison.plots import plot_timeline
+from comparison.run_record import RUN_FILE, RunRecord
 from loadtester.workload import load_workload
 
-from local.analysis import analyse, fetch_replicas
+from local.analysis import analyse
 from local.calibration import load_or_measure
 from local.config import QUICK_SLICE, Options
-from local.sizing import Sizing, derive
 from local.stack import RunPlan, Stack
+from planning.runs import run_spec
+from planning.sizing import Sizing, derive
 
 
 def size_run(options: Options, run_root: Path, console: TextIO = sys.stdout) -> Sizing:
@@ -53,21 +53,10 @@ def prepare_trace(options: Options, sizing: Sizing, run_root: Path) -> tuple[Pat
 
 
 def plan_for(name: str, options: Options, trace: Path, scale: float, run_dir: Path) -> RunPlan:
-    """The comparison's runs: static at the bounds, HPA at 50% and 90% CPU, and kpa and slo between the bounds
-    (as sim/run.py policy_config maps the same names)."""
-    lo, hi = options.min_replicas, options.max_replicas_effective
-    if name == "static-min":
-        return RunPlan(name, "static", lo, lo, lo, trace, scale, run_dir)
-    if name == "static-max":
-        return RunPlan(name, "static", hi, hi, hi, trace, scale, run_dir)
-    if name.startswith("hpa-"):
-        return RunPlan(name, "hpa", lo, hi, lo, trace, scale, run_dir, hpa_target_cpu=int(name[4:]) / 100)
-    if name == "hpa":
-        return RunPlan(f"hpa-{options.hpa_target_cpu * 100:g}", "hpa", lo, hi, lo, trace, scale, run_dir,
-                       hpa_target_cpu=options.hpa_target_cpu)
-    if name == "static":
-        return RunPlan("static-min", "static", lo, lo, lo, trace, scale, run_dir)
-    return RunPlan(name, name, lo, hi, lo, trace, scale, run_dir)
+    """A named run (planning/runs.py) between the options' replica bounds."""
+    spec = run_spec(name, options.min_replicas, options.max_replicas_effective, options.hpa_target_cpu)
+    return RunPlan(spec.name, spec.policy, spec.min_replicas, spec.max_replicas, spec.initial_replicas, trace, scale,
+                   run_dir, hpa_target_cpu=spec.hpa_target_cpu)
 
 
 def execute(options: Options, sizing: Sizing, plan: RunPlan, console: TextIO = sys.stdout, label: str = "") -> dict:
@@ -75,20 +64,14 @@ def execute(options: Options, sizing: Sizing, plan: RunPlan, console: TextIO = s
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(options, sizing, plan, console, label)
     with stack:
+        # The load tester reads the replica series from Prometheus before it exits, so the stack is still up.
         stack.replay()
-        summary = json.loads((stack.loadtest_dir / "summary.json").read_text())
-        replicas, problems = fetch_replicas(stack.prometheus_url, summary["run"]["start_unix_s"],
-                                            summary["run"]["end_unix_s"])
-    result = analyse(plan.run_dir, replicas, problems)
-    result["name"] = plan.name
-    result["run_dir_name"] = plan.run_dir.name
-    result["plan"] = plan.as_dict()
-    result["stop"] = stack.stop_report
-    result["sizing"] = sizing.as_dict()
-    result["autoscaler_env"] = {k: v for k, v in stack.autoscaler_env().items()
-                                if k not in ("PROMETHEUS_URL", "GUNICORN_PIDFILE")}
-    (plan.run_dir / "run.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot_timeline(plan.run_dir / "timeline.png", result, sizing.slo_ms,
-                  f"{plan.name}: {Path(plan.trace).name} x{plan.scale:g}, {plan.min_replicas}..{plan.max_replicas} "
-                  f"workers, SLO p95 {sizing.slo_ms:g} ms")
-    return result
+    path = plan.run_dir / RUN_FILE
+    record = RunRecord.from_dict({
+        **analyse(plan.run_dir), "name": plan.name, "run_dir_name": plan.run_dir.name, "plan": plan.as_dict(),
+        "stop": stack.stop_report, "sizing": sizing.as_dict(),
+        "autoscaler_env": {k: v for k, v in stack.autoscaler_env().items()
+                           if k not in ("PROMETHEUS_URL", "GUNICORN_PIDFILE")},
+    }, path)
+    record.write(path)
+    return record.to_dict()

@@ -21,11 +21,12 @@ import requests
 
 from local.config import REPO, Options
 from local.live import LiveLine
-from local.processes import HOST, Child, StartError, child_env, group_members, listening, port_in_use, wait_for
+from processes.children import PYTHON, Child, StartError, group_members, wait_for, wait_ready
+from processes.net import HOST, http_ok, listening, port_in_use
+from processes.services import prometheus_binary, ready_workers, start_gunicorn, start_prometheus
 from local.prometheus_config import write_config
-from local.sizing import Sizing
+from planning.sizing import Sizing
 
-PYTHON = sys.executable
 # Readiness probes are cheap; polling them fast shortens every run's start-up.
 PROBE_INTERVAL_S = 0.25
 LOADTESTER_NICE = -5
@@ -58,29 +59,10 @@ def check_ports(options: Options) -> None:
                              f"still stopping); stop it or choose another port with {flag}")
 
 
-def prometheus_binary() -> str:
-    import shutil
-
-    path = shutil.which("prometheus")
-    if not path:
-        raise StartError("the `prometheus` binary is not on PATH: run `make setup` as root (installs Debian's "
-                         "prometheus package) or `sudo apt-get install -y prometheus`")
-    return path
-
-
-def gunicorn_env(*, port: int, pidfile: Path, metrics_dir: Path, workers: int, model_weights: str,
-                 max_queue: int) -> dict[str, str]:
-    """The service's environment in the local stack (and for the calibration worker)."""
-    return {
-        "PORT": str(port), "BIND_HOST": HOST, "WEB_CONCURRENCY": str(workers), "GUNICORN_PIDFILE": str(pidfile),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
-        "TORCH_THREADS": "1", "MODEL_WEIGHTS": model_weights, "MAX_QUEUE": str(max_queue),
-    }
-
-
-def _http_ok(url: str) -> bool:
-    return requests.get(url, timeout=2).status_code == 200
+def service_settings(model_weights: str, max_queue: int) -> dict[str, str]:
+    """The service's settings in the local stack (and for the calibration worker)."""
+    # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
+    return {"TORCH_THREADS": "1", "MODEL_WEIGHTS": model_weights, "MAX_QUEUE": str(max_queue)}
 
 
 class Stack:
@@ -119,12 +101,12 @@ class Stack:
 
     def start(self) -> None:
         check_ports(self.options)
-        binary = prometheus_binary()
+        prometheus_binary()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._say(f"starting the service: gunicorn with {self.plan.initial_replicas} worker(s) on {self.service_url}")
         self._start_gunicorn()
         self._say(f"starting Prometheus on {self.prometheus_url}")
-        self._start_prometheus(binary)
+        self._start_prometheus()
         self._say(f"starting the autoscaler (policy {self._policy_text()}, {self.plan.min_replicas}.."
                   f"{self.plan.max_replicas} workers) on {self.autoscaler_url}")
         self._start_autoscaler()
@@ -143,39 +125,36 @@ class Stack:
             pid for child in self.children.values() for pid in group_members(child.pid))
 
     # --- the parts --------------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = REPO,
-               stdout_path: Path | None = None, nice: int = 0) -> Child:
-        console = self.console if self.options.verbose else None
-        child = Child(name, argv, self.log_dir, child_env(env), cwd, console=console, stdout_path=stdout_path,
-                      nice=nice)
-        self.children[name] = child
+    def _console(self) -> TextIO | None:
+        return self.console if self.options.verbose else None
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], stdout_path: Path | None = None,
+               nice: int = 0) -> Child:
+        return self._register(Child(name, argv, self.log_dir, env, REPO, console=self._console(),
+                                    stdout_path=stdout_path, nice=nice))
+
+    def _register(self, child: Child) -> Child:
+        self.children[child.name] = child
         # Which PIDs belong to this run, for whoever has to check on it or clean up after a crash.
         (self.state_dir / "pids.json").write_text(json.dumps({n: c.pid for n, c in self.children.items()}) + "\n")
         return child
 
     def _wait_ready(self, child: Child, condition, what: str) -> None:
-        ok = wait_for(lambda: child.alive() and condition(), self.options.ready_timeout_s, PROBE_INTERVAL_S)
-        if not ok:
-            why = (f"exited with status {child.proc.returncode}" if not child.alive()
-                   else f"was not ready within {self.options.ready_timeout_s:g} s")
-            raise StartError(f"{child.name} {why} ({what}); the end of {child.log_path}:\n{child.log_tail()}")
+        wait_ready(child, condition, self.options.ready_timeout_s, what, PROBE_INTERVAL_S)
 
     def _start_gunicorn(self) -> None:
         o, p = self.options, self.plan
-        env = gunicorn_env(port=o.service_port, pidfile=self.pidfile, metrics_dir=self.state_dir / "metrics",
-                           workers=p.initial_replicas, model_weights=o.model_weights, max_queue=self.sizing.max_queue)
-        child = self._spawn("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], env)
-        self._wait_ready(child, lambda: _http_ok(f"{self.service_url}/readyz")
-                         and len(self.ready_workers()) >= p.initial_replicas,
-                         f"{self.service_url}/readyz and {p.initial_replicas} warmed-up worker(s)")
+        self._register(start_gunicorn(
+            self.state_dir, workers=p.initial_replicas, port=o.service_port, ready_timeout_s=o.ready_timeout_s,
+            settings=service_settings(o.model_weights, self.sizing.max_queue), log_dir=self.log_dir,
+            console=self._console()))
 
-    def _start_prometheus(self, binary: str) -> None:
+    def _start_prometheus(self) -> None:
         conf_dir = self.run_dir / "prometheus"
-        config = write_config(conf_dir, self.options.service_port, self.options.autoscaler_port)
-        argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={conf_dir / 'data'}",
-                f"--web.listen-address={HOST}:{self.options.prometheus_port}", "--log.level=warn"]
-        child = self._spawn("prometheus", argv, {}, cwd=conf_dir)
-        self._wait_ready(child, lambda: _http_ok(f"{self.prometheus_url}/-/ready"), f"{self.prometheus_url}/-/ready")
+        write_config(conf_dir, self.options.service_port, self.options.autoscaler_port)
+        child = self._register(start_prometheus(conf_dir, port=self.options.prometheus_port, log_dir=self.log_dir,
+                                                ready_timeout_s=self.options.ready_timeout_s,
+                                                console=self._console()))
         # The first seconds of the replay need data: wait for the first scrape of the service.
         self._wait_ready(child, self._service_scraped, "a first scrape of the service")
 
@@ -207,7 +186,7 @@ class Stack:
     def _start_autoscaler(self) -> None:
         child = self._spawn("autoscaler", [PYTHON, "-m", "autoscaler"], self.autoscaler_env(),
                             stdout_path=self.decision_log)
-        self._wait_ready(child, lambda: _http_ok(f"{self.autoscaler_url}/healthz"), f"{self.autoscaler_url}/healthz")
+        self._wait_ready(child, lambda: http_ok(f"{self.autoscaler_url}/healthz"), f"{self.autoscaler_url}/healthz")
 
     def replay(self) -> int:
         """Run the load tester to the end of the trace; return its exit status. Fails if a part dies meanwhile."""
@@ -248,12 +227,7 @@ class Stack:
 
     # --- helpers ----------------------------------------------------------------------------------------
     def ready_workers(self) -> list[int]:
-        pids = []
-        for marker in self.state_dir.glob(self.pidfile.name + ".*.ready"):
-            pid = int(marker.name[len(self.pidfile.name) + 1:-len(".ready")])
-            if Path(f"/proc/{pid}").exists():
-                pids.append(pid)
-        return sorted(pids)
+        return ready_workers(self.pidfile)
 
     def _policy_text(self) -> str:
         if self.plan.policy == "hpa":

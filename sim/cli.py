@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence, TextIO
 
@@ -27,59 +27,85 @@ from autoscaler.config import ConfigError, load_config
 from comparison.plots import plot_comparison
 from comparison.table import write_comparison
 from comparison.targets import SIM_GOALS, target_lines
+from loadtester.config import ARRIVALS
 from loadtester.schedule import build_schedule
 from loadtester.workload import WorkloadError, load_workload
-from local.sizing import PEAK_MARGIN
+from planning.sizing import PEAK_MARGIN
+from settings import SettingError, add_flags, read_values, setting
 from sim.cluster import ROUTINGS, ClusterSettings
 from sim.profile import ProfileError, default_profile
-from sim.profiles import load_profile
-from sim.run import POLICIES, PolicyError, RunSettings, check_policy, run_policy
+from sim.profile_sources import load_profile
+from planning.runs import SIM_RUNS, RunNameError, check_run_name
+from sim.run import RunSettings, run_policy
 
 PEAK_WINDOW_S = 60.0
 # The in-cluster Prometheus' scrape interval (prometheus/prometheus.yml, global.scrape_interval).
 DEFAULT_SCRAPE_INTERVAL_S = 5.0
 
 
-class UsageError(Exception):
+class UsageError(SettingError):
     """Bad input; the message names the flag."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sim", description=(
-        "Replay a trace through a simulated cluster of the service and the real autoscaler code, once per "
-        "policy, and compare them (with an oracle that knows the future as the lower bound of cost)."))
-    p.add_argument("--trace", required=True, metavar="FILE", help="the workload (wl.txt format: one rate a second)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--scale", type=float, default=None, metavar="S", help="multiply every rate (none: 1)")
-    group.add_argument("--peak-replicas", type=int, default=None, metavar="N", help=(
+@dataclass(frozen=True)
+class SimOptions:
+    """The flags of `python -m sim`; prepare() checks what needs the trace, the profile or the environment."""
+
+    trace: str = setting(flag="--trace", metavar="FILE", doc="the workload (wl.txt format: one rate a second)")
+    scale: float | None = setting(None, flag="--scale", metavar="S", lo=0, lo_open=True,
+                                  doc="multiply every rate (none: 1); not with --peak-replicas")
+    peak_replicas: int | None = setting(None, flag="--peak-replicas", metavar="N", lo=1, doc=(
         f"scale the trace so its peak (the highest {PEAK_WINDOW_S:g} s mean rate) needs N replicas at the profile's "
         f"within-SLO capacity: (N - {PEAK_MARGIN:g}) x that capacity; MAX_REPLICAS defaults to N then"))
-    p.add_argument("--policies", default=",".join(POLICIES), metavar="LIST", help="comma-separated runs: any of "
-                   "the default's, hpa-N (POLICY=hpa at N%% CPU) and static-N (N replicas)")
-    p.add_argument("--profile", default=None, metavar="FILE", help=(
+    policies: str = setting(",".join(SIM_RUNS), flag="--policies", metavar="LIST", doc=(
+        "comma-separated runs: any of the default's, hpa-N (POLICY=hpa at N% CPU) and static-N (N replicas)"))
+    profile: str | None = setting(None, flag="--profile", metavar="FILE", doc=(
         "a capacity probe's --json output, a local calibration cache file (.cache/calibration/) or a sim "
         "profile JSON (none: the development machines' measured figures, sim/profile.py)"))
-    p.add_argument("--slo-ms", type=float, default=None, metavar="MS", help="the p95 latency SLO (none: SLO_P95_MS "
-                   "if set, else the profile's derived SLO)")
-    p.add_argument("--max-replicas", type=int, default=None, metavar="N", help="MAX_REPLICAS (none: the "
-                   "environment's, else --peak-replicas, else the autoscaler's default)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="arrivals, routing and start-up draws")
-    p.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson", help=(
+    slo_ms: float | None = setting(None, flag="--slo-ms", metavar="MS", unit="ms", lo=0, lo_open=True, doc=(
+        "the p95 latency SLO (none: SLO_P95_MS if set, else the profile's derived SLO)"))
+    max_replicas: int | None = setting(None, flag="--max-replicas", metavar="N", lo=1, doc=(
+        "MAX_REPLICAS (none: the environment's, else --peak-replicas, else the autoscaler's default)"))
+    seed: int = setting(0, flag="--seed", metavar="N", lo=0, doc="arrivals, routing and start-up draws")
+    arrivals: str = setting("poisson", flag="--arrivals", choices=ARRIVALS, doc=(
         "poisson: a seeded Poisson process at each second's rate; uniform: each second's count (fractions "
         "carried over), evenly spaced (loadtester/schedule.py, as the load tester draws them)"))
-    p.add_argument("--speedup", type=float, default=1.0, metavar="X", help="divide every offset by X (and so "
-                   "multiply every rate): a long trace replayed faster")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="cut the replay after S seconds")
-    p.add_argument("--routing", choices=ROUTINGS, default="random", help="how the Service spreads requests")
-    p.add_argument("--removal-lag-s", type=float, default=ClusterSettings.removal_lag_s, metavar="S",
-                   help="a removed pod's time in the Service's endpoints (kube-proxy's sync)")
-    p.add_argument("--pod-overhead-s", type=float, default=None, metavar="S",
-                   help="added to a worker's start-up for a pod (none: the profile's)")
-    p.add_argument("--scrape-interval-s", type=float, default=DEFAULT_SCRAPE_INTERVAL_S, metavar="S",
-                   help="Prometheus' scrape interval (prometheus/prometheus.yml's)")
-    p.add_argument("--out", default=None, metavar="DIR", help="where comparison.json, .csv, .md and .png go "
-                   "(none: reports/sim-<UTC time>)")
-    return p
+    speedup: float = setting(1.0, flag="--speedup", metavar="X", lo=0, lo_open=True, doc=(
+        "divide every offset by X (and so multiply every rate): a long trace replayed faster"))
+    duration_s: float | None = setting(None, flag="--duration", metavar="S", unit="s", lo=0, lo_open=True,
+                                       doc="cut the replay after S seconds")
+    routing: str = setting("random", flag="--routing", choices=ROUTINGS, doc="how the Service spreads requests")
+    removal_lag_s: float = setting(ClusterSettings.removal_lag_s, flag="--removal-lag-s", metavar="S", unit="s",
+                                   lo=0, doc="a removed pod's time in the Service's endpoints (kube-proxy's sync)")
+    pod_overhead_s: float | None = setting(None, flag="--pod-overhead-s", metavar="S", unit="s", lo=0,
+                                           doc="added to a worker's start-up for a pod (none: the profile's)")
+    scrape_interval_s: float = setting(DEFAULT_SCRAPE_INTERVAL_S, flag="--scrape-interval-s", metavar="S", unit="s",
+                                       lo=0, lo_open=True,
+                                       doc="Prometheus' scrape interval (prometheus/prometheus.yml's)")
+    out: str | None = setting(None, flag="--out", metavar="DIR", doc=(
+        "where comparison.json, .csv, .md and .png go (none: reports/sim-<UTC time>)"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sim", description=(
+        "Replay a trace through a simulated cluster of the service and the real autoscaler code, once per "
+        "policy, and compare them (with an oracle that knows the future as the lower bound of cost)."))
+    add_flags(parser, SimOptions)  # values stay text: options_from() converts and checks them
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> SimOptions:
+    """The parsed flags converted and checked. Raises UsageError."""
+    options = SimOptions(**read_values(SimOptions, {}, args, error=UsageError))
+    if options.scale is not None and options.peak_replicas is not None:
+        raise UsageError("--peak-replicas is not allowed with --scale: give one of them", "--peak-replicas",
+                         options.peak_replicas)
+    return options
+
+
+def read_options(argv: Sequence[str]) -> SimOptions:
+    """A `python -m sim` command line's options (sim/matrix.py builds them). Raises UsageError."""
+    return options_from(build_parser().parse_args(list(argv)))
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
@@ -89,7 +115,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if isinstance(args, int):
         return args
     try:
-        plan = prepare(args, os.environ if environ is None else environ)
+        plan = prepare(options_from(args), os.environ if environ is None else environ)
     except UsageError as exc:
         print(f"{parser.prog}: error: {exc}", file=stderr)
         return 2
@@ -104,53 +130,45 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
         return int(exc.code or 0)
 
 
-def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> dict:
-    """Everything checked before anything runs. Raises UsageError."""
+def prepare(options: SimOptions, environ: Mapping[str, str]) -> dict:
+    """Everything else checked before anything runs (the flags' ranges were, by options_from()). Raises
+    UsageError."""
     try:
-        workload = load_workload(args.trace)
+        workload = load_workload(options.trace)
     except WorkloadError as exc:
         raise UsageError(f"--trace: {exc}") from None
     try:
-        profile = load_profile(args.profile) if args.profile else default_profile()
+        profile = load_profile(options.profile) if options.profile else default_profile()
     except ProfileError as exc:
         raise UsageError(f"--profile: {exc}") from None
-    if args.pod_overhead_s is not None:
-        _require(args.pod_overhead_s >= 0, f"--pod-overhead-s={args.pod_overhead_s:g} must be >= 0")
-        profile = replace(profile, pod_overhead_s=args.pod_overhead_s)
+    if options.pod_overhead_s is not None:
+        profile = replace(profile, pod_overhead_s=options.pod_overhead_s)
     try:
-        policies = [check_policy(name.strip()) for name in args.policies.split(",") if name.strip()]
-    except PolicyError as exc:
+        policies = [check_run_name(name.strip()) for name in options.policies.split(",") if name.strip()]
+    except RunNameError as exc:
         raise UsageError(f"--policies: {exc}") from None
     _require(bool(policies), "--policies: name at least one policy")
-    _require(len(set(policies)) == len(policies), f"--policies={args.policies}: a policy is named twice")
-    for flag, value in (("--scale", args.scale), ("--speedup", args.speedup), ("--duration", args.duration),
-                        ("--slo-ms", args.slo_ms), ("--scrape-interval-s", args.scrape_interval_s)):
-        if value is not None:
-            _require(math.isfinite(value) and value > 0, f"{flag}={value:g} must be > 0")
-    _require(args.peak_replicas is None or args.peak_replicas >= 1,
-             f"--peak-replicas={args.peak_replicas} must be >= 1")
-    _require(args.max_replicas is None or args.max_replicas >= 1, f"--max-replicas={args.max_replicas} must be >= 1")
-    _require(args.removal_lag_s >= 0, f"--removal-lag-s={args.removal_lag_s:g} must be >= 0")
+    _require(len(set(policies)) == len(policies), f"--policies={options.policies}: a policy is named twice")
 
-    peak_rps = peak_rate_rps(workload.rates_rps, args.speedup)
-    if args.peak_replicas is not None:
-        scale = scale_for_peak_replicas(peak_rps, args.peak_replicas, profile.capacity_within_slo_rps)
+    peak_rps = peak_rate_rps(workload.rates_rps, options.speedup)
+    if options.peak_replicas is not None:
+        scale = scale_for_peak_replicas(peak_rps, options.peak_replicas, profile.capacity_within_slo_rps)
     else:
-        scale = args.scale if args.scale is not None else 1.0
+        scale = options.scale if options.scale is not None else 1.0
 
     try:
         config = load_config([], environ)
     except ConfigError as exc:
         raise UsageError(f"environment: {exc}") from None
     overrides: dict = {}
-    if args.slo_ms is not None:
-        overrides["slo_p95_ms"] = args.slo_ms
+    if options.slo_ms is not None:
+        overrides["slo_p95_ms"] = options.slo_ms
     elif not environ.get("SLO_P95_MS"):
         overrides["slo_p95_ms"] = profile.slo_ms
-    if args.max_replicas is not None:
-        overrides["max_replicas"] = args.max_replicas
-    elif not environ.get("MAX_REPLICAS") and args.peak_replicas is not None:
-        overrides["max_replicas"] = max(args.peak_replicas, config.min_replicas)
+    if options.max_replicas is not None:
+        overrides["max_replicas"] = options.max_replicas
+    elif not environ.get("MAX_REPLICAS") and options.peak_replicas is not None:
+        overrides["max_replicas"] = max(options.peak_replicas, config.min_replicas)
     if not environ.get("CAPACITY_RPS_PER_REPLICA"):
         overrides["capacity_rps_per_replica"] = profile.capacity_within_slo_rps
     if not environ.get("TARGET_INFLIGHT_PER_REPLICA"):
@@ -158,21 +176,21 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> dict:
     try:
         config = replace(config, **overrides).validate()
     except ConfigError as exc:
-        flag = "--max-replicas" if "MAX_REPLICAS" in str(exc) and args.max_replicas is not None else "settings"
+        flag = "--max-replicas" if "MAX_REPLICAS" in str(exc) and options.max_replicas is not None else "settings"
         raise UsageError(f"{flag}: {exc}") from None
 
-    out_dir = Path(args.out) if args.out else Path("reports") / time.strftime("sim-%Y%m%d-%H%M%S", time.gmtime())
-    settings = RunSettings(profile=profile, config=config, scrape_interval_s=args.scrape_interval_s,
-                           cluster=ClusterSettings(routing=args.routing, removal_lag_s=args.removal_lag_s),
-                           seed=args.seed)
-    schedule = build_schedule(workload.rates_rps, seed=args.seed, arrivals=args.arrivals, scale=scale,
-                              speedup=args.speedup, duration_s=args.duration)
-    trace = {"path": str(args.trace), "seconds": workload.duration_s, "peak_rps": round(peak_rps, 4),
+    out_dir = Path(options.out) if options.out else Path("reports") / time.strftime("sim-%Y%m%d-%H%M%S", time.gmtime())
+    settings = RunSettings(profile=profile, config=config, scrape_interval_s=options.scrape_interval_s,
+                           cluster=ClusterSettings(routing=options.routing, removal_lag_s=options.removal_lag_s),
+                           seed=options.seed)
+    schedule = build_schedule(workload.rates_rps, seed=options.seed, arrivals=options.arrivals, scale=scale,
+                              speedup=options.speedup, duration_s=options.duration_s)
+    trace = {"path": str(options.trace), "seconds": workload.duration_s, "peak_rps": round(peak_rps, 4),
              "peak_window_s": PEAK_WINDOW_S, "scaled_peak_rps": round(peak_rps * scale, 4),
-             "arrivals": args.arrivals, "seed": args.seed, "speedup": args.speedup, "duration_s": schedule.duration_s,
-             "requests": len(schedule)}
+             "arrivals": options.arrivals, "seed": options.seed, "speedup": options.speedup,
+             "duration_s": schedule.duration_s, "requests": len(schedule)}
     return {"policies": policies, "schedule": schedule, "settings": settings, "scale": scale, "trace": trace,
-            "out_dir": out_dir, "peak_replicas": args.peak_replicas}
+            "out_dir": out_dir, "peak_replicas": options.peak_replicas}
 
 
 def peak_rate_rps(rates_rps: Sequence[float], speedup: float = 1.0, window_s: float = PEAK_WINDOW_S) -> float:

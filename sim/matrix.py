@@ -2,7 +2,7 @@
 
 The default matrix: wl.txt at x1, x10 and x50, and the two real traces of sim/traces/ (the Twitter hour
 and the NASA day), each scaled with --peak-replicas so that its peak needs tens of replicas; every policy
-(sim.run.POLICIES), the same seed. Each case is one `python -m sim` comparison (sim/cli.py: the same
+(planning/runs.py SIM_RUNS), the same seed. Each case is one `python -m sim` comparison (sim/cli.py: the same
 checks, the same comparison/ table, targets and plot) written to its own folder; then summary.md and
 summary.json say, per trace, whether `slo` met each of the four goals (comparison/targets.py SIM_GOALS):
 
@@ -33,10 +33,11 @@ from typing import Mapping, Sequence, TextIO
 
 from comparison.targets import GOALS, SIM_GOALS
 from loadtester.workload import WorkloadError, load_workload
+from settings import add_flags, read_values, setting
 from sim import cli
 from sim.profile import ProfileError, default_profile
-from sim.profiles import load_profile
-from sim.run import POLICIES
+from sim.profile_sources import load_profile
+from planning.runs import SIM_RUNS
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = Path(__file__).resolve().parent / "traces"
@@ -67,20 +68,28 @@ MIN_MAX_REPLICAS = 2
 MAX_REPLICAS_WINDOW_S = 10.0   # the SLO's window
 
 
+@dataclass(frozen=True)
+class MatrixOptions:
+    """The flags of `python -m sim.matrix`; each case passes them on to `python -m sim`."""
+
+    cases: str = setting(",".join(c.name for c in DEFAULT_CASES), flag="--cases", metavar="LIST",
+                         doc="comma-separated subset of the matrix, run in the order named")
+    policies: str = setting(",".join(SIM_RUNS), flag="--policies", metavar="LIST", doc="as python -m sim")
+    seed: int = setting(0, flag="--seed", metavar="N", lo=0, doc="the same for every case")
+    duration_s: float | None = setting(None, flag="--duration", metavar="S", unit="s", lo=0, lo_open=True,
+                                       doc="cut every case after S seconds of replay (a quick look)")
+    profile: str | None = setting(None, flag="--profile", metavar="FILE",
+                                  doc="as python -m sim (none: the built-in one)")
+    out: str | None = setting(None, flag="--out", metavar="DIR", doc=(
+        "where summary.md, summary.json and a folder per case go (none: reports/simulate-<UTC time>)"))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sim.matrix", description=(
+    parser = argparse.ArgumentParser(prog="python -m sim.matrix", description=(
         "Simulate every policy on wl.txt (x1, x10, x50) and the two real traces of sim/traces/, and write one "
         "summary of whether slo meets its four goals on each."))
-    p.add_argument("--cases", default=",".join(c.name for c in DEFAULT_CASES), metavar="LIST",
-                   help="comma-separated subset of the matrix, run in the order named")
-    p.add_argument("--policies", default=",".join(POLICIES), metavar="LIST", help="as python -m sim")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="the same for every case")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="cut every case after S seconds of replay (a quick look)")
-    p.add_argument("--profile", default=None, metavar="FILE", help="as python -m sim (none: the built-in one)")
-    p.add_argument("--out", default=None, metavar="DIR", help="where summary.md, summary.json and a folder per "
-                   "case go (none: reports/simulate-<UTC time>)")
-    return p
+    add_flags(parser, MatrixOptions)  # values stay text: main() converts and checks them
+    return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
@@ -89,12 +98,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = cli.parse_args(parser, argv)
     if isinstance(args, int):
         return args
-    out = Path(args.out) if args.out else REPO / "reports" / time.strftime("simulate-%Y%m%d-%H%M%S", time.gmtime())
     command = "python -m sim.matrix " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        run_matrix(select(args.cases), out, policies=args.policies, seed=args.seed, duration_s=args.duration,
-                   profile=args.profile, environ=os.environ if environ is None else environ, stdout=stdout,
-                   command=command.strip())
+        options = MatrixOptions(**read_values(MatrixOptions, {}, args, error=cli.UsageError))
+        out = Path(options.out) if options.out else REPO / "reports" / time.strftime("simulate-%Y%m%d-%H%M%S",
+                                                                                     time.gmtime())
+        run_matrix(select(options.cases), out, policies=options.policies, seed=options.seed,
+                   duration_s=options.duration_s, profile=options.profile,
+                   environ=os.environ if environ is None else environ, stdout=stdout, command=command.strip())
     except cli.UsageError as exc:
         print(f"{parser.prog}: error: {exc}", file=stderr)
         return 2
@@ -149,18 +160,17 @@ def max_replicas(case: Case, profile: str | None) -> int:
     return max(MIN_MAX_REPLICAS, cli.replicas_for_peak(peak, capacity))
 
 
-def run_matrix(cases: Sequence[Case], out: Path, *, policies: str = ",".join(POLICIES), seed: int = 0,
+def run_matrix(cases: Sequence[Case], out: Path, *, policies: str = ",".join(SIM_RUNS), seed: int = 0,
                duration_s: float | None = None, profile: str | None = None,
                environ: Mapping[str, str] | None = None, stdout: TextIO = sys.stdout, command: str = "") -> dict:
     """Run each case through sim/cli.py and write summary.md and summary.json in `out`; return the summary."""
     environ = {} if environ is None else environ
-    parser = cli.build_parser()
     plans = {}
     for case in cases:   # every case checked before any runs
         argv = case_argv(case, out / case.name, policies=policies, seed=seed, duration_s=duration_s,
                          profile=profile)
         try:
-            plans[case.name] = (argv, cli.prepare(parser.parse_args(argv), environ))
+            plans[case.name] = (argv, cli.prepare(cli.read_options(argv), environ))
         except cli.UsageError as exc:
             raise cli.UsageError(f"{case.name}: {exc}") from None
     started = time.perf_counter()

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.config import ServiceConfig
 from loadtester.capacity_report import CapacityReport
-from local.sizing import derive
+from planning.sizing import derive
 from sim.profile import DEFAULT_OVERHEAD_MS, DEFAULT_PREPROCESS_MS, PROFILE_FORMAT, Profile, ProfileError
 from sim.replica import Replica
 
@@ -26,9 +27,9 @@ def from_capacity_report(report: CapacityReport, source: str, preprocess_ms: flo
     and the same steps replayed through the fitted replica (sim/profile.py's docstring says why)."""
     info = report.info or {}
     saturation = report.saturation_rps / report.replicas
-    batch = int(report.max_batch_size or info.get("max_batch_size") or 8)
+    batch = int(report.max_batch_size or info.get("max_batch_size") or Profile.max_batch_size)
     full_ms = report.model_ms_at_saturation or batch * 1000.0 / saturation
-    delay_ms = float(info.get("max_batch_delay_ms", 2.0))
+    delay_ms = float(info.get("max_batch_delay_ms", Profile.max_batch_delay_ms))
     one_ms = max(report.unloaded_p50_ms - preprocess_ms - overhead_ms - delay_ms, 0.1)
     slope = (full_ms - one_ms) / (batch - 1) if batch > 1 else full_ms
     if slope <= 0:  # a single image as slow as a full batch: only the batch's time is known
@@ -38,8 +39,8 @@ def from_capacity_report(report: CapacityReport, source: str, preprocess_ms: flo
         source=source, model_intercept_ms=round(one_ms - slope, 4), model_per_image_ms=round(slope, 4),
         preprocess_ms=preprocess_ms, overhead_ms=overhead_ms, max_batch_size=batch,
         max_batch_delay_ms=delay_ms,
-        queue_limit=int(info.get("max_queue") or 3 * batch),
-        request_timeout_s=float(info.get("request_timeout_s", 10.0)),
+        queue_limit=int(info.get("max_queue") or replace(ServiceConfig(), max_batch_size=batch).queue_limit),
+        request_timeout_s=float(info.get("request_timeout_s", Profile.request_timeout_s)),
         startup_s=float(report.startup_s or Profile.startup_s),
         slo_ms=sizing.slo_ms, capacity_within_slo_rps=sizing.capacity_within_slo_rps,
         target_inflight_per_replica=sizing.target_inflight_per_replica).validate()

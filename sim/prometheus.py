@@ -2,8 +2,8 @@
 
 The simulator records one scrape of every live replica per scrape interval (`PromEmulator.scrape`);
 the emulator answers the autoscaler's six default queries (autoscaler/config.py DEFAULT_QUERY_*) at any
-evaluation time from one scrape interval before the newest scrape on, with Prometheus' own arithmetic, ported from its v2.42.0 source (files and functions
-are cited where they are ported). It implements the collector's `Querier` protocol, so
+evaluation time from one scrape interval before the newest scrape on, with Prometheus' own arithmetic
+(sim/promql_functions.py, ported from its v2.42.0 source). It implements the collector's `Querier` protocol, so
 `autoscaler.collector.PrometheusSource` turns its answers into `Metrics` by the collector's own rules,
 and the answers go through `autoscaler.prometheus.parse_response` as a real server's JSON would.
 
@@ -36,197 +36,23 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 
-from autoscaler.collector import Metrics, PrometheusSource
+from autoscaler.collector import PrometheusSource
 from autoscaler.config import (DEFAULT_QUERY_AGE_S, DEFAULT_QUERY_CPU_CORES, DEFAULT_QUERY_INFLIGHT,
                                DEFAULT_QUERY_P95_S, DEFAULT_QUERY_QUEUE, DEFAULT_QUERY_RATE_RPS, Config)
-from autoscaler.prometheus import QueryResult, parse_response
-from inference.metrics import LATENCY_BUCKETS_S
-
-# Bucket upper bounds as Prometheus parses the `le` labels, +Inf last.
-LE_BOUNDS_S = tuple(float(b) for b in LATENCY_BUCKETS_S) + (math.inf,)
-P95_QUANTILE = 0.95  # the φ of DEFAULT_QUERY_P95_S
-
-# One target's values at one scrape, as a row: the counters first (rate() works on those columns at once).
-_REQUESTS, _CPU = 0, 1
-_BUCKETS = slice(2, 2 + len(LE_BOUNDS_S))
-_COUNTER_COLUMNS = 2 + len(LE_BOUNDS_S)
-_INFLIGHT, _QUEUE = _COUNTER_COLUMNS, _COUNTER_COLUMNS + 1
-
+from autoscaler.decision import Metrics
+from autoscaler.outcomes import QueryResult
+from autoscaler.prometheus import parse_response
+from sim.promql_functions import avg_over_time, bucket_quantile, extrapolated_rate
+from sim.scrape import (BUCKET_COLS, COUNTER_COLUMNS, CPU_COL, INFLIGHT_COL, LE_BOUNDS_S, P95_QUANTILE, QUEUE_COL,
+                        REQUESTS_COL, TargetSample)
 
 class UnsupportedQueryError(ValueError):
     """A PromQL string the emulator does not evaluate: it knows only the autoscaler's default queries."""
 
-
-@dataclass(frozen=True)
-class TargetSample:
-    """One replica's /metrics at one scrape. Counters are cumulative since the replica started."""
-
-    requests_total: float                   # answered inference requests
-    latency_bucket_counts: Sequence[float]  # cumulative, one per LATENCY_BUCKETS_S bound (le) then +Inf
-    latency_sum_s: float
-    latency_count: float
-    inflight: float                         # gauge: requests being handled
-    queue_depth: float                      # gauge: images waiting for the model
-    cpu_seconds_total: float
-    workers: float = 1.0                    # gauge: 1 while the worker is live
-
-    def __post_init__(self) -> None:
-        if len(self.latency_bucket_counts) != len(LE_BOUNDS_S):
-            raise ValueError(f"latency_bucket_counts has {len(self.latency_bucket_counts)} values; one per "
-                             f"bound of LATENCY_BUCKETS_S plus +Inf is {len(LE_BOUNDS_S)}")
-
-    def _row(self) -> np.ndarray:
-        return np.array([self.requests_total, self.cpu_seconds_total, *self.latency_bucket_counts,
-                         self.inflight, self.queue_depth], dtype=float)
-
-
-def le_counts(latencies_s: Iterable[float]) -> tuple[float, ...]:
-    """Observations <= each bound of LE_BOUNDS_S: what these latencies add to a histogram's buckets."""
-    # prometheus_client counts an observation in the first bucket whose bound is >= it (le semantics).
-    first_bucket = np.searchsorted(LE_BOUNDS_S, np.fromiter(latencies_s, dtype=float), side="left")
-    per_bucket = np.bincount(first_bucket, minlength=len(LE_BOUNDS_S))
-    return tuple(float(c) for c in np.cumsum(per_bucket))
-
-
-# --- Prometheus' functions, ported from v2.42.0 --------------------------------------------------------
-
-def extrapolated_rate(times_ms: Sequence[int], values: np.ndarray, range_end_ms: int,
-                      range_ms: int) -> np.ndarray | None:
-    """rate() of counters sampled at the same `times_ms` (rows) in the range ending at `range_end_ms`.
-
-    Port of promql/functions.go extrapolatedRate (isCounter=true, isRate=true), one column per series.
-    None where Prometheus drops the series: fewer than two samples.
-    """
-    if len(times_ms) < 2:
-        return None
-    values = np.asarray(values, dtype=float)
-    first, last = values[0], values[-1]
-    result = last - first
-    if (values[1:] < values[:-1]).any():
-        # A drop is a counter reset: the counter restarted from 0, so all it had counted before counts
-        # too. Added one reset at a time, in Go's order, so the sums round the same.
-        for prev, cur in zip(values[:-1], values[1:]):
-            result = result + np.where(cur < prev, prev, 0.0)
-    duration_to_start_s = (times_ms[0] - (range_end_ms - range_ms)) / 1000
-    duration_to_end_s = (range_end_ms - times_ms[-1]) / 1000
-    sampled_s = (times_ms[-1] - times_ms[0]) / 1000
-    average_interval_s = sampled_s / (len(times_ms) - 1)
-    # A counter is never negative: do not extrapolate back past the time it would have been 0. In 2.42
-    # this clamp comes before the threshold below (later versions swapped the two).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        duration_to_zero_s = sampled_s * (first / result)
-    clamp = (result > 0) & (first >= 0) & (duration_to_zero_s < duration_to_start_s)
-    to_start_s = np.where(clamp, duration_to_zero_s, duration_to_start_s)
-    # Extrapolate to a window edge only if a sample could be expected there (within 1.1 average
-    # intervals); otherwise the series started or ended inside the window: add half an interval.
-    threshold_s = average_interval_s * 1.1
-    interval_s = sampled_s + np.where(to_start_s < threshold_s, to_start_s, average_interval_s / 2)
-    interval_s = interval_s + (duration_to_end_s if duration_to_end_s < threshold_s else average_interval_s / 2)
-    factor = interval_s / sampled_s / (range_ms / 1000)
-    return result * factor
-
-
-def avg_over_time(values: Iterable[float]) -> float:
-    """Port of promql/functions.go funcAvgOverTime: a running mean with Kahan (Neumaier) compensation."""
-    mean = compensation = count = 0.0
-    for v in values:
-        count += 1
-        if math.isinf(mean):
-            if math.isinf(v) and (mean > 0) == (v > 0):
-                continue  # Inf - Inf would give NaN; the mean is already right
-            if not math.isinf(v) and not math.isnan(v):
-                continue
-        mean, compensation = _kahan_sum_inc(v / count - mean / count, mean, compensation)
-    return mean if math.isinf(mean) else mean + compensation
-
-
-def _kahan_sum_inc(inc: float, total: float, c: float) -> tuple[float, float]:
-    """promql/functions.go kahanSumInc."""
-    t = total + inc
-    if abs(total) >= abs(inc):
-        c += (total - t) + inc
-    else:
-        c += (inc - t) + total
-    return t, c
-
-
-def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
-    """histogram_quantile(q) of classic buckets given as (upper bound, cumulative count) pairs.
-
-    Port of promql/quantile.go bucketQuantile with coalesceBuckets and ensureMonotonic.
-    """
-    if math.isnan(q):
-        return math.nan
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    ordered = sorted(buckets, key=lambda b: b[0])
-    if not ordered or ordered[-1][0] != math.inf:
-        return math.nan
-    bounds, counts = _ensure_monotonic(*_coalesce(ordered))
-    if len(bounds) < 2:
-        return math.nan
-    observations = counts[-1]
-    if observations == 0:
-        return math.nan
-    rank = q * observations
-    b = _go_sort_search(len(bounds) - 1, lambda i: counts[i] >= rank)
-    if b == len(bounds) - 1:
-        # In the +Inf bucket: nothing to interpolate towards, so the highest finite bound it is.
-        return bounds[-2]
-    if b == 0 and bounds[0] <= 0:
-        return bounds[0]
-    # The lowest bucket interpolates from 0, the others from the bound below them.
-    bucket_start, bucket_end, count = 0.0, bounds[b], counts[b]
-    if b > 0:
-        bucket_start = bounds[b - 1]
-        count -= counts[b - 1]
-        rank -= counts[b - 1]
-    return bucket_start + (bucket_end - bucket_start) * (rank / count)
-
-
-def _coalesce(ordered: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
-    """promql/quantile.go coalesceBuckets: buckets with the same bound (e.g. le="1" and "1.0") add up."""
-    bounds, counts = [ordered[0][0]], [ordered[0][1]]
-    for bound, count in ordered[1:]:
-        if bound == bounds[-1]:
-            counts[-1] += count
-        else:
-            bounds.append(bound)
-            counts.append(count)
-    return bounds, counts
-
-
-def _ensure_monotonic(bounds: list[float], counts: list[float]) -> tuple[list[float], list[float]]:
-    """promql/quantile.go ensureMonotonic: the envelope, so the binary search below sees sorted counts."""
-    top = counts[0]
-    for i in range(1, len(counts)):
-        if counts[i] > top:
-            top = counts[i]
-        elif counts[i] < top:
-            counts[i] = top
-    return bounds, counts
-
-
-def _go_sort_search(n: int, pred: Callable[[int], bool]) -> int:
-    """Go's sort.Search: the smallest i in [0, n) with pred(i), else n (NaN ranks behave as in Go)."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-# --- storage ----------------------------------------------------------------------------------------
 
 class _TargetSeries:
     """Every series of one target. They are scraped together, so they share timestamps; a None row is a
@@ -329,7 +155,7 @@ class PromEmulator:
             if target_id not in samples and series.live:
                 series.append(t_ms, None)
         for target_id, sample in samples.items():
-            self._targets.setdefault(target_id, _TargetSeries()).append(t_ms, sample._row())
+            self._targets.setdefault(target_id, _TargetSeries()).append(t_ms, sample.row())
         if self._first_scrape_ms is None:
             self._first_scrape_ms = t_ms
         self._last_scrape_ms = t_ms
@@ -377,13 +203,13 @@ class PromEmulator:
 
     # --- the six default queries ---------------------------------------------------------------------
     def _eval_rate_rps(self, t_ms: int) -> float | None:
-        return _sum([rates[_REQUESTS] for rates in self._rates(t_ms)])
+        return _sum([rates[REQUESTS_COL] for rates in self._rates(t_ms)])
 
     def _eval_cpu_cores(self, t_ms: int) -> float | None:
-        return _sum([rates[_CPU] for rates in self._rates(t_ms)])
+        return _sum([rates[CPU_COL] for rates in self._rates(t_ms)])
 
     def _eval_p95_s(self, t_ms: int) -> float | None:
-        per_le = _sum([rates[_BUCKETS] for rates in self._rates(t_ms)])  # sum by (le)
+        per_le = _sum([rates[BUCKET_COLS] for rates in self._rates(t_ms)])  # sum by (le)
         if per_le is None:
             return None
         return bucket_quantile(P95_QUANTILE, zip(LE_BOUNDS_S, per_le.tolist()))
@@ -393,11 +219,11 @@ class PromEmulator:
         for series in self._targets.values():
             _, rows = series.in_range(t_ms - self._window_ms, t_ms)
             if rows:  # avg_over_time of no samples is no series, not 0
-                means.append(avg_over_time(row[_INFLIGHT] for row in rows))
+                means.append(avg_over_time(row[INFLIGHT_COL] for row in rows))
         return _sum(means)
 
     def _eval_queue(self, t_ms: int) -> float | None:
-        return _sum([row[_QUEUE] for _, row in self._instant(t_ms)])
+        return _sum([row[QUEUE_COL] for _, row in self._instant(t_ms)])
 
     def _eval_age_s(self, t_ms: int) -> float | None:
         # timestamp() of a selector gives each sample's own time (promql/engine.go special-cases it);
@@ -413,7 +239,7 @@ class PromEmulator:
             for series in self._targets.values():
                 times_ms, rows = series.in_range(t_ms - self._window_ms, t_ms)
                 if len(rows) >= 2:
-                    rates.append(extrapolated_rate(times_ms, np.stack(rows)[:, :_COUNTER_COLUMNS], t_ms,
+                    rates.append(extrapolated_rate(times_ms, np.stack(rows)[:, :COUNTER_COLUMNS], t_ms,
                                                    self._window_ms))
             self._rates_memo = (t_ms, rates)
         return self._rates_memo[1]

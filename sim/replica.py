@@ -12,7 +12,7 @@ What it models (each as the service does it):
   never computed;
 - a slowdown factor (`set_slowdown`, 1 by default) that stretches every forward formed after it is set:
   sim/cluster.py's model of workers sharing one machine's cores (the local stack);
-- the metrics Prometheus scrapes (a sim.prometheus.TargetSample per scrape): inference_requests_total,
+- the metrics Prometheus scrapes (a sim.scrape.TargetSample per scrape): inference_requests_total,
   the request-duration histogram (every answer, 503s and 504s included, as the service's after_request
   does), in-flight requests, the queue gauge, the worker's CPU seconds (the model thread's busy time,
   which at saturation includes the decoding sharing the core, plus the overhead of each 503) and
@@ -34,7 +34,7 @@ import numpy as np
 
 from inference.metrics import LATENCY_BUCKETS_S
 from sim.profile import Profile
-from sim.prometheus import TargetSample
+from sim.scrape import TargetSample
 
 # Per-request outcome codes (int8 in the run's arrays); the names are loadtester.records' kinds.
 OK, REJECTED_503, DEADLINE_504, LOST = 0, 1, 2, 3
@@ -76,8 +76,9 @@ class Replica:
         self._batch = profile.max_batch_size
         self._limit = profile.queue_limit
         self._timeout_s = profile.request_timeout_s
-        self._m0_s = profile.model_intercept_ms / 1000.0
-        self._m1_s = profile.model_per_image_ms / 1000.0
+        # The profile's forward line (sim/batch_time.py), unpacked: the hot path below runs once per batch.
+        self._m0_s = profile.batch_time.intercept_ms / 1000.0
+        self._m1_s = profile.batch_time.per_image_ms / 1000.0
         self._slow = 1.0                   # forwards take (m0 + m1 x b) x this (set_slowdown)
         # Arrivals: numpy (every one, for the vectorised outcomes) and Python lists from `_base` on (the
         # loop bisects them; the prefix it is done with is dropped).

@@ -7,15 +7,12 @@ the emulator behind `autoscaler.collector.PrometheusSource` as its metrics and t
 its scaler, so `decide()` and every policy are the production code. Its JSON decision lines are kept in
 memory. The oracle (sim/oracle.py) scales the cluster itself, once a second.
 
-Policy names are the local comparison's (local/run.py plan_for): static-min and static-max hold
-MIN_REPLICAS and MAX_REPLICAS (POLICY=static), hpa-N is POLICY=hpa with HPA_TARGET_CPU=N/100, kpa and slo
-are those policies between the bounds, oracle is the lower bound; static-N holds N replicas.
+Run names and what each sets are planning/runs.py's, as in the local comparison.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -25,6 +22,7 @@ from autoscaler.config import Config
 from autoscaler.loop import Loop
 from comparison.events import decision_lines
 from loadtester.schedule import Schedule
+from planning.runs import ORACLE, check_run_name, run_spec
 from sim import oracle
 from sim.cluster import Cluster, ClusterSettings, Outcomes
 from sim.engine import POLL, SCRAPE, Engine
@@ -32,23 +30,9 @@ from sim.profile import Profile
 from sim.prometheus import PromEmulator
 from sim.results import request_table, summarize_run
 
-POLICIES = ("static-min", "static-max", "hpa-50", "hpa-90", "kpa", "slo", "oracle")
-_PATTERN = re.compile(r"^(static-min|static-max|kpa|slo|oracle|hpa-(\d{1,3})|static-(\d{1,5}))$")
 # The decision log's wall clock: simulated second 0 is this instant (any fixed time would do).
 EPOCH_UNIX_S = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 ORACLE_STEP_S = 1.0
-
-
-class PolicyError(ValueError):
-    """A policy name the simulator does not know."""
-
-
-def check_policy(name: str) -> str:
-    m = _PATTERN.match(name)
-    if not m or (m.group(2) and not 1 <= int(m.group(2)) <= 100) or (m.group(3) and int(m.group(3)) < 1):
-        raise PolicyError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}, hpa-N (N in 1..100) "
-                          "or static-N (N >= 1)")
-    return name
 
 
 @dataclass(frozen=True)
@@ -63,22 +47,14 @@ class RunSettings:
 
 
 def policy_config(name: str, base: Config) -> Config:
-    """The autoscaler settings of a named run, as local/run.py plan_for maps the names."""
-    check_policy(name)
-    lo, hi = base.min_replicas, base.max_replicas
-    if name == "static-min":
-        config = replace(base, policy="static", min_replicas=lo, max_replicas=lo)
-    elif name == "static-max":
-        config = replace(base, policy="static", min_replicas=hi, max_replicas=hi)
-    elif name.startswith("static-"):
-        n = int(name[7:])
-        config = replace(base, policy="static", min_replicas=n, max_replicas=max(n, base.max_replicas))
-    elif name.startswith("hpa-"):
-        config = replace(base, policy="hpa", hpa_target_cpu=int(name[4:]) / 100)
-    elif name == "oracle":
-        config = base
-    else:
-        config = replace(base, policy=name)
+    """The autoscaler settings of a named run (planning/runs.py) between `base`'s bounds; the oracle keeps
+    `base` (its planner scales the cluster, not the autoscaler)."""
+    spec = run_spec(check_run_name(name), base.min_replicas, base.max_replicas)
+    if spec.policy == ORACLE:
+        return base.validate()
+    config = replace(base, policy=spec.policy, min_replicas=spec.min_replicas, max_replicas=spec.max_replicas)
+    if spec.hpa_target_cpu is not None:
+        config = replace(config, hpa_target_cpu=spec.hpa_target_cpu)
     return config.validate()
 
 
@@ -114,7 +90,7 @@ def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResul
     clock = engine.clock
     duration_s = schedule.duration_s
     outcomes = Outcomes(len(schedule))
-    if name == "oracle":
+    if name == ORACLE:
         desired = _oracle_plan(schedule, settings, config)
         initial = int(desired[0])
     else:
@@ -123,7 +99,7 @@ def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResul
                       seed=settings.seed)
     decisions: list[dict] = []
     wall = lambda: EPOCH_UNIX_S + clock()  # noqa: E731
-    if name == "oracle":
+    if name == ORACLE:
         def step() -> None:
             current = cluster.target
             want = int(desired[min(int(clock() / ORACLE_STEP_S), len(desired) - 1)])
@@ -148,7 +124,7 @@ def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResul
     ready = cluster.ready_timeline + [[duration_s, cluster.ready_timeline[-1][1]]]
     target = cluster.target_timeline + [[duration_s, float(cluster.target)]]
     table = request_table(schedule.offsets_s, schedule.trace_second, outcomes.code, outcomes.latency_s)
-    summary = summarize_run(name, "oracle" if name == "oracle" else config.policy, table, decisions,
+    summary = summarize_run(name, ORACLE if name == ORACLE else config.policy, table, decisions,
                             {"workers": ready, "desired": target}, config.slo_p95_ms, duration_s, EPOCH_UNIX_S)
     return RunResult(policy=name, row=summary["row"], result=summary, errors=summary["requests"]["errors"],
                      decisions=decisions, events=summary["events"], windows=summary["windows"], ready_timeline=ready,

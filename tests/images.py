@@ -9,13 +9,13 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from tests.support import sample_jpeg
+from tests.support import synthetic_jpeg
 
 
 def photo(size: tuple[int, int] = (320, 240), seed: int = 0) -> Image.Image:
     from PIL import Image as _Image
 
-    return _Image.open(io.BytesIO(sample_jpeg(size, seed))).convert("RGB")
+    return _Image.open(io.BytesIO(synthetic_jpeg(size, seed))).convert("RGB")
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:
@@ -25,7 +25,7 @@ def encode(img: Image.Image, fmt: str, **params) -> bytes:
 
 
 def jpeg(size=(320, 240), seed=0) -> bytes:
-    return sample_jpeg(size, seed)
+    return synthetic_jpeg(size, seed)
 
 
 def png(size=(320, 240), mode="RGB") -> bytes:

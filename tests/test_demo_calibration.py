@@ -9,7 +9,7 @@ import pytest
 
 from local.calibration import cache_key, load_or_measure
 from local.config import Options
-from tests.test_sizing import measured
+from tests.test_planning_sizing import measured
 
 
 def test_a_cached_measurement_is_used_without_starting_anything(tmp_path):

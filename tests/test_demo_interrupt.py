@@ -8,8 +8,9 @@ import signal
 
 import pytest
 
-from local.processes import group_members, listening, pid_alive
-from tests.support import PYTHON, free_port, start_child, wait_until, worker_pids
+from processes.children import group_members, pid_alive
+from processes.net import listening
+from tests.support import PYTHON, free_port, start_child, wait_until, child_pids
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ def test_a_signal_during_the_replay_stops_every_part_and_frees_every_port(tmp_pa
         pids = wait_until(lambda: "loadtester" in (p := json.loads(pids_file.read_text())) and p, timeout_s=240,
                           interval_s=0.5, what="the load tester to start")
         master = int((out / "state" / "gunicorn.pid").read_text())
-        workers = worker_pids(master)
+        workers = child_pids(master)
         assert workers and all(listening(p) for p in ports)
         child.signal(sig)
         wait_until(lambda: not child.alive(), timeout_s=120, what="the orchestrator to stop")

@@ -1,8 +1,7 @@
 """The load tester's HTTP client (aiohttp) through the sender: connection reuse, TLS, failure kinds.
 
 Servers are http.server instances on free 127.0.0.1 ports (tests/support.py's LocalHTTPServer), one
-per case, closed when the case ends. The benchmark's baseline client (bench/legacy_http_client.py)
-is replayed through the same sender once, so the benchmark's comparison keeps working.
+per case, closed when the case ends.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from bench.legacy_http_client import Client as LegacyClient, EmptyReply
-from loadtester.http_client import ProtocolError, failure_kind, resolve_target
-from support import LocalHTTPServer, start_stub_server, tool_binary
+from loadtester.http_client import failure_kind, resolve_target
+from support import LocalHTTPServer, tool_binary
 from test_loadtester_sender import replay
 
 BODY = b'{"predictions": []}'
@@ -123,15 +121,6 @@ def test_tls_is_verified_against_the_host_name_of_the_url(certificate, monkeypat
     assert table.kind.tolist() == [kind] * 3
 
 
-def test_the_benchmarks_baseline_client_replays_through_the_same_sender(tmp_path):
-    stub = start_stub_server(tmp_path, delay_ms=5)
-    try:
-        table = replay(stub.extra["url"], [20.0], speedup=2.0, client_factory=LegacyClient)
-    finally:
-        stub.stop()
-    assert table.kind.tolist() == ["ok"] * 20 and table.server_model_ms.tolist() == [5.0] * 20
-
-
 _KEY = SimpleNamespace(host="127.0.0.1", port=1, ssl=False)
 _INFO = aiohttp.RequestInfo(url=URL("http://x/"), method="POST", headers={},
                             real_url=URL("http://x/"))
@@ -150,9 +139,8 @@ FAILURES = [
      "protocol_error"),
     ("certificate-rejected", ssl.SSLCertVerificationError(1, "certificate verify failed"), "conn_error"),
     ("other-network-error", aiohttp.ClientOSError(errno.ENETUNREACH, "unreachable"), "conn_error"),
-    ("baseline-empty-reply", EmptyReply("closed"), "conn_reset"),
-    ("baseline-not-http", ProtocolError("bad status line"), "protocol_error"),
-    ("baseline-refused", ConnectionRefusedError(errno.ECONNREFUSED, "x"), "conn_refused"),
+    ("reset-by-peer", ConnectionResetError(errno.ECONNRESET, "x"), "conn_reset"),
+    ("refused-by-the-os", ConnectionRefusedError(errno.ECONNREFUSED, "x"), "conn_refused"),
     ("a-bug", KeyError("x"), "client_error"),
 ]
 

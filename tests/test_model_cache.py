@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from inference import model_cache
 from inference.model import Classifier, WeightsError
 from tests.support import REPO, free_port, start_gunicorn
 

@@ -97,7 +97,7 @@ def stack(tmp_path_factory):
     autoscaler = None
     try:
         url = service.extra["url"]
-        ok = requests.post(f"{url}/predict", data=support.sample_jpeg(), headers={"Content-Type": "image/jpeg"},
+        ok = requests.post(f"{url}/predict", data=support.synthetic_jpeg(), headers={"Content-Type": "image/jpeg"},
                            timeout=60)
         assert ok.status_code == 200, ok.text
         bad = requests.post(f"{url}/predict", data=b"not an image", headers={"Content-Type": "image/jpeg"},
@@ -205,7 +205,7 @@ def test_local_prometheus_records_real_traffic(stack, tmp_path):
     prom = support.start_prometheus(tmp_path, (PROMETHEUS / "prometheus-local.yml").read_text(), extra_files={
         "rules.yml": (PROMETHEUS / "rules.yml").read_text()})
     try:
-        image = support.sample_jpeg()
+        image = support.synthetic_jpeg()
 
         def query(expr: str) -> list:
             body = requests.get(f"{prom.extra['url']}/api/v1/query", params={"query": expr}, timeout=5).json()

@@ -14,7 +14,7 @@ from loadtester.workload import load_workload
 from sim import cli
 from sim.matrix import DEFAULT_CASES, Case, case_argv, main, run_matrix
 from sim.profile import default_profile
-from sim.run import POLICIES
+from planning.runs import SIM_RUNS as POLICIES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def test_every_case_parses_as_python_m_sim_with_the_replicas_its_10_s_peak_needs
     for case in DEFAULT_CASES:
         argv = case_argv(case, tmp_path / case.name, policies=",".join(POLICIES), seed=0, duration_s=None,
                          profile=None)
-        args = cli.build_parser().parse_args(argv)
+        args = cli.read_options(argv)
         assert args.policies == ",".join(POLICIES) and args.seed == 0
         plan = cli.prepare(args, {})
         rates = load_workload(case.trace).rates_rps
@@ -98,7 +98,7 @@ def test_the_command_line_runs_a_cut_of_the_default_matrix(tmp_path):
 @pytest.mark.parametrize("argv, words", [
     (["--cases", "wl-x2"], "--cases=wl-x2: expected a subset of wl-x1"),
     (["--cases", "wl-x1", "--policies", "slo,best"], "wl-x1: --policies: unknown policy 'best'"),
-    (["--cases", "wl-x1", "--duration", "-1"], "--duration=-1 must be > 0"),
+    (["--cases", "wl-x1", "--duration", "-1"], "--duration=-1: expected a number > 0 s"),
 ], ids=["unknown-case", "unknown-policy", "negative-duration"])
 def test_bad_input_exits_2_before_anything_runs(tmp_path, argv, words):
     out, err = io.StringIO(), io.StringIO()

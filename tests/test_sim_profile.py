@@ -11,7 +11,7 @@ import pytest
 
 from loadtester.capacity_report import CapacityReport, Step
 from sim.profile import Profile, ProfileError, default_profile
-from sim.profiles import from_capacity_report, light_steps, load_profile, replay_step
+from sim.profile_sources import from_capacity_report, light_steps, load_profile, replay_step
 from sim.replica import OK, PENDING, Replica
 
 REPORT = CapacityReport(
@@ -37,7 +37,7 @@ def test_a_probe_measurement_loads_and_keeps_its_figures(tmp_path, kind):
     # One image: the closed loop's unloaded latency less preprocess, the default overhead and the delay.
     assert profile.model_s(1) * 1000 == pytest.approx(26.7 - 1.5 - 0.5 - 2.0, abs=1e-3)
     assert profile.startup_s == 3.31 and profile.queue_limit == 24 and profile.max_batch_size == 8
-    # The autoscaler's figures as local/sizing.py derives them from the same measurement.
+    # The autoscaler's figures as planning/sizing.py derives them from the same measurement.
     assert profile.slo_ms == 450.0
     assert profile.capacity_within_slo_rps == REPORT.recommendations(450.0)["capacity_rps_per_replica"]
 

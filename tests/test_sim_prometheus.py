@@ -11,13 +11,16 @@ import math
 import pytest
 
 from autoscaler.config import Config
-from sim.prometheus import (LE_BOUNDS_S, PromEmulator, TargetSample, UnsupportedQueryError, bucket_quantile,
-                            le_counts)
+from autoscaler.outcomes import Outcome, QueryResult
+from sim.prometheus import PromEmulator, UnsupportedQueryError
+from sim.scrape import LE_BOUNDS_S, TargetSample, le_counts
+from sim.promql_functions import bucket_quantile
 
 CONFIG = Config()
 QUERY = {name: CONFIG.query("query_" + name)
          for name in ("rate_rps", "p95_s", "inflight", "queue", "cpu_cores", "age_s")}
 EVERY_5S_TO_30 = tuple(range(0, 35, 5))
+EMPTY = QueryResult(Outcome.EMPTY)
 
 
 def sample(requests: float = 0.0, latencies_s: tuple[float, ...] = (), inflight: float = 0.0, queue: float = 0.0,
@@ -237,23 +240,23 @@ def test_collect_quantile_in_the_inf_bucket_is_the_largest_bound_in_ms():
 def test_collect_single_scrape_has_no_rate_yet():
     metrics = emulator({"a": {0: sample(requests=3, inflight=1)}}).collect(0)
     assert metrics.rate_rps is None and metrics.inflight == 1.0 and metrics.problem is None
-    assert ("rate_rps", "empty") in metrics.errors and ("p95_s", "empty") in metrics.errors
+    assert ("rate_rps", EMPTY) in metrics.errors and ("p95_s", EMPTY) in metrics.errors
 
 
 def test_collect_holds_on_stale_data():
     # Scraping stopped at 30 (no markers): at 61 the newest sample is 31 s old, over STALE_AFTER_S=30.
     metrics = emulator({"a": busy_target()}).collect(61)
-    assert metrics.problem == "stale: newest sample 31s old" and metrics.rate_rps is None
+    assert str(metrics.problem) == "stale: newest sample 31s old" and metrics.rate_rps is None
 
 
 def test_collect_after_every_target_is_gone():
     prom = emulator({"a": busy_target()})
     prom.scrape(35, {})  # the only target is missing: stale at once
     soon = prom.collect(36)
-    assert ("age_s", "empty") in soon.errors and soon.queue_depth is None
+    assert ("age_s", EMPTY) in soon.errors and soon.queue_depth is None
     assert soon.rate_rps is not None and soon.problem is None  # the window still has its samples
     later = prom.collect(66)
-    assert later.problem == "no series from job resnet18-inference"
+    assert str(later.problem) == "no series from job resnet18-inference"
 
 
 def test_collect_without_the_age_query():

@@ -33,7 +33,8 @@ import requests
 from autoscaler.collector import PrometheusSource
 from autoscaler.config import Config
 from autoscaler.prometheus import PrometheusClient
-from sim.prometheus import LE_BOUNDS_S, PromEmulator, TargetSample, le_counts
+from sim.prometheus import PromEmulator
+from sim.scrape import LE_BOUNDS_S, TargetSample, le_counts
 from tests import support
 
 pytestmark = pytest.mark.slow

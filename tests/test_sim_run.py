@@ -12,7 +12,8 @@ from autoscaler.config import load_config
 from loadtester.schedule import build_schedule
 from sim.cluster import ClusterSettings
 from sim.profile import default_profile
-from sim.run import PolicyError, RunSettings, check_policy, policy_config, run_policy
+from planning.runs import RunNameError, check_run_name
+from sim.run import RunSettings, policy_config, run_policy
 
 PROFILE = replace(default_profile(), startup_s=3.0, startup_sigma=0.0, pod_overhead_s=2.0)
 
@@ -68,8 +69,8 @@ def test_every_poll_goes_through_the_real_decide(monkeypatch):
     assert [t for t, _ in calls] == [5.0 * k for k in range(13)]    # POLL_INTERVAL_S=5 over 60 s
     assert len(result.decisions) == 13
     # What Prometheus showed it: the emulated rate of the simulated requests.
-    assert calls[-1][1].rate_rps == pytest.approx(100, rel=0.15)
-    assert calls[-1][1].cpu_cores > 0.5
+    assert calls[-1][1].metrics.rate_rps == pytest.approx(100, rel=0.15)
+    assert calls[-1][1].metrics.cpu_cores > 0.5
 
 
 @pytest.mark.parametrize("cheap, dear", [
@@ -104,8 +105,8 @@ def test_policy_names_map_as_the_local_comparison_does(name, policy, bounds):
 
 @pytest.mark.parametrize("name", ["hpa-0", "hpa-101", "static-0", "fast", "HPA-50"], ids=lambda v: v)
 def test_unknown_policy_names(name):
-    with pytest.raises(PolicyError, match="unknown policy"):
-        check_policy(name)
+    with pytest.raises(RunNameError, match="unknown policy"):
+        check_run_name(name)
 
 
 @pytest.mark.parametrize("routing", ["random", "least-outstanding"])

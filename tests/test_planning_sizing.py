@@ -8,7 +8,7 @@ import math
 import pytest
 
 from loadtester.capacity_report import CapacityReport, Step
-from local.sizing import QUICK_PEAK_OF_SATURATION, TARGET_UTILIZATION, derive, timings_for
+from planning.sizing import QUICK_PEAK_OF_SATURATION, TARGET_UTILIZATION, derive, timings_for
 
 
 def measured(saturation: float, batch_ms: float, unloaded_ms: float = 20.0, startup_s: float = 3.0) -> CapacityReport:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from loadtester.capacity_report import CapacityReport
+from loadtester.capacity_report import MAX_SUSTAINED_FRACTION, CapacityReport, littles_law_inflight
 
 # The autoscaler's TARGET_UTILIZATION (its default): the trace peak is sized against it.
 TARGET_UTILIZATION = 0.7
@@ -42,6 +42,17 @@ QUEUE_SECONDS = 3.0
 # as measured on earlier machines (p95 ~640 ms at 20 of 25 req/s).
 ASSUMED_WITHIN_SLO_FRACTION = 0.75
 ASSUMED_STARTUP_S = 4.0
+
+
+def slo_ms_for(full_batch_ms: float, unloaded_ms: float) -> float:
+    """The SLO a worker can keep at a useful load: SLO_BATCHES full batches plus the unloaded latency, rounded
+    up to SLO_ROUND_MS."""
+    return float(SLO_ROUND_MS * math.ceil((SLO_BATCHES * full_batch_ms + unloaded_ms) / SLO_ROUND_MS))
+
+
+def sustained_rps(saturation_rps: float) -> float:
+    """The most a worker is planned to carry when its latency curve does not bind first."""
+    return MAX_SUSTAINED_FRACTION * saturation_rps
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,7 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
     if slo_ms:
         rows.append(("SLO p95", f"{slo_ms:g} ms", "given by --slo-ms"))
     else:
-        slo_ms = SLO_ROUND_MS * math.ceil((SLO_BATCHES * batch_ms + unloaded_ms) / SLO_ROUND_MS)
+        slo_ms = slo_ms_for(batch_ms, unloaded_ms)
         rows.append(("SLO p95", f"{slo_ms:g} ms", f"{SLO_BATCHES} full batches ({batch_ms:.0f} ms each at saturation) + "
                      f"unloaded latency ({unloaded_ms:.0f} ms), rounded up to {SLO_ROUND_MS} ms"))
     if report is not None and not worker_capacity_rps:
@@ -138,7 +149,7 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
         rows.append(("TARGET_INFLIGHT_PER_REPLICA", f"{inflight:g}", rec["how"]["TARGET_INFLIGHT_PER_REPLICA"]))
     else:
         within = round(ASSUMED_WITHIN_SLO_FRACTION * saturation, 2)
-        inflight = round(within * slo_ms / 1000.0 / 2.0, 2)
+        inflight = round(littles_law_inflight(within, slo_ms / 2.0), 2)
         rows.append(("CAPACITY_RPS_PER_REPLICA", f"{within:g} req/s",
                      f"assumed {ASSUMED_WITHIN_SLO_FRACTION:.0%} of saturation (no latency curve measured)"))
         rows.append(("TARGET_INFLIGHT_PER_REPLICA", f"{inflight:g}", "Little's law at half the SLO"))
