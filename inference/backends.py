@@ -5,9 +5,10 @@ logits; normalisation is part of the graph each one runs (see inference/conversi
 but the forward itself differs between them.
 
 `auto` picks the fastest backend installed that gives FP32 results equal to torch's within 1e-4
-(measured in docs/benchmarks.md: OpenVINO, then ONNX Runtime, then torch). bf16 is never chosen by
-itself: it changes the logits (about 2e-2 here) and is refused where the CPU has no native bf16, where
-it would be emulated and slower than FP32.
+(measured in docs/benchmarks.md: OpenVINO, then ONNX Runtime, then torch). The precision `auto` is each
+backend's own default: OpenVINO computes in bf16 where the CPU does so natively (its CPU plugin's default
+there), every other backend and CPU in FP32. bf16 changes the logits (about 2e-2 here) and is refused
+where the CPU has no native bf16, where it would be emulated and slower than FP32.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def choose(backend: str, precision: str, device: str, flags: frozenset[str],
     return backend
 
 
+def served_precision(precision: str, backend: str, flags: frozenset[str]) -> str:
+    """What MODEL_PRECISION means on `backend` and this CPU: `auto` is bf16 only where OpenVINO would pick it
+    by itself (native bf16); fp32 and bf16 are what they say (choose() has refused bf16 where it cannot run)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if backend == "openvino" and native_bf16(flags) else "fp32"
+
+
 class TorchRunner:
     """The reference: eager PyTorch, batch-norm folded, channels_last; bf16 through CPU autocast."""
 
@@ -135,19 +144,33 @@ class TorchRunner:
 class OpenVinoRunner:
     name = "openvino"
 
-    def __init__(self, onnx_path: Path, precision: str, threads: int):
+    def __init__(self, onnx_path: Path, precision: str, threads: int, compiled_cache: Path | None = None):
         import openvino
 
         self.precision = precision
         core = openvino.Core()
-        self._compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", {
+        settings = {
             "INFERENCE_NUM_THREADS": threads,
             "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY",
             # Pinning binds each worker's threads to the first cores; several workers would then share them.
             "ENABLE_CPU_PINNING": False,
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-        })
+        }
+        self._compiled = None
+        if compiled_cache is not None:
+            # From the file's path, so that on a cache hit OpenVINO imports the compiled model without reading
+            # the ONNX graph at all. The cache only saves time: whatever goes wrong with it (another user's
+            # blob it cannot replace, a full disk), the model is compiled without it.
+            try:
+                core.set_property({"CACHE_DIR": str(compiled_cache)})
+                self._compiled = core.compile_model(str(onnx_path), "CPU", settings)
+            except RuntimeError as exc:
+                log.warning("OpenVINO's compiled-model cache %s is not usable (%s); compiling without it",
+                            compiled_cache, str(exc).strip().splitlines()[-1])
+                core = openvino.Core()
+        if self._compiled is None:
+            self._compiled = core.compile_model(str(onnx_path), "CPU", settings)
         # One infer request, reused: the model thread is the only caller.
         self._request = self._compiled.create_infer_request()
 

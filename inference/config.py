@@ -18,7 +18,7 @@ from settings import SettingError, check_fields, read_values, setting
 MiB = 1024 * 1024
 # Kept here, not in inference/backends.py, so the gunicorn master reads its settings without importing torch.
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(SettingError):
@@ -45,9 +45,11 @@ class ServiceConfig:
     model_backend: str = setting("auto", env="MODEL_BACKEND", choices=BACKENDS, doc=(
         "what runs the forward: `torch` (the reference), `openvino`, `onnxruntime`, or `auto`: the fastest "
         "one installed whose FP32 results equal torch's within 1e-4 (OpenVINO, then ONNX Runtime, then torch)."))
-    model_precision: str = setting("fp32", env="MODEL_PRECISION", choices=PRECISIONS, doc=(
-        "`fp32` (exact) or `bf16`: about 2x faster where the CPU has native bf16 (AVX512_BF16, AMX), with "
-        "logits off by about 2e-2 (docs/service.md has the measured agreement); refused elsewhere."))
+    model_precision: str = setting("auto", env="MODEL_PRECISION", choices=PRECISIONS, doc=(
+        "`auto`: bf16 where the CPU computes it natively (AVX512_BF16, AMX) and the backend is OpenVINO, "
+        "whose own default that is; fp32 elsewhere. `fp32`: exact (OpenVINO gets an explicit f32 hint). "
+        "`bf16`: forced; refused where the CPU would emulate it. bf16 is about 2x faster with logits off by "
+        "about 2e-2 (docs/service.md has the measured agreement)."))
     model_cache_dir: str = setting("", env="MODEL_CACHE_DIR", doc=(
         "where the model converted for OpenVINO/ONNX Runtime is kept, keyed by a hash of the weights; empty "
         "means $XDG_CACHE_HOME/resnet18-inference (~/.cache/...). The image bakes it in at build time."))
@@ -58,9 +60,10 @@ class ServiceConfig:
     model_thread_nice: int = setting(5, env="MODEL_THREAD_NICE", unit="nice levels", lo=0, hi=19, doc=(
         "how much lower the model thread's CPU priority is than the request threads': a 503 or a probe is "
         "answered at once even while a forward holds every core; 0 turns it off."))
-    warmup_batches: int = setting(2, env="WARMUP_BATCHES", unit="forwards", lo=0, hi=100, doc=(
-        "forwards run at start-up, before the worker reports ready, so the first "
-        "real request does not pay for lazy initialisation."))
+    warmup_batches: int = setting(1, env="WARMUP_BATCHES", unit="rounds", lo=0, hi=100, doc=(
+        "rounds of warm-up forwards before the worker reports ready, so the first real request does not pay "
+        "for lazy initialisation: a single image (and, on torch, which builds kernels per shape, a full batch "
+        "too). One round is what that needs; each further one adds its forwards to every start-up."))
 
     # --- batching and admission ---
     max_batch_size: int = setting(8, env="MAX_BATCH_SIZE", unit="images", lo=1, hi=256, doc=(

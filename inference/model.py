@@ -61,21 +61,24 @@ class Classifier:
     """
 
     def __init__(self, weights: str = "random", device: str = "cpu", backend: str = "auto",
-                 precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
+                 precision: str = "auto", threads: int | None = None, cache_dir: str | Path | None = None,
                  cpu_flags: frozenset[str] | None = None):
         self.weights = weights_label(weights)
         self.device = _device(device)
-        chosen = backends.choose(backend, precision, self.device,
-                                 backends.cpu_flags() if cpu_flags is None else cpu_flags)
+        flags = backends.cpu_flags() if cpu_flags is None else cpu_flags
+        chosen = backends.choose(backend, precision, self.device, flags)
+        precision = backends.served_precision(precision, chosen, flags)
         threads = threads or available_cpus()
         self.converted_from_cache: bool | None = None
         if chosen == "torch":
             self.runner: backends.Runner = backends.TorchRunner(weights, precision, self.device, threads)
         else:
-            path, self.converted_from_cache = converted_model(
-                weights, Path(cache_dir) if cache_dir else model_cache.default_cache_dir())
-            runner_type = backends.OpenVinoRunner if chosen == "openvino" else backends.OnnxRuntimeRunner
-            self.runner = runner_type(path, precision, threads)
+            cache = Path(cache_dir) if cache_dir else model_cache.default_cache_dir()
+            path, self.converted_from_cache = converted_model(weights, cache)
+            if chosen == "openvino":
+                self.runner = backends.OpenVinoRunner(path, precision, threads, model_cache.compiled_cache_dir(cache))
+            else:
+                self.runner = backends.OnnxRuntimeRunner(path, precision, threads)
         self.backend = chosen
         self.precision = precision
         self.threads = threads
@@ -98,12 +101,17 @@ class Classifier:
         return [[Prediction(int(i), LABELS[int(i)], round(float(row[i]), 6)) for i in indices]
                 for row, indices in zip(probs, order)]
 
-    def warm_up(self, batches: int, batch_size: int) -> None:
-        """Run forwards at every batch size the batcher may use first, so real requests find kernels ready."""
-        dummy = np.zeros((batch_size, 224, 224, 3), dtype=np.uint8)
-        for _ in range(batches):
-            self.probabilities(dummy)
+    def warm_up(self, rounds: int, batch_size: int) -> None:
+        """Run what the first real requests would otherwise initialise lazily. OpenVINO and ONNX Runtime build
+        their kernels when the model is compiled or loaded: one single-image forward readies the runtime, and
+        the first full batch afterwards pays about 0.1 s once, less than a full-batch warm-up would add to every
+        start-up (docs/benchmarks.md). torch creates its kernels per input shape on first use: it also runs a
+        full batch."""
+        dummy = np.zeros((batch_size if self.backend == "torch" else 1, 224, 224, 3), dtype=np.uint8)
+        for _ in range(rounds):
             self.probabilities(dummy[:1])
+            if len(dummy) > 1:
+                self.probabilities(dummy)
 
 
 def _device(spec: str) -> str:

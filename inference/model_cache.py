@@ -132,3 +132,20 @@ def store(data: bytes, spec: str, cache_dir: Path, private: bool = False) -> Pat
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     return Path(tmp)
+
+
+# OpenVINO's own cache of compiled models (its CACHE_DIR), beside the converted ones: a worker that finds its
+# model compiled for this CPU and these settings imports it instead of reading and compiling the ONNX file.
+COMPILED_SUBDIR = "openvino-compiled"
+
+
+def compiled_cache_dir(cache_dir: Path) -> Path | None:
+    """Where OpenVINO may keep compiled models, or None where this process cannot write there (a read-only
+    image: OpenVINO refuses an unwritable cache directory, so the worker compiles as it would without one)."""
+    directory = cache_dir / COMPILED_SUBDIR
+    try:
+        make_dirs(directory)
+    except OSError:
+        return None
+    # As the effective user: a process that dropped root (seteuid) must not be told root's answer.
+    return directory if os.access(directory, os.W_OK | os.X_OK, effective_ids=True) else None

@@ -211,3 +211,13 @@ def test_script_runs_from_its_own_directory(tmp_path):
     proc = subprocess.run([PYTHON, "load_tester.py", "--trace", str(trace)], cwd=REPO / "loadtester",
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and f"{trace}:1: not a number: 'x'" in proc.stderr, proc.stderr
+
+
+def test_script_without_the_project_installed_says_how_to_install_it(tmp_path):
+    """A Python that cannot import the project (here: site-packages, where the editable install lives, off
+    with -S) gets one line naming the fix, not a traceback."""
+    proc = subprocess.run([PYTHON, "-S", str(REPO / "loadtester" / "load_tester.py"), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "the project is not installed in this Python" in proc.stderr and "pip install -e ." in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -319,7 +319,7 @@ def test_metrics_count_requests_by_endpoint_and_code(client, classifier):
     assert metric_value(client, "inference_batch_size_count") == 1
     assert metric_value(client, "inference_workers") == 1
     assert metric_value(client, "inference_model_info", model="resnet18", weights="random", device="cpu",
-                        backend=classifier.backend, precision="fp32") == 1
+                        backend=classifier.backend, precision=classifier.precision) == 1
     assert metric_value(client, "inference_inflight_requests") == 0
 
 

@@ -20,7 +20,7 @@ import requests
 import torch
 import torchvision
 
-from inference import backends
+from inference import backends, model_cache
 from inference.backends import BackendError
 from inference.conversion import onnx_file
 from inference.model import Classifier
@@ -35,6 +35,8 @@ PHOTOS = sorted((ROOT / "loadtester" / "images").glob("*.jpg"))
 BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
 AVX2_CPU = frozenset({"avx2", "fma"})
 EVERYTHING = ("torch", "openvino", "onnxruntime")
+# What MODEL_PRECISION=auto serves with the default backend on this machine's CPU.
+SERVED = backends.served_precision("auto", AUTO, backends.cpu_flags())
 
 
 def smooth_images(count: int, seed: int = 0) -> np.ndarray:
@@ -62,8 +64,11 @@ def cache_dir(tmp_path_factory) -> Path:
     ("onnxruntime", "fp32", "cpu", AVX2_CPU, EVERYTHING, "onnxruntime"),
     ("torch", "bf16", "cpu", BF16_CPU, EVERYTHING, "torch"),
     ("auto", "fp32", "cuda", AVX2_CPU, EVERYTHING, "torch"),
+    ("auto", "auto", "cpu", BF16_CPU, EVERYTHING, "openvino"),
+    ("auto", "auto", "cpu", BF16_CPU, ("torch", "onnxruntime"), "onnxruntime"),
 ], ids=["auto-prefers-openvino", "auto-then-onnxruntime", "auto-falls-back-to-torch", "auto-bf16-openvino",
-        "auto-bf16-never-onnxruntime", "explicit-onnxruntime", "explicit-torch-bf16", "cuda-is-torch"])
+        "auto-bf16-never-onnxruntime", "explicit-onnxruntime", "explicit-torch-bf16", "cuda-is-torch",
+        "auto-precision-prefers-openvino", "auto-precision-without-openvino-is-fp32-order"])
 def test_choice(backend, precision, device, flags, present, expected):
     assert backends.choose(backend, precision, device, flags, lambda name: name in present) == expected
 
@@ -79,6 +84,19 @@ def test_choice(backend, precision, device, flags, present, expected):
 def test_refusals_name_the_setting_and_the_way_out(backend, precision, device, flags, present, match):
     with pytest.raises(BackendError, match=match):
         backends.choose(backend, precision, device, flags, lambda name: name in present)
+
+
+@pytest.mark.parametrize("precision, backend, flags, served", [
+    ("auto", "openvino", BF16_CPU, "bf16"),
+    ("auto", "openvino", AVX2_CPU, "fp32"),
+    ("auto", "onnxruntime", BF16_CPU, "fp32"),
+    ("auto", "torch", BF16_CPU, "fp32"),
+    ("fp32", "openvino", BF16_CPU, "fp32"),
+    ("bf16", "torch", BF16_CPU, "bf16"),
+], ids=["auto-openvino-native-bf16", "auto-openvino-without", "auto-onnxruntime-has-no-bf16",
+        "auto-torch-keeps-its-fp32-default", "explicit-fp32-stays-exact", "explicit-bf16"])
+def test_auto_precision_is_the_backends_own_default(precision, backend, flags, served):
+    assert backends.served_precision(precision, backend, flags) == served
 
 
 @pytest.mark.parametrize("flags, native", [
@@ -114,8 +132,8 @@ def test_fp32_backends_answer_as_torch_does(tmp_path, cache_dir, backend, weight
         with pytest.raises(BackendError, match=f"'{backend}' package is not installed"):
             Classifier(spec, backend=backend, cache_dir=cache_dir)
         return
-    reference = Classifier(spec, backend="torch", threads=1)
-    other = Classifier(spec, backend=backend, threads=1, cache_dir=cache_dir)
+    reference = Classifier(spec, backend="torch", precision="fp32", threads=1)
+    other = Classifier(spec, backend=backend, precision="fp32", threads=1, cache_dir=cache_dir)
     assert (other.backend, other.precision) == (backend, "fp32")
     batch = photo_batch()
     expected, got = torch.from_numpy(reference.logits(batch)), torch.from_numpy(other.logits(batch))
@@ -125,9 +143,45 @@ def test_fp32_backends_answer_as_torch_does(tmp_path, cache_dir, backend, weight
     assert (torch.from_numpy(other.logits(batch[:1])) - got[:1]).abs().max().item() < 1e-4
 
 
+CLASS_CASTS = torch.tensor([[60.0, -30, -30], [-30, 60, -30], [-30, -30, 60], [40, 40, -60]])
+
+
+def cast_images(count: int, seed: int) -> tuple[np.ndarray, torch.Tensor]:
+    """Generated images of four classes (a colour cast each over smooth_images) and their labels."""
+    labels = torch.arange(count) % len(CLASS_CASTS)
+    base = torch.from_numpy(smooth_images(count, seed)).float() * 0.6
+    return (base + CLASS_CASTS[labels][:, None, None, :] + 50).clamp(0, 255).to(torch.uint8).numpy(), labels
+
+
+def trained_state_dict(tmp_path: Path) -> str:
+    """A ResNet-18 trained a few SGD steps (64x64 crops, for speed) to tell the four classes of cast_images
+    apart: weights whose logits carry a decision, unlike random ones."""
+    from inference.spec import MEAN, STD
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    images, labels = cast_images(64, seed=1)
+    x = torch.nn.functional.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, size=(64, 64),
+                                        mode="bilinear", align_corners=False)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    model.train()
+    for step in range(24):
+        batch = torch.arange(16) + (step * 16) % 64
+        loss = torch.nn.functional.cross_entropy(model(x[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    path = tmp_path / "trained.pth"
+    torch.save(model.eval().state_dict(), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("weights", ["random", "trained"])
 @pytest.mark.parametrize("backend", ["openvino", "torch"])
-def test_bf16_agreement_with_fp32_is_measured(cache_dir, backend):
-    """bf16 where the CPU has it: top-1 and top-5 agreement with FP32 on the photos and 200 generated images.
+def test_bf16_agreement_with_fp32_is_measured(tmp_path, cache_dir, backend, weights):
+    """bf16 where the CPU has it: top-1 and top-5 agreement with FP32 on the photos and 200 generated images,
+    with random weights and with weights trained a few steps (a model whose top-1 means something).
 
     On a CPU without native bf16 the same request must be refused instead; that is what is checked there.
     """
@@ -139,16 +193,18 @@ def test_bf16_agreement_with_fp32_is_measured(cache_dir, backend):
         with pytest.raises(BackendError, match="native bf16"):
             Classifier("random", backend=backend, precision="bf16", cache_dir=cache_dir)
         return
-    fp32 = Classifier("random", backend="torch", threads=1)
-    bf16 = Classifier("random", backend=backend, precision="bf16", threads=1, cache_dir=cache_dir)
-    generated = smooth_images(200)
+    spec = trained_state_dict(tmp_path) if weights == "trained" else "random"
+    fp32 = Classifier(spec, backend="torch", precision="fp32", threads=1)
+    bf16 = Classifier(spec, backend=backend, precision="bf16", threads=1, cache_dir=cache_dir)
+    generated = cast_images(200, seed=2)[0] if weights == "trained" else smooth_images(200)
     batches = [photo_batch()] + [generated[i:i + 8] for i in range(0, len(generated), 8)]
     exact = torch.from_numpy(np.concatenate([fp32.logits(b) for b in batches]))
     approx = torch.from_numpy(np.concatenate([bf16.logits(b) for b in batches]))
     top1 = (approx.argmax(1) == exact.argmax(1)).float().mean().item()
     top5 = (torch.sort(approx.topk(5).indices).values == torch.sort(exact.topk(5).indices).values).all(1)
-    print(f"bf16 on {backend}: top-1 agreement {top1:.3f}, same top-5 set {top5.float().mean().item():.3f}, "
-          f"max |logit diff| {(approx - exact).abs().max().item():.3g} over {len(exact)} images")
+    print(f"bf16 on {backend}, {weights} weights: top-1 agreement {top1:.3f}, same top-5 set "
+          f"{top5.float().mean().item():.3f}, max |logit diff| {(approx - exact).abs().max().item():.3g} "
+          f"over {len(exact)} images")
     assert (approx - exact).abs().max().item() < 0.2
     assert top1 >= 0.95
     assert torch.equal(approx[:len(PHOTOS)].argmax(1), exact[:len(PHOTOS)].argmax(1))
@@ -184,6 +240,52 @@ def test_convert_command_fills_the_cache_the_service_reads(tmp_path):
     assert second.returncode == 0 and second.stdout.startswith("already cached: "), second.stdout
     if AUTO != "torch":  # the service reads what the command wrote
         assert Classifier("random", backend=AUTO, cache_dir=tmp_path).converted_from_cache is True
+
+
+@pytest.mark.parametrize("blocker, usable", [
+    (None, True),
+    ("file", False),
+], ids=["writable-cache", "a-file-in-its-place"])
+def test_openvino_compiled_cache_is_used_only_where_it_can_be_written(tmp_path, blocker, usable):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if blocker == "file":
+        (cache / model_cache.COMPILED_SUBDIR).write_text("")
+    assert (model_cache.compiled_cache_dir(cache) is not None) is usable
+
+
+def test_an_unusable_compiled_cache_only_costs_the_compile(tmp_path, cache_dir, caplog):
+    """OpenVINO raises for a cache it cannot use (here a directory it cannot create, under a file); the runner
+    says so and compiles without it."""
+    if "openvino" in HIDDEN:
+        pytest.skip("OpenVINO is hidden on this run (tests/hide_modules)")
+    path, _ = converted("random", cache_dir)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with caplog.at_level("WARNING"):
+        runner = backends.OpenVinoRunner(path, "fp32", 1, compiled_cache=blocker / "compiled")
+    assert "compiled-model cache" in caplog.text and "compiling without it" in caplog.text
+    assert runner.logits(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 1000)
+
+
+def test_a_worker_imports_the_model_openvino_compiled_before(tmp_path):
+    """Two fresh processes on one cache: the first compiles and leaves OpenVINO's blob, the second answers
+    the same logits from it."""
+    if "openvino" in HIDDEN:
+        pytest.skip("OpenVINO is hidden on this run (tests/hide_modules)")
+    script = ("import sys, numpy as np; from inference.model import Classifier; "
+              "c = Classifier('random', backend='openvino', precision='fp32', threads=1, cache_dir=sys.argv[1]); "
+              "np.save(sys.argv[2], c.logits(np.full((2, 224, 224, 3), 90, np.uint8)))")
+    for name in ("first", "second"):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(tmp_path / f"{name}.npy")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        if name == "first":
+            blobs = list((tmp_path / model_cache.COMPILED_SUBDIR).glob("*.blob"))
+            assert len(blobs) == 1
+            written = blobs[0].stat().st_mtime_ns
+    assert blobs[0].stat().st_mtime_ns == written  # read, not written again
+    np.testing.assert_array_equal(np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy"))
 
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["one", "two"])
@@ -230,14 +332,14 @@ def test_service_reports_its_backend_everywhere(tmp_path):
     try:
         url = child.extra["url"]
         info = requests.get(f"{url}/info", timeout=30).json()
-        assert (info["backend"], info["precision"]) == (AUTO, "fp32")
+        assert (info["backend"], info["precision"]) == (AUTO, SERVED)
         body = requests.post(f"{url}/predict", data=PHOTOS[0].read_bytes(),
                              headers={"Content-Type": "image/jpeg"}, timeout=60).json()
-        assert (body["backend"], body["precision"]) == (AUTO, "fp32")
+        assert (body["backend"], body["precision"]) == (AUTO, SERVED)
         metrics = requests.get(f"{url}/metrics", timeout=30).text
-        assert f'backend="{AUTO}"' in metrics and 'precision="fp32"' in metrics
+        assert f'backend="{AUTO}"' in metrics and f'precision="{SERVED}"' in metrics
         how = "no conversion" if AUTO == "torch" else "converted now"
-        assert f"on {AUTO} (fp32, {how})" in child.log(), child.log()[-2000:]
+        assert f"on {AUTO} ({SERVED}, {how})" in child.log(), child.log()[-2000:]
     finally:
         child.stop()
 
