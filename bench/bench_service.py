@@ -9,7 +9,12 @@ it natively), alternating the candidates within each round:
      of the cores into processes x threads;
   2. the service under gunicorn over HTTP at saturation (closed-loop concurrency sweep), p50/p99, run with
      the split of the cores its ceiling found best, and the CPU the load generator itself used;
-then, for the backend MODEL_BACKEND=auto picks:
+then, for what the service serves with its defaults (MODEL_BACKEND and MODEL_PRECISION auto), twice:
+  (a) one worker with one thread pinned to one core, the load generator pinned to another, the ceiling
+      measured on the worker's core, the ideal queue for one server (bench/service_pinned.py): the unit of
+      a replica, and what the targets are judged on: saturation against the ceiling, p99 at 70% against the
+      ideal queue, goodput and the 503s' latency at 2x overload;
+  (b) today's two workers sharing every core with the load generator:
   3. open-loop p99 at 70% of its max throughput, against the p99 of an ideal shared batching queue
      (bench/ideal_queue.py) fed the same arrivals and the batch times its ceiling measured, and of the
      same queue fed batch times as much longer as the service's own batches took (from Server-Timing):
@@ -33,16 +38,12 @@ import time
 from pathlib import Path
 
 from bench.clients import Sample, closed_loop, open_loop
-from bench.ideal_queue import ideal_latencies_s, served_slowdown
+from bench.ideal_queue import served_slowdown
 from local.machine import cpu_model
-from bench.service_parts import bench_images, candidates, ceiling, fork_to_ready_s, start_baseline, start_service
+from bench.service_parts import (bench_images, best_closed_loop, candidates, ceiling, ceiling_batch_time, fork_to_ready_s,
+                                 ideal_p99_ms, start_baseline, start_service)
+from bench.service_pinned import pinned_rows, pinned_targets, run_pinned
 from processes.children import REPO
-from sim.batch_time import BatchTime
-
-
-def best_closed_loop(port: int, levels: list[int], seconds: float, images: list[bytes]) -> tuple[int, Sample]:
-    results = [(c, closed_loop(port, c, seconds, images)) for c in levels]
-    return max(results, key=lambda r: r[1].rate())
 
 
 # --- the run ---
@@ -51,20 +52,6 @@ def machine() -> str:
     import torch
 
     return f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}"
-
-
-def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int) -> BatchTime:
-    """Batch time per size, from the ceiling's images/s of one process at batch 1 and at a full batch."""
-    return BatchTime.through(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
-
-
-def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float], max_batch: int,
-                 slowdown: float = 1.0) -> float:
-    """p99 of the ideal shared batching queue fed this run's arrivals and the measured batch times
-    (`slowdown` times them: the bound at the speed the service's own batches ran)."""
-    batch_time = ceiling_batch_time(per_process_rps, max_batch).scaled(slowdown)
-    latencies = ideal_latencies_s(sorted(sample.scheduled_s), workers, max_batch, batch_time)
-    return float(sorted(latencies)[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))] * 1000)
 
 
 class Best:
@@ -102,7 +89,11 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp_name:
         tmp = Path(tmp_name)
         cands = candidates(str(tmp / "model-cache"))
-        auto = next(c for c in cands if c.backend == backends.choose("auto", "fp32", "cpu", backends.cpu_flags()))
+        # What the service serves with its defaults (MODEL_BACKEND=auto, MODEL_PRECISION=auto) on this CPU.
+        flags = backends.cpu_flags()
+        default_backend = backends.choose("auto", "auto", "cpu", flags)
+        default_precision = backends.served_precision("auto", default_backend, flags)
+        auto = next(c for c in cands if (c.backend, c.precision) == (default_backend, default_precision))
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
             for cand in cands:
@@ -157,6 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
                     plain["over"] = open_loop(url, 2.0 * max_rps, open_s, seed=2)
             finally:
                 child.stop()
+        # Row (a), what the targets are judged on: the unit of a replica, the load generator on its own core.
+        row_a = run_pinned(auto, images, args.seconds, tmp)
 
     v = best.value
     per_process = {b: v[f"ceiling {auto.name} {split[0]}x{split[1]} b{b}"] / split[0] for b in (1, max_batch)}
@@ -165,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  ceiling_batch_time(per_process, max_batch))
     ideal70_served = ideal_p99_ms(at70, split[0], per_process, max_batch, slowdown70)
     torch_served = v["service torch fp32"]
-    auto_served, auto_ceiling = v[f"service {auto.name}"], v[f"ceiling {auto.name}"]
+    auto_served = v[f"service {auto.name}"]
     rows = []
     for cand in cands:
         ceil, srv = v[f"ceiling {cand.name}"], v[f"service {cand.name}"]
@@ -179,8 +172,9 @@ def main(argv: list[str] | None = None) -> dict:
         startup_s = v[f"fork-to-ready {cand.name}"]
         rows.append(("   fork-to-ready (TTIN to ready)", f"{startup_s:.2f} s",
                      f"{startup_s / v['fork-to-ready torch fp32']:.2f}", "x torch's; best of the rounds"))
+    rows += pinned_rows(auto.name, row_a)
     rows += [
-        (f"{auto.name}: unloaded single request", f"{unloaded.pct(50):.0f} ms p50", "", f"p99 {unloaded.pct(99):.0f} ms"),
+        (f"{auto.name}: (b) unloaded single request", f"{unloaded.pct(50):.0f} ms p50", "", f"p99 {unloaded.pct(99):.0f} ms"),
         ("   open loop at 70% of max: p99", f"{at70.pct(99):.0f} ms", f"{at70.pct(99) / ideal70:.2f}",
          f"x the ideal shared queue's p99 ({ideal70:.0f} ms: {split[0]} workers, batches <= {max_batch}, "
          f"{1000 / per_process[1]:.1f} ms for 1 image, {1000 * max_batch / per_process[max_batch]:.1f} ms for "
@@ -207,18 +201,16 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'measure':<{width}}  {'value':>14}  {'ratio':>6}  note")
     for name, value, ratio, note in rows:
         print(f"{name:<{width}}  {value:>14}  {ratio:>6}  {note}")
+    # Judged on row (a); row (b)'s figures are printed beside them for what two shared workers give.
     targets = {
-        "auto served >= 1.2 x torch served": auto_served >= 1.2 * torch_served,
-        "auto served >= 0.90 x its ceiling": auto_served >= 0.90 * auto_ceiling,
-        "auto fork-to-ready <= 1.5 x torch's": v[f"fork-to-ready {auto.name}"] <= 1.5 * v["fork-to-ready torch fp32"],
-        "p99 at 70% <= 1.5 x ideal queue p99": at70.pct(99) <= 1.5 * ideal70,
-        "2x overload goodput >= 0.90 x max": over.rate() >= 0.90 * auto_served,
-        "503 answers p99 <= 5 ms": over.pct(99, 503) <= 5.0 if over.statuses.count(503) else None,
+        "served with the defaults >= 2.0 x torch FP32 served": auto_served >= 2.0 * torch_served,
+        **pinned_targets(row_a),
+        "fork-to-ready <= 1.0 s": v[f"fork-to-ready {auto.name}"] <= 1.0,
         "served >= 1.5 x baseline": auto_served >= 1.5 * v["baseline"],
     }
     print("\ntargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED' if ok is not None else 'n/a'}"
                                     for k, ok in targets.items()))
-    result = {"machine": machine(), "auto": auto.name, "best": v, "detail": best.detail, "rows": rows,
+    result = {"machine": machine(), "auto": auto.name, "row_a": row_a, "best": v, "detail": best.detail, "rows": rows,
               "targets": targets, "baseline_rounds_rps": baseline_rounds, "unloaded_p50_ms": unloaded.pct(50),
               "open70_p99_ms": at70.pct(99), "open70_ideal_p99_ms": ideal70,
               "open70_served_slowdown": slowdown70, "open70_ideal_at_served_speed_p99_ms": ideal70_served,

@@ -12,9 +12,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.clients import Sample, closed_loop
+from bench.ideal_queue import ideal_latencies_s
 from processes.children import PYTHON, REPO, Child, wait_ready, wait_until
 from processes.net import free_port, http_ok
 from processes.services import ready_workers, start_gunicorn
+from sim.batch_time import BatchTime
 
 IMAGES_DIR = REPO / "loadtester" / "images"
 
@@ -131,3 +134,24 @@ def start_baseline(tmp: Path, workers: int):
     child = Child("baseline", argv, tmp)
     wait_ready(child, lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout_s=300, what="the baseline")
     return child, port
+
+
+def best_closed_loop(port: int, levels: list[int], seconds: float, images: list[bytes]) -> tuple[int, Sample]:
+    results = [(c, closed_loop(port, c, seconds, images)) for c in levels]
+    return max(results, key=lambda r: r[1].rate())
+
+
+# --- the ideal queue fed the ceiling's batch times ---
+
+def ceiling_batch_time(per_process_rps: dict[int, float], max_batch: int) -> BatchTime:
+    """Batch time per size, from the ceiling's images/s of one process at batch 1 and at a full batch."""
+    return BatchTime.through(1 / per_process_rps[1], max_batch / per_process_rps[max_batch], max_batch)
+
+
+def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float], max_batch: int,
+                 slowdown: float = 1.0) -> float:
+    """p99 of the ideal shared batching queue fed this run's arrivals and the measured batch times
+    (`slowdown` times them: the bound at the speed the service's own batches ran)."""
+    batch_time = ceiling_batch_time(per_process_rps, max_batch).scaled(slowdown)
+    latencies = ideal_latencies_s(sorted(sample.scheduled_s), workers, max_batch, batch_time)
+    return float(sorted(latencies)[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))] * 1000)

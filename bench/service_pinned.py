@@ -1,0 +1,102 @@
+"""Row (a) of the service benchmark: the unit of a replica, with the load generator out of its way.
+
+One worker with one thread runs on one core; the load generator (this process's threads) runs on another;
+the ceiling is measured on the worker's core, and the ideal queue has one server. So the load generator's
+own CPU is outside the figures, and the comparison is the same on any machine with two or more cores.
+(The benchmark's other rows run two workers sharing every core with the load generator.)
+
+Pinning uses the calling thread's CPU affinity (Linux applies sched_setaffinity to one thread): processes
+and threads started while it is set inherit it. Goodput is the 200s answered within GOODPUT_WITHIN_S of
+their scheduled time, per second.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.clients import Sample, open_loop
+from bench.service_parts import Candidate, best_closed_loop, ceiling, ideal_p99_ms, start_service
+
+GOODPUT_WITHIN_S = 1.0
+MAX_BATCH = 8
+
+
+@contextmanager
+def pinned(cores: set[int]):
+    """Run the block (and whatever it starts) on `cores` only."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def goodput_rps(sample: Sample, within_s: float = GOODPUT_WITHIN_S) -> float:
+    good = sum(1 for status, latency in zip(sample.statuses, sample.latencies_s) if status == 200 and latency <= within_s)
+    return good / sample.elapsed_s
+
+
+def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_dir: Path) -> dict | None:
+    """Row (a) for `candidate`, or None on a machine with one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    server, client = {cores[-1]}, {cores[0]}
+    open_s = max(10.0, 2 * seconds)
+    with pinned(server):
+        ceiling_ips = {b: ceiling(candidate, 1, 1, b, seconds, images) for b in (1, MAX_BATCH)}
+        child, port = start_service(work_dir / "pinned", candidate, 1, 1)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with pinned(client):
+            concurrency, saturated = best_closed_loop(port, [2, 8, 16], seconds, images)
+            max_rps = saturated.rate()
+            at70 = open_loop(url, 0.7 * max_rps, open_s, seed=1)
+            over = open_loop(url, 2.0 * max_rps, open_s, seed=2)
+    finally:
+        child.stop()
+    ideal70 = ideal_p99_ms(at70, 1, ceiling_ips, MAX_BATCH)
+    return {
+        "server_core": cores[-1], "client_core": cores[0], "ceiling_img_s": ceiling_ips,
+        "max_rps": max_rps, "concurrency": concurrency, "of_ceiling": max_rps / max(ceiling_ips.values()),
+        "open70_p99_ms": at70.pct(99), "open70_ideal_p99_ms": ideal70, "open70_client_cores": at70.client_cores,
+        "overload_goodput_rps": goodput_rps(over), "overload_goodput_of_max": goodput_rps(over) / max_rps,
+        "overload_503": over.statuses.count(503), "overload_200_p99_ms": over.pct(99),
+        "overload_503_from_send_p99_ms": over.pct(99, 503, "from_send_s"),
+        "overload_503_send_lag_p99_ms": over.pct(99, 503, "send_lag_s"),
+    }
+
+
+def pinned_rows(name: str, a: dict | None) -> list[tuple[str, str, str, str]]:
+    if a is None:
+        return [(f"{name}, row (a)", "n/a", "", "one core only: no core to pin the load generator to")]
+    has_503 = a["overload_503"] > 0
+    return [
+        (f"{name}, (a) 1 worker x 1 thread on core {a['server_core']}", f"{a['max_rps']:.1f} req/s",
+         f"{a['of_ceiling']:.2f}", f"x its ceiling on that core ({max(a['ceiling_img_s'].values()):.1f} img/s); "
+         f"load generator on core {a['client_core']}, concurrency {a['concurrency']}"),
+        ("   (a) open loop at 70%: p99", f"{a['open70_p99_ms']:.0f} ms",
+         f"{a['open70_p99_ms'] / a['open70_ideal_p99_ms']:.2f}",
+         f"x the ideal single-server queue's p99 ({a['open70_ideal_p99_ms']:.0f} ms)"),
+        ("   (a) open loop at 2x: goodput", f"{a['overload_goodput_rps']:.1f} req/s",
+         f"{a['overload_goodput_of_max']:.2f}",
+         f"x max (200s within {GOODPUT_WITHIN_S:g} s); 200s' p99 {a['overload_200_p99_ms']:.0f} ms; "
+         f"{a['overload_503']} answered 503"
+         + (f", their p99 {a['overload_503_from_send_p99_ms']:.1f} ms from the send (send lag p99 "
+            f"{a['overload_503_send_lag_p99_ms']:.1f} ms)" if has_503 else "")),
+    ]
+
+
+def pinned_targets(a: dict | None) -> dict[str, bool | None]:
+    if a is None:
+        return {}
+    return {
+        "(a) served >= 0.90 x its ceiling": a["of_ceiling"] >= 0.90,
+        "(a) p99 at 70% <= 1.5 x ideal single-server p99": a["open70_p99_ms"] <= 1.5 * a["open70_ideal_p99_ms"],
+        "(a) 2x overload goodput >= 0.90 x max": a["overload_goodput_of_max"] >= 0.90,
+        "(a) 503 p99 from the send <= 5 ms": (a["overload_503_from_send_p99_ms"] <= 5.0
+                                               if a["overload_503"] else None),
+    }

@@ -1,0 +1,36 @@
+"""Row (a) of the service benchmark: what it pins, and how it counts goodput."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench.clients import Sample
+from bench.service_pinned import goodput_rps, pinned
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin to one of them")
+def test_pinning_holds_for_what_the_block_starts_and_ends_with_it():
+    before = os.sched_getaffinity(0)
+    core = max(before)
+    with pinned({core}):
+        assert os.sched_getaffinity(0) == {core}
+        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                               capture_output=True, text=True, timeout=60)
+    assert child.stdout.strip() == str([core])
+    assert os.sched_getaffinity(0) == before
+
+
+@pytest.mark.parametrize("statuses, latencies_s, expected_rps", [
+    ([200, 200, 200], [0.2, 0.9, 1.0], 1.5),
+    ([200, 200], [1.01, 3.0], 0.0),
+    ([503, 503, 200], [0.001, 0.002, 0.5], 0.5),
+    ([], [], 0.0),
+], ids=["within-the-second-counts", "late-answers-do-not", "503s-never-count", "nothing-answered"])
+def test_goodput_counts_200s_within_a_second_per_second(statuses, latencies_s, expected_rps):
+    sample = Sample(elapsed_s=2.0)
+    sample.statuses, sample.latencies_s = statuses, latencies_s
+    assert goodput_rps(sample) == pytest.approx(expected_rps)
