@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 from settings import (SettingError, add_flags, check_fields, format_number, named_after_fields, read_values,
                       setting)
 
-from .policies import POLICY_NAMES
+from .policy_names import POLICY_NAMES
 
 SERVICEACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 

@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
+from .config import Config
 from .decision import Decision, Observation, State
 
-if TYPE_CHECKING:
-    from .config import Config
 
 SCALE_UP_PODS = 4        # default behavior.scaleUp.policies: {type: Pods, value: 4, periodSeconds: 15}
 SCALE_UP_PERCENT = 100   # default behavior.scaleUp.policies: {type: Percent, value: 100, periodSeconds: 15}

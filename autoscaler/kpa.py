@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
+from .config import Config
 from .decision import Decision, Observation, State, clamp
 
-if TYPE_CHECKING:
-    from .config import Config
 
 
 @dataclass(frozen=True)

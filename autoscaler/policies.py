@@ -4,15 +4,15 @@ Each row says how to run a policy (`decide`), what it remembers between polls (`
 dataclass that starts empty), which inputs it cannot do without (`needs`: Metrics fields of which at
 least one must be known, else the poll counts as no data and the shared hold/fallback rules apply),
 and the gauges its decisions publish (`Decision.gauges`). Adding a policy is a module with those
-things and a row here; POLICY_NAMES, the one list of names (POLICY's choices, the local stack's
---policy), follows. The policy modules import Config for its type only, so config.py can import this.
+things, its name in policy_names.py (POLICY's choices, the local stack's --policy) and a row here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Callable, Mapping
 
+from .config import Config
 from .decision import Decision, Observation, State
 from .hpa import HpaState, decide_hpa
 from .kpa import KpaState, decide_kpa
@@ -20,9 +20,6 @@ from .slo import GAUGES as SLO_GAUGES
 from .slo import decide_slo
 from .slo_signals import SloState
 from .static import StaticState, decide_static
-
-if TYPE_CHECKING:
-    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -43,4 +40,3 @@ POLICIES: dict[str, PolicySpec] = {
                       no_data="no request rate or in-flight data"),
     "static": PolicySpec(decide_static, StaticState),
 }
-POLICY_NAMES = tuple(POLICIES)

@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
+from .config import Config
 from .decision import Decision, Observation, State, clamp
 from .slo_signals import Signals, SloState, estimate
 
-if TYPE_CHECKING:
-    from .config import Config
 
 CAPACITY_GAUGE = "autoscaler_capacity_rps_per_replica"
 GAUGES = {CAPACITY_GAUGE: "Per-replica capacity the slo policy currently assumes."}

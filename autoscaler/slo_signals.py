@@ -13,12 +13,10 @@ the demand, and it stays inflated in the windows for a minute after the overload
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .config import Config
 from .decision import Observation
 
-if TYPE_CHECKING:
-    from .config import Config
 
 # Capacity learning: how far one observation moves the estimate, and how far the estimate may move
 # from the configured value (a bad metric must not teach it that a replica serves 0 or 1e6 req/s).

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .config import Config
 from .decision import Decision, Observation, State
 
-if TYPE_CHECKING:
-    from .config import Config
 
 
 @dataclass(frozen=True)

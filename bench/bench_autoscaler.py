@@ -25,7 +25,7 @@ from pathlib import Path
 from autoscaler.collector import PrometheusSource
 from autoscaler.config import Config
 from autoscaler.loop import Loop
-from autoscaler.policies import POLICY_NAMES
+from autoscaler.policy_names import POLICY_NAMES
 from autoscaler.policy import Metrics, Observation, State, decide
 from autoscaler.scalers import DryRunScaler, ScalerStatus
 from processes.children import REPO

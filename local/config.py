@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from autoscaler.policies import POLICY_NAMES
+from autoscaler.policy_names import POLICY_NAMES
 from inference.config import available_cpus
 from planning.runs import LOCAL_COMPARE_RUNS, LOCAL_RUN_CHOICES
 from settings import SettingError, add_flags, check_fields, read_values, setting, shown_default, specs

@@ -10,7 +10,8 @@ import pytest
 from autoscaler.config import Config, ConfigError
 from autoscaler.hpa import HpaState, calculate_replicas, scale_up_limit
 from autoscaler.outcomes import PollProblem, Unusable
-from autoscaler.policies import POLICIES, POLICY_NAMES
+from autoscaler.policies import POLICIES
+from autoscaler.policy_names import POLICY_NAMES
 from autoscaler.policy import Metrics, Observation, State, decide
 from autoscaler.scaling import ScalerStatus
 from autoscaler.slo_signals import Sample, SloState, recent_rate

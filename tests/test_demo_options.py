@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from autoscaler.policies import POLICY_NAMES
+from autoscaler.policy_names import POLICY_NAMES
 from local.config import COMPARE_CHOICES, COMPARE_RUNS, OptionError, Options, default_max_replicas, describe, load_options
 from local.prometheus_config import scrape_interval_s, write_config
 from local.run import plan_for
@@ -130,7 +130,7 @@ def test_each_compared_run_has_its_policy_and_bounds(tmp_path, name, policy, bou
 
 
 def test_kpa_is_a_run_to_ask_for_and_the_autoscaler_knows_its_policy(tmp_path):
-    from autoscaler.policies import POLICY_NAMES as AUTOSCALER_POLICIES
+    from autoscaler.policy_names import POLICY_NAMES as AUTOSCALER_POLICIES
 
     assert "kpa" not in COMPARE_RUNS                     # the default comparison is unchanged
     options = load_options(["compare", "--policies", "static-min,hpa-50,slo,kpa"], environ={})
