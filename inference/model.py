@@ -75,10 +75,17 @@ class Classifier:
         else:
             cache = Path(cache_dir) if cache_dir else model_cache.default_cache_dir()
             path, self.converted_from_cache = converted_model(weights, cache)
-            if chosen == "openvino":
-                self.runner = backends.OpenVinoRunner(path, precision, threads, model_cache.compiled_cache_dir(cache))
-            else:
-                self.runner = backends.OnnxRuntimeRunner(path, precision, threads)
+            try:
+                if chosen == "openvino":
+                    self.runner = backends.OpenVinoRunner(path, precision, threads,
+                                                          model_cache.compiled_cache_dir(cache))
+                else:
+                    self.runner = backends.OnnxRuntimeRunner(path, precision, threads)
+            finally:
+                # An export the cache could not take went to a private temporary file: both runtimes have read
+                # it by now, and every worker start would otherwise leave 45 MB behind in the temp directory.
+                if path.parent != cache:
+                    path.unlink(missing_ok=True)
         self.backend = chosen
         self.precision = precision
         self.threads = threads

@@ -7,7 +7,8 @@ service environment variables), `podman run` gets exactly the pod spec's user, r
 environment, emptyDir mounts and limits, derived here from the rendered Deployment.
 
 Everything podman keeps lives under the per-machine cache (IMAGE_CACHE_DIR, default
-~/.cache/resnet18-inference/images): later runs reuse the base image and the build's layers.
+~/.cache/resnet18-inference/images): later runs reuse the base image and the build's layers; the layers
+of earlier builds are pruned after each build, so the cache stays near the size of one build (about 6 GB).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
+# Free space a build needs: the runtime image's steps after the dependencies, each a full copy under vfs.
+BUILD_SPACE_GIB = 5
 STORAGE_CONF = """[storage]
 driver = "vfs"
 graphroot = "{root}/storage"
@@ -67,6 +70,11 @@ def podman(env: dict[str, str], *args: str, timeout_s: float = 300, check: bool 
 
 def build_images(env: dict[str, str], log: Path) -> None:
     """The stand-in base (once per machine), then both images as `make images` builds them."""
+    prune(env)  # what an earlier run left behind, should it have stopped before its own prune
+    free_gib = shutil.disk_usage(CACHE).free / 2**30
+    if free_gib < BUILD_SPACE_GIB:
+        raise AssertionError(f"building the images needs about {BUILD_SPACE_GIB} GiB free under {CACHE} "
+                             f"(vfs copies every layer); {free_gib:.1f} GiB are free")
     if podman(env, "image", "exists", f"docker.io/library/{BASE_IMAGE}", check=False).returncode != 0:
         with open(log, "ab") as out:
             subprocess.run([str(REPO / "containers" / "standin-base.sh"), BASE_IMAGE, str(CACHE)], env=env,
@@ -76,6 +84,14 @@ def build_images(env: dict[str, str], log: Path) -> None:
                               cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800)
     if done.returncode != 0:
         raise AssertionError(f"python -m containers build failed; the end of {log}:\n{log.read_text()[-4000:]}")
+    prune(env)
+
+
+def prune(env: dict[str, str]) -> None:
+    """Remove images no tag leads to. The vfs driver stores every layer as a full copy: the chains of
+    earlier builds, untagged by the next one, would grow the cache by gigabytes per code change. The current
+    images' layers stay, and the next build reuses them."""
+    podman(env, "image", "prune", "--force", timeout_s=900)
 
 
 def container(deployment: dict) -> dict:

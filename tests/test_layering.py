@@ -31,7 +31,7 @@ def copy_tree(dest: Path) -> Path:
     shutil.copy(REPO / "pyproject.toml", dest)
     for package in PACKAGES:
         shutil.copytree(REPO / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.log", "*.json",
-                                                                                    "*.onnx", "*.tar", "fixtures"))
+                                                                                    "*.onnx", "*.tar", "*.whl", "fixtures", "offline"))
     return dest
 
 

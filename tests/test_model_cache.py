@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -99,9 +100,15 @@ def test_an_unreadable_entry_of_another_user_is_a_logged_miss(shared_tmp, caplog
         with effective_user(POD_UID), pytest.raises(WeightsError, match="cannot be read.*mode 0600.*uid 10002"):
             Classifier("random", backend=BACKEND, threads=1, cache_dir=cache)
         return
+    temp_dir = shared_tmp / "tmp"
+    temp_dir.mkdir(mode=0o1777)
+    os.chmod(temp_dir, 0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))
     with caplog.at_level(logging.WARNING), effective_user(POD_UID):
         classifier = Classifier("random", backend=BACKEND, threads=1, cache_dir=cache)
     assert classifier.converted_from_cache is False
+    assert list(temp_dir.iterdir()) == [], "the private export must be removed once the model is loaded"
+    assert classifier.probabilities(np.zeros((1, 224, 224, 3), dtype=np.uint8)).shape == (1, 1000)
     assert "cannot be read (mode 0600, owner uid 10002, read as uid 10001)" in caplog.text
     assert "private temporary file" in caplog.text
     # The other user's entry is left as it was.
