@@ -126,6 +126,7 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
                        torch_threads=classifier.threads, model_threads=classifier.threads,
                        max_batch_size=config.max_batch_size,
                        max_batch_delay_ms=config.max_batch_delay_ms, max_queue=config.queue_limit,
+                       max_queue_wait_ms=config.max_queue_wait_ms,
                        request_timeout_s=config.request_timeout_s, max_body_bytes=config.max_body_bytes,
                        max_image_pixels=config.max_image_pixels, draining=state.draining,
                        endpoints=sorted(str(rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"))

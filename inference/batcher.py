@@ -1,14 +1,19 @@
 """Micro-batching: request threads submit preprocessed images, one model thread runs them in batches.
 
-Admission is bounded in images (`max_queue`): a full queue answers at once instead of letting latency
-grow without limit. A job whose deadline passed before its forward starts is failed, never computed.
-The clock is injectable so the batching rules can be tested without sleeping.
+Admission is by time: a request is admitted only when the wait predicted for it (the images ahead of it
+and what is left of the forward in progress, at the seconds per image the recent forwards took) fits
+`max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget never drops
+below one full batch, which the model needs waiting to start its next forward full. A count of images
+(`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at once (503
+with the seconds after which the queue should have room). A job whose deadline passed before its forward
+starts is failed, never computed. The clock is injectable so the rules can be tested without sleeping.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import threading
 import time
@@ -32,11 +37,17 @@ def lower_priority(nice: int) -> None:
 
 
 class Overloaded(RuntimeError):
-    """No room: `reason` is `queue_full` or `draining`."""
+    """No room: `reason` is `queue_full` (in time or in images) or `draining`; retry after `retry_after_s`."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, retry_after_s: int = 1):
         super().__init__(message)
         self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+# Weight of the newest forward in the seconds-per-image estimate: a few forwards follow a change of load
+# (batch sizes) or of CPU share, one slow forward does not close the queue.
+PER_IMAGE_EWMA_WEIGHT = 0.3
 
 
 class DeadlineExceeded(RuntimeError):
@@ -75,13 +86,18 @@ class BatchStats:
 
 class Batcher:
     def __init__(self, run_batch: Callable[[np.ndarray], np.ndarray], max_batch_size: int,
-                 max_delay_s: float, max_queue: int, on_batch: Callable[[BatchStats], None] | None = None,
+                 max_delay_s: float, max_queue: int, max_wait_s: float = 0.0,
+                 on_batch: Callable[[BatchStats], None] | None = None,
                  on_depth: Callable[[int], None] | None = None, on_expired: Callable[[Job], None] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
+        self.max_wait_s = max_wait_s  # 0: admission by count only
+        self._per_image_s: float | None = None  # unknown until the first forward has finished
+        self._running_images = 0  # in the forward in progress, started at _running_since
+        self._running_since = 0.0
         self._on_batch = on_batch or (lambda stats: None)
         self._on_depth = on_depth or (lambda depth: None)
         self._on_expired = on_expired or (lambda job: None)
@@ -97,6 +113,28 @@ class Batcher:
     def depth(self) -> int:
         return self._depth
 
+    @property
+    def per_image_s(self) -> float | None:
+        """Seconds of forward per image, as the recent forwards took; None before the first."""
+        return self._per_image_s
+
+    def predicted_wait_s(self) -> float:
+        """How long a request admitted now would wait for its forward to start (0 before any forward)."""
+        with self._cond:
+            return self._predicted_wait_s(self._clock())
+
+    def _predicted_wait_s(self, now: float) -> float:
+        if self._per_image_s is None:
+            return 0.0
+        running_left = max(0.0, self._running_images * self._per_image_s - (now - self._running_since))
+        return self._depth * self._per_image_s + running_left
+
+    def wait_budget_s(self) -> float:
+        """The wait admission allows: max_wait_s, but at least one full batch's forward."""
+        if self._per_image_s is None:
+            return self.max_wait_s
+        return max(self.max_wait_s, self.max_batch_size * self._per_image_s)
+
     def admit(self, images: int) -> None:
         """Count `images` against the queue now, before they are preprocessed, or raise Overloaded.
 
@@ -108,9 +146,21 @@ class Batcher:
                 raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
             if self._depth + images > self.max_queue:
                 raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
-                                 "waiting); retry after a moment or add replicas")
+                                 "waiting); retry after a moment or add replicas", self._retry_after_s(0.0))
+            if self.max_wait_s > 0:
+                wait_s, budget_s = self._predicted_wait_s(self._clock()), self.wait_budget_s()
+                if wait_s > budget_s:
+                    raise Overloaded("queue_full", f"the queue is full: a request admitted now would wait about "
+                                     f"{wait_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
+                                     "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
+                                     self._retry_after_s(wait_s - budget_s))
             self._depth += images
             self._on_depth(self._depth)
+
+    @staticmethod
+    def _retry_after_s(over_budget_s: float) -> int:
+        """Whole seconds (HTTP's Retry-After) until the queue has drained by what is over the budget."""
+        return max(1, math.ceil(over_budget_s))
 
     def cancel(self, images: int) -> None:
         """Give back an admission whose images never reached the queue (the upload was bad)."""
@@ -215,16 +265,21 @@ class Batcher:
             return True
         images = live[0].images if len(live) == 1 else np.concatenate([job.images for job in live])
         started = self._clock()
+        with self._cond:
+            self._running_images, self._running_since = int(images.shape[0]), started
         try:
             # A job larger than a batch (one request with many images) runs in batch-sized chunks.
             probs = np.concatenate([self._run_batch(images[i:i + self.max_batch_size])
                                for i in range(0, images.shape[0], self.max_batch_size)])
         except Exception as exc:  # noqa: BLE001 - report to every waiting request, keep serving
+            with self._cond:
+                self._running_images = 0
             log.exception("model forward failed")
             for job in live:
                 job.finish(error=exc)
             return True
         model_s = self._clock() - started
+        self._learn(model_s, int(images.shape[0]))
         offset = 0
         for job in live:
             job.queue_s = started - job.enqueued_at
@@ -234,6 +289,14 @@ class Batcher:
             offset += job.size
         self._on_batch(BatchStats(size=int(images.shape[0]), model_s=model_s, queue_s=[j.queue_s for j in live]))
         return True
+
+    def _learn(self, model_s: float, images: int) -> None:
+        with self._cond:
+            self._running_images = 0
+            latest = model_s / images
+            previous = self._per_image_s
+            self._per_image_s = latest if previous is None else (
+                previous + PER_IMAGE_EWMA_WEIGHT * (latest - previous))
 
     def _loop(self) -> None:
         while self.run_once():

@@ -16,6 +16,9 @@ from typing import Mapping
 from settings import SettingError, check_fields, read_values, setting
 
 MiB = 1024 * 1024
+# MAX_QUEUE's default in batches: a bound on memory that MAX_QUEUE_WAIT_MS reaches first on any CPU that
+# takes more than about 4 ms per image.
+QUEUE_BATCHES = 8
 # Kept here, not in inference/backends.py, so the gunicorn master reads its settings without importing torch.
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -71,9 +74,14 @@ class ServiceConfig:
     max_batch_delay_ms: float = setting(2.0, env="MAX_BATCH_DELAY_MS", unit="ms", lo=0, hi=1000, doc=(
         "how long the model thread waits for more images once one is waiting; small, "
         "because under load batches fill by themselves while the previous forward runs."))
+    max_queue_wait_ms: float = setting(250.0, env="MAX_QUEUE_WAIT_MS", unit="ms", lo=0, hi=3_600_000, doc=(
+        "the longest a request may be predicted to wait for its forward (the images ahead of it at the "
+        "measured seconds per image) and still be admitted; others get 503 at once, with Retry-After. Never "
+        "less than one full batch's forward, which the model needs waiting. 250 ms is half the ConfigMap's "
+        "SLO_P95_MS, leaving the other half for the request's own forward and decode. 0: by MAX_QUEUE only."))
     max_queue: int = setting(0, env="MAX_QUEUE", unit="images", lo=0, hi=100000, doc=(
-        "images waiting per worker before new requests get 503 at once; 0 means "
-        "3 x MAX_BATCH_SIZE (a few batches: enough to keep the model busy, short enough to bound latency)."))
+        "a hard bound on the images admitted per worker (memory, request threads), whatever "
+        "MAX_QUEUE_WAIT_MS allows; 0 means 8 x MAX_BATCH_SIZE."))
     request_timeout_s: float = setting(10.0, env="REQUEST_TIMEOUT_S", unit="s", lo=0.001, hi=3600, doc=(
         "a request whose inference has not started by then gets 504 and is dropped, never computed."))
 
@@ -113,7 +121,7 @@ class ServiceConfig:
 
     @property
     def queue_limit(self) -> int:
-        return self.max_queue or 3 * self.max_batch_size
+        return self.max_queue or QUEUE_BATCHES * self.max_batch_size
 
     @property
     def threads_per_worker(self) -> int:

@@ -44,7 +44,8 @@ class InferenceState:
         self.metrics = metrics
         self.draining = False
         self.batcher = Batcher(classifier.probabilities, config.max_batch_size, config.max_batch_delay_ms / 1000.0,
-                               config.queue_limit, on_batch=self._on_batch, on_depth=metrics.queue_depth.set,
+                               config.queue_limit, max_wait_s=config.max_queue_wait_ms / 1000.0,
+                               on_batch=self._on_batch, on_depth=metrics.queue_depth.set,
                                on_expired=self._on_expired)
 
     def _on_batch(self, stats: BatchStats) -> None:
@@ -100,4 +101,4 @@ class InferenceState:
                       queue_ms=job.queue_s * 1000, preprocess_ms=preprocess_s * 1000, model_ms=job.model_s * 1000)
 
     def _overloaded(self, exc: Overloaded) -> None:
-        raise ApiError(503, str(exc), exc.reason, {"Retry-After": "1"})
+        raise ApiError(503, str(exc), exc.reason, {"Retry-After": str(exc.retry_after_s)})

@@ -104,7 +104,7 @@ def calibrate(options: Options, work_dir: Path, console: TextIO = sys.stdout) ->
     state_dir.mkdir(parents=True, exist_ok=True)
     print("local: measuring one worker of this machine (about 45 s; cached for the next runs)", file=console,
           flush=True)
-    child = start_gunicorn(state_dir, name="calibration", settings=service_settings(options.model_weights, 0),
+    child = start_gunicorn(state_dir, name="calibration", settings=service_settings(options.model_weights),
                            ready_timeout_s=SPAWN_TIMEOUT_S, log_dir=work_dir / "logs")
     pidfile, port = child.extra["pidfile"], child.extra["port"]
     try:

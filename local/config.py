@@ -107,8 +107,10 @@ class Options:
         "the service's MODEL_WEIGHTS: random (no download; latency is the same), imagenet (needs torchvision's "
         "download or cache) or a .pth path."))
     max_queue: int = setting(0, flag="--max-queue", env="MAX_QUEUE", unit="images", lo=8, hi=100000,
-                             zero_means="max(3 s, 1.5 worker start-ups) of one worker's measured work",
-                             doc="the service's MAX_QUEUE per worker.")
+                             zero_means="max(3 s, 1.5 worker start-ups) of one worker's measured work, as "
+                                        "the service's MAX_QUEUE_WAIT_MS and as this count",
+                             doc="the service's MAX_QUEUE per worker; given, the service admits by this count "
+                                 "alone (MAX_QUEUE_WAIT_MS=0).")
     ready_timeout_s: float = setting(180.0, flag="--ready-timeout", env="READY_TIMEOUT_S", unit="s", lo=5,
                                      hi=3600, doc="how long each part may take to become ready.")
 

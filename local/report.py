@@ -106,7 +106,7 @@ def what_ran(options: Options, sizing: Sizing, plan_text: str, trace_text: str, 
         f"- trace: {trace_text}; Poisson arrivals, seed {options.seed}",
         f"- {plan_text}",
         f"- service: gunicorn workers as replicas, TORCH_THREADS=1 each, MODEL_WEIGHTS={options.model_weights}, "
-        f"MAX_QUEUE={sizing.max_queue} images per worker",
+        f"MAX_QUEUE_WAIT_MS={sizing.max_queue_wait_ms:g}, MAX_QUEUE={sizing.max_queue} images per worker",
         f"- SLO: p95 <= {sizing.slo_ms:g} ms per 10 s window; autoscaler capacity estimate "
         f"{sizing.capacity_within_slo_rps:g} req/s per worker, {sizing.target_inflight_per_replica:g} in flight "
         f"(sizing: {sizing.source})",

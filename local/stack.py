@@ -59,10 +59,14 @@ def check_ports(options: Options) -> None:
                              f"still stopping); stop it or choose another port with {flag}")
 
 
-def service_settings(model_weights: str, max_queue: int) -> dict[str, str]:
-    """The service's settings in the local stack (and for the calibration worker)."""
+def service_settings(model_weights: str, max_queue: int = 0, max_queue_wait_ms: float | None = None) -> dict[str, str]:
+    """The service's settings in the local stack (and for the calibration worker: the service's own queue
+    defaults, as a pod has them)."""
     # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
-    return {"TORCH_THREADS": "1", "MODEL_WEIGHTS": model_weights, "MAX_QUEUE": str(max_queue)}
+    settings = {"TORCH_THREADS": "1", "MODEL_WEIGHTS": model_weights, "MAX_QUEUE": str(max_queue)}
+    if max_queue_wait_ms is not None:
+        settings["MAX_QUEUE_WAIT_MS"] = f"{max_queue_wait_ms:g}"
+    return settings
 
 
 class Stack:
@@ -146,7 +150,8 @@ class Stack:
         o, p = self.options, self.plan
         self._register(start_gunicorn(
             self.state_dir, workers=p.initial_replicas, port=o.service_port, ready_timeout_s=o.ready_timeout_s,
-            settings=service_settings(o.model_weights, self.sizing.max_queue), log_dir=self.log_dir,
+            settings=service_settings(o.model_weights, self.sizing.max_queue, self.sizing.max_queue_wait_ms),
+            log_dir=self.log_dir,
             console=self._console()))
 
     def _start_prometheus(self) -> None:

@@ -10,8 +10,10 @@ measurement always gives the same run, and tests can check the derivation withou
   queueing of a busy worker; below that no worker could meet it at any useful load.
 - capacity estimate: the rate at which the measured latency curve keeps p95 within that SLO
   (CAPACITY_RPS_PER_REPLICA), and Little's law at that rate (TARGET_INFLIGHT_PER_REPLICA).
-- queue (unless --max-queue): what one worker serves in max(3 s, 1.5 start-ups), so a burst's excess waits
-  for the next worker instead of being rejected, yet well inside REQUEST_TIMEOUT_S.
+- queue (unless --max-queue): max(3 s, 1.5 start-ups) of one worker's work, so a burst's excess waits for
+  the next worker instead of being rejected, yet well inside REQUEST_TIMEOUT_S: as the service's wait budget
+  (MAX_QUEUE_WAIT_MS), and as a count at the saturation rate (MAX_QUEUE). A --max-queue given admits by that
+  count alone.
 - replicas: 1..N, N from the cores (`default_max_replicas`).
 - trace scale (unless --trace-scale): the trace's peak at (N - 0.5) x TARGET_UTILIZATION x one worker's
   saturation rate, so the peak needs all N workers while the quiet phases need one, and the one worker that
@@ -29,12 +31,13 @@ import math
 from dataclasses import dataclass, fields
 
 from loadtester.capacity_report import MAX_SUSTAINED_FRACTION, CapacityReport, littles_law_inflight
+# The peak of a full run needs N replicas at TARGET_UTILIZATION: (N - PEAK_MARGIN) of them, the margin the
+# simulator's and the load tester's --peak-replicas keep too.
+from loadtester.trace_sizing import PEAK_MARGIN
 
 # The autoscaler's TARGET_UTILIZATION (its default): the trace peak is sized against it.
 TARGET_UTILIZATION = 0.7
 QUICK_PEAK_OF_SATURATION = 0.85
-# The peak of a full run needs N replicas at TARGET_UTILIZATION: (N - PEAK_MARGIN) of them.
-PEAK_MARGIN = 0.5
 SLO_BATCHES = 3
 SLO_ROUND_MS = 50
 QUEUE_SECONDS = 3.0
@@ -95,6 +98,7 @@ class Sizing:
     capacity_within_slo_rps: float     # the autoscaler's CAPACITY_RPS_PER_REPLICA
     target_inflight_per_replica: float
     max_queue: int
+    max_queue_wait_ms: float           # the service's MAX_QUEUE_WAIT_MS; 0: by MAX_QUEUE alone
     startup_s: float
     max_replicas: int
     peak_rps: float                    # where the trace's peak is put (unless --trace-scale)
@@ -156,12 +160,15 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
     rows.append(("worker start-up", f"{startup_s:.1f} s", "measured: TTIN to the new worker's ready marker"
                  if report and report.startup_s and not worker_capacity_rps else "assumed"))
     if max_queue:
-        rows.append(("MAX_QUEUE", f"{max_queue} images", "given by --max-queue"))
+        wait_ms = 0.0
+        rows.append(("MAX_QUEUE", f"{max_queue} images", "given by --max-queue (MAX_QUEUE_WAIT_MS=0: by count only)"))
     else:
         queue_s = max(QUEUE_SECONDS, 1.5 * startup_s)
         max_queue = max(8, math.ceil(saturation * queue_s))
-        rows.append(("MAX_QUEUE", f"{max_queue} images", f"{queue_s:.1f} s of one worker's work (max of "
+        wait_ms = round(queue_s * 1000.0)
+        rows.append(("MAX_QUEUE_WAIT_MS", f"{wait_ms:g} ms", f"{queue_s:.1f} s of one worker's work (max of "
                      f"{QUEUE_SECONDS:g} s and 1.5 start-ups)"))
+        rows.append(("MAX_QUEUE", f"{max_queue} images", "the same seconds at the saturation rate"))
     rows.append(("replicas", f"1..{max_replicas}", "one worker per core (one core left free above 2)"))
     if quick:
         peak = QUICK_PEAK_OF_SATURATION * saturation
@@ -176,6 +183,7 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
                  "3..15 s (quick) or 4..30 s"))
     return Sizing(source=source, worker_capacity_rps=round(saturation, 2), slo_ms=float(slo_ms),
                   capacity_within_slo_rps=within, target_inflight_per_replica=inflight, max_queue=int(max_queue),
+                  max_queue_wait_ms=float(wait_ms),
                   startup_s=round(startup_s, 2), max_replicas=max_replicas, peak_rps=round(peak, 3), timings=timings,
                   derivation=tuple(rows), probe=report.as_dict(slo_ms) if report is not None else None)
 

@@ -90,6 +90,7 @@ class Profile:
     max_batch_size: int = _SERVICE.max_batch_size
     max_batch_delay_ms: float = _SERVICE.max_batch_delay_ms
     queue_limit: int = _SERVICE.queue_limit
+    queue_wait_ms: float = _SERVICE.max_queue_wait_ms   # MAX_QUEUE_WAIT_MS; 0: admission by count only
     request_timeout_s: float = _SERVICE.request_timeout_s
     # --- start-up -------------------------------------------------------------------------------
     startup_s: float = 2.6                   # fork to ready of one worker (local/calibration.py measures it)
@@ -131,7 +132,7 @@ class Profile:
 
     def validate(self) -> "Profile":
         for name in ("model_intercept_ms", "preprocess_ms", "overhead_ms", "max_batch_delay_ms", "startup_sigma",
-                     "pod_overhead_s"):
+                     "pod_overhead_s", "queue_wait_ms"):
             _check(self, name, getattr(self, name) >= 0, ">= 0")
         for name in ("model_per_image_ms", "request_timeout_s", "startup_s", "slo_ms", "capacity_within_slo_rps",
                      "target_inflight_per_replica"):

@@ -40,6 +40,8 @@ def from_capacity_report(report: CapacityReport, source: str, preprocess_ms: flo
         preprocess_ms=preprocess_ms, overhead_ms=overhead_ms, max_batch_size=batch,
         max_batch_delay_ms=delay_ms,
         queue_limit=int(info.get("max_queue") or replace(ServiceConfig(), max_batch_size=batch).queue_limit),
+        # A service whose /info has no wait budget admitted by count alone.
+        queue_wait_ms=float(info.get("max_queue_wait_ms", 0.0)),
         request_timeout_s=float(info.get("request_timeout_s", Profile.request_timeout_s)),
         startup_s=float(report.startup_s or Profile.startup_s),
         slo_ms=sizing.slo_ms, capacity_within_slo_rps=sizing.capacity_within_slo_rps,

@@ -1,9 +1,14 @@
 """One replica of the service: the behaviour of inference/batcher.py and inference/app.py, on simulated time.
 
 What it models (each as the service does it):
-- admission: a request is counted against the queue (MAX_QUEUE images, admitted and not yet taken by the
-  model thread, including those still being preprocessed) when it arrives; a full queue answers 503 at
-  once (latency: the HTTP overhead);
+- admission: a request is counted against the queue (images admitted and not yet taken by the model
+  thread, including those still being preprocessed) when it arrives. It is refused (503 at once; latency:
+  the HTTP overhead) when MAX_QUEUE images are queued, or when its predicted wait (the images queued, and
+  what is left of the forward in progress, at a full batch's seconds per image) exceeds MAX_QUEUE_WAIT_MS
+  (at least one full batch). The service learns its seconds per image from its recent forwards; under the
+  load where admission refuses anything its batches are full, which is what the replica uses. A bulk of
+  arrivals between two batch starts is admitted with the wait at its first arrival (what is left of the
+  forward only shrinks during it), so the replica refuses at most what that difference admits;
 - preprocessing on the request threads: a fixed delay per image before the job is queued, in parallel
   with the model (their share of the core is inside the model time at saturation, see sim/profile.py);
 - micro-batching: one model thread; when free it takes the first queued job, then waits up to
@@ -75,6 +80,7 @@ class Replica:
         self._delay_s = profile.max_batch_delay_ms / 1000.0
         self._batch = profile.max_batch_size
         self._limit = profile.queue_limit
+        self._wait_s = profile.queue_wait_ms / 1000.0   # 0: by count only
         self._timeout_s = profile.request_timeout_s
         # The profile's forward line (sim/batch_time.py), unpacked: the hot path below runs once per batch.
         self._m0_s = profile.batch_time.intercept_ms / 1000.0
@@ -125,6 +131,9 @@ class Replica:
         size, limit, delay, pre = self._batch, self._limit, self._delay_s, self._pre_s
         timeout_less_pre = self._timeout_s - pre
         m0, m1 = self._m0_s * self._slow, self._m1_s * self._slow
+        wait_s = self._wait_s
+        per_image_s = (m0 + m1 * size) / size
+        budget_s = max(wait_s, size * per_image_s)
         busy = 0.0
         ends: list[int] = []
         starts: list[float] = []
@@ -162,6 +171,10 @@ class Replica:
             j = bisect_right(arr, start, i, n)
             if j > i:
                 room = limit - (nq - qh)
+                if wait_s:
+                    # The service admits while (queued x per image + forward left) <= budget, then queues.
+                    running_left = free - arr[i] if free > arr[i] else 0.0
+                    room = min(room, math.floor((budget_s - running_left) / per_image_s) + 1 - (nq - qh))
                 if j - i <= room:
                     qt.extend(enq[i:j])
                     qi.extend(range(base + i, base + j))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bench.clients import Sample
-from bench.service_pinned import goodput_rps, pinned
+from bench.service_pinned import goodput_rps, goodput_within_s, pinned
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin to one of them")
@@ -29,8 +29,17 @@ def test_pinning_holds_for_what_the_block_starts_and_ends_with_it():
     ([200, 200], [1.01, 3.0], 0.0),
     ([503, 503, 200], [0.001, 0.002, 0.5], 0.5),
     ([], [], 0.0),
-], ids=["within-the-second-counts", "late-answers-do-not", "503s-never-count", "nothing-answered"])
-def test_goodput_counts_200s_within_a_second_per_second(statuses, latencies_s, expected_rps):
+], ids=["within-the-limit-counts", "late-answers-do-not", "503s-never-count", "nothing-answered"])
+def test_goodput_counts_200s_within_the_limit_per_second(statuses, latencies_s, expected_rps):
     sample = Sample(elapsed_s=2.0)
     sample.statuses, sample.latencies_s = statuses, latencies_s
-    assert goodput_rps(sample) == pytest.approx(expected_rps)
+    assert goodput_rps(sample, within_s=1.0) == pytest.approx(expected_rps)
+
+
+@pytest.mark.parametrize("ceiling_ips, expected_s", [
+    ({1: 30.0, 8: 32.0}, 0.25 + 0.25),
+    ({1: 60.0, 8: 80.0}, 0.25 + 0.1),
+    ({1: 10.0, 8: 16.0}, 0.5 + 0.5),
+], ids=["budget-plus-a-forward", "fast-cpu", "slow-cpu-budget-is-one-batch"])
+def test_goodput_limit_is_the_wait_budget_plus_one_forward(ceiling_ips, expected_s):
+    assert goodput_within_s(ceiling_ips) == pytest.approx(expected_s)

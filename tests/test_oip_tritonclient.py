@@ -14,6 +14,7 @@ import requests
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from inference.config import ServiceConfig
 from inference.oip_codec import HEADER_LENGTH
 from tests.support import REPO, start_gunicorn
 from tests.test_oip_codec import GOOD_JSON, MALFORMED, binary_input, packed, with_binary
@@ -177,7 +178,9 @@ def test_a_json_body_is_read_whatever_its_content_type(url, content_type):
     assert [o["name"] for o in response.json()["outputs"]] == list(OUTPUTS)
 
 
-TOO_MANY = packed(*[b"x"] * 25)  # MAX_QUEUE is 3 x MAX_BATCH_SIZE = 24 by default
+# One more than the default MAX_QUEUE (the service's own default, so the case follows it).
+TOO_MANY_COUNT = ServiceConfig().queue_limit + 1
+TOO_MANY = packed(*[b"x"] * TOO_MANY_COUNT)
 
 # (id, path, (body, Inference-Header-Content-Length), extra headers, status, a phrase the error must contain)
 BAD_REQUESTS = [(case_id, "/v2/models/resnet18/infer", body, {}, 400, phrase) for case_id, body, phrase in MALFORMED]
@@ -185,7 +188,8 @@ BAD_REQUESTS += [
     ("not-an-image", "/v2/models/resnet18/infer",
      with_binary({"inputs": [binary_input(packed(b"hello"))]}, packed(b"hello")), {}, 400, "not an image format"),
     ("too-many-images", "/v2/models/resnet18/infer",
-     with_binary({"inputs": [binary_input(TOO_MANY, shape=(25,))]}, TOO_MANY), {}, 413, "25 images in one request"),
+     with_binary({"inputs": [binary_input(TOO_MANY, shape=(TOO_MANY_COUNT,))]}, TOO_MANY), {}, 413,
+     f"{TOO_MANY_COUNT} images in one request"),
     ("gzip-body", "/v2/models/resnet18/infer", (gzip.compress(GOOD_JSON), None), {"Content-Encoding": "gzip"}, 415,
      "content-encoding 'gzip' is not supported"),
     ("over-max-body-bytes", "/v2/models/resnet18/infer", (b" " * (20 * 1024 * 1024 + 1), None), {}, 413,

@@ -266,6 +266,34 @@ def test_full_queue_answers_503_at_once(make_app):
     assert client.post("/predict", **raw(images.jpeg())).status_code == 200
 
 
+def test_a_request_predicted_to_wait_past_the_budget_gets_503_with_retry_after(make_app):
+    """Admission by time: the batcher is taught a slow CPU's 0.5 s per image (as its forwards would teach it),
+    so 12 queued images and a forward of 8 just started predict about 10 s, 6 s over a budget of one batch."""
+    import threading
+
+    import torch
+
+    app = make_app(max_queue_wait_ms=100)
+    state = app.extensions["inference"]
+    state.batcher._learn(4.0, 8)
+    release = threading.Event()
+    forward = state.batcher._run_batch
+    state.batcher._run_batch = lambda batch: release.wait(30) and forward(batch)
+    client = app.test_client()
+    try:
+        running = state.batcher.submit(torch.zeros((8, 224, 224, 3), dtype=torch.uint8), deadline=float("inf"))
+        wait_until(lambda: state.batcher.depth == 0, timeout_s=30, what="the model thread to take the first job")
+        waiting = state.batcher.submit(torch.zeros((12, 224, 224, 3), dtype=torch.uint8), deadline=float("inf"))
+        response = client.post("/predict", **raw(images.jpeg()))
+        assert response.status_code == 503, response.get_json()
+        assert response.headers["Retry-After"] in ("5", "6")
+        assert "MAX_QUEUE_WAIT_MS" in response.get_json()["error"]
+        assert metric_value(client, "inference_rejected_total", reason="queue_full") == 1
+    finally:
+        release.set()
+    assert running.done.wait(30) and waiting.done.wait(30)
+
+
 def test_request_past_its_deadline_is_dropped_with_504(make_app):
     import threading
 

@@ -167,16 +167,18 @@ def test_settings_that_contradict_each_other_are_refused(env, match):
 
 
 @pytest.mark.parametrize("env, attr, value", [
-    ({}, "queue_limit", 24),
+    ({}, "queue_limit", 64),
     ({"MAX_QUEUE": "40"}, "queue_limit", 40),
-    ({"MAX_BATCH_SIZE": "4"}, "queue_limit", 12),
-    ({}, "threads_per_worker", 36),
+    ({"MAX_BATCH_SIZE": "4"}, "queue_limit", 32),
+    ({}, "threads_per_worker", 76),
+    ({}, "max_queue_wait_ms", 250.0),
+    ({"MAX_QUEUE_WAIT_MS": "0"}, "max_queue_wait_ms", 0.0),
     ({"GUNICORN_THREADS": "6"}, "threads_per_worker", 6),
     ({"TORCH_THREADS": "3"}, "torch_threads_effective", 3),
     ({"MAX_IMAGE_PIXELS": "40e6"}, "max_image_pixels", 40_000_000),
     ({"MAX_BATCH_SIZE": " "}, "max_batch_size", 8),
-], ids=["queue-default", "queue-set", "queue-follows-batch", "threads-default", "threads-set", "torch-threads-set",
-        "pixels-exponent", "blank-means-default"])
+], ids=["queue-default", "queue-set", "queue-follows-batch", "threads-default", "wait-default", "wait-off",
+        "threads-set", "torch-threads-set", "pixels-exponent", "blank-means-default"])
 def test_settings_defaults_and_derived_values(env, attr, value):
     assert getattr(ServiceConfig.from_env(env), attr) == value
 
@@ -247,6 +249,78 @@ def test_admission_is_bounded_in_images(model, queued, incoming, admitted):
         with pytest.raises(Overloaded) as err:
             batcher.submit(one(incoming), float("inf"))
         assert err.value.reason == "queue_full"
+
+
+class TimedModel:
+    """A forward that takes `per_image_s` per image on the batcher's injected clock: no sleeping."""
+
+    def __init__(self, now: list[float], per_image_s: float):
+        self.now, self.per_image_s = now, per_image_s
+        self.seen_wait_s: list[float] = []
+        self.batcher: Batcher | None = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.batcher is not None:
+            self.seen_wait_s.append(self.batcher.predicted_wait_s())
+        self.now[0] += self.per_image_s * batch.shape[0]
+        return np.zeros((batch.shape[0], 1000))
+
+
+def timed_batcher(max_wait_s: float, per_image_s: float = 0.02, learned: bool = True) -> Batcher:
+    now = [0.0]
+    model = TimedModel(now, per_image_s)
+    batcher = Batcher(model, max_batch_size=8, max_delay_s=0, max_queue=64, max_wait_s=max_wait_s,
+                      clock=lambda: now[0])
+    if learned:  # one full forward teaches the batcher its seconds per image
+        batcher.submit(one(8), float("inf"))
+        assert batcher.run_once()
+    model.batcher = batcher
+    return batcher
+
+
+# 0.02 s per image: a full batch of 8 is 0.16 s.
+@pytest.mark.parametrize("max_wait_s, learned, queued, admitted, retry_after_s", [
+    (0.25, False, 40, True, None),
+    (0.25, True, 12, True, None),
+    (0.25, True, 13, False, 1),
+    (0.05, True, 8, True, None),
+    (0.05, True, 9, False, 1),
+    (0.0, True, 63, True, None),
+    (0.25, True, 63, False, 2),
+], ids=["unmeasured-count-only", "within-budget", "over-budget", "budget-floor-one-batch", "over-the-floor",
+        "off-count-only", "retry-after-rounds-up"])
+def test_admission_is_by_predicted_wait(max_wait_s, learned, queued, admitted, retry_after_s):
+    batcher = timed_batcher(max_wait_s, learned=learned)
+    batcher.submit(one(queued), float("inf"))
+    if admitted:
+        batcher.admit(1)
+        return
+    with pytest.raises(Overloaded, match="MAX_QUEUE_WAIT_MS") as err:
+        batcher.admit(1)
+    assert (err.value.reason, err.value.retry_after_s) == ("queue_full", retry_after_s)
+
+
+def test_the_forward_in_progress_counts_for_what_is_left_of_it():
+    batcher = timed_batcher(0.25)
+    assert batcher.per_image_s == pytest.approx(0.02)
+    batcher.submit(one(8), float("inf"))
+    batcher.submit(one(3), float("inf"))
+    assert batcher.predicted_wait_s() == pytest.approx(11 * 0.02)
+    assert batcher.run_once()  # takes the 8: inside the forward, they are all still ahead, the 3 too
+    assert batcher._run_batch.seen_wait_s == [pytest.approx(11 * 0.02)]
+    assert batcher.predicted_wait_s() == pytest.approx(3 * 0.02)
+
+
+@pytest.mark.parametrize("forwards, expected", [
+    ([(8, 0.16)], 0.02),
+    ([(8, 0.16), (8, 0.32)], 0.02 + 0.3 * 0.02),
+    ([(1, 0.05), (8, 0.16)], 0.05 + 0.3 * (0.02 - 0.05)),
+], ids=["first-forward-sets-it", "a-slow-forward-moves-it-partly", "batch-one-then-full"])
+def test_seconds_per_image_follow_the_recent_forwards(forwards, expected):
+    batcher = Batcher(RecordingModel(), max_batch_size=8, max_delay_s=0, max_queue=64, max_wait_s=0.25)
+    for images, model_s in forwards:
+        batcher._learn(model_s, images)
+    assert batcher.per_image_s == pytest.approx(expected)
 
 
 def test_expired_jobs_are_skipped_not_computed(model):

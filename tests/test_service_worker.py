@@ -28,7 +28,7 @@ def post(url: str) -> tuple[int, float]:
 @pytest.mark.parametrize("yield_ms", [600.0], ids=["long-pause"])
 def test_a_busy_worker_pauses_accepting_then_takes_the_connection_anyway(tmp_path, yield_ms):
     child = start_gunicorn(tmp_path, env={"ACCEPT_YIELD_DEPTH": 1, "ACCEPT_YIELD_MS": yield_ms,
-                                          "MAX_BATCH_SIZE": 1, "MAX_QUEUE": 8})
+                                          "MAX_BATCH_SIZE": 1, "MAX_QUEUE": 8, "MAX_QUEUE_WAIT_MS": 0})
     try:
         url = child.extra["url"]
         assert post(url)[0] == 200

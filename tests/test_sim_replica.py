@@ -12,7 +12,8 @@ from sim.replica import DEADLINE_504, OK, PENDING, REJECTED_503, Replica
 
 # Round numbers so every expected latency can be worked out by hand (ms).
 PROFILE = Profile(model_intercept_ms=10.0, model_per_image_ms=15.0, preprocess_ms=2.0, overhead_ms=1.0,
-                  max_batch_size=8, max_batch_delay_ms=2.0, queue_limit=24, request_timeout_s=10.0).validate()
+                  max_batch_size=8, max_batch_delay_ms=2.0, queue_limit=24, queue_wait_ms=0.0,
+                  request_timeout_s=10.0).validate()
 
 
 def model_ms(images: int) -> float:
@@ -65,6 +66,25 @@ def test_a_full_queue_answers_503_at_once(burst, rejected):
     assert int((sink.code == REJECTED_503).sum()) == rejected
     assert (sink.code[:24] == OK).all()                    # the first 24 were admitted
     np.testing.assert_allclose(sink.latency_ms[sink.code == REJECTED_503], 1.0, atol=1e-3)
+
+
+# A full batch's forward is 130 ms: 16.25 ms per image. A request is admitted while the images queued ahead
+# of it, plus what is left of the forward in progress, come to at most the budget (never under one batch).
+@pytest.mark.parametrize("wait_ms, admitted", [(250.0, 16), (100.0, 9), (400.0, 24), (0.0, 24)],
+                         ids=["budget", "budget-floor-one-batch", "count-binds-first", "off-count-only"])
+def test_admission_is_by_predicted_wait(wait_ms, admitted):
+    _, sink = replay(1.0 + np.arange(40) * 1e-9, replace(PROFILE, queue_wait_ms=wait_ms))
+    assert (sink.code[:admitted] == OK).all()
+    assert (sink.code[admitted:] == REJECTED_503).all()
+
+
+def test_the_forward_in_progress_counts_for_what_is_left_of_it():
+    # 8 at t=1 run from 1.002 to 1.132 s; at 1.05 s, 82 ms of that forward is left: 82 + (k - 1) x 16.25 <= 250
+    # admits k = 11 of a burst of 40.
+    times = np.concatenate([1.0 + np.arange(8) * 1e-9, 1.05 + np.arange(40) * 1e-9])
+    _, sink = replay(times, replace(PROFILE, queue_wait_ms=250.0))
+    assert (sink.code[:8 + 11] == OK).all()
+    assert int((sink.code == REJECTED_503).sum()) == 40 - 11
 
 
 def test_a_taken_batch_makes_room_for_later_arrivals():

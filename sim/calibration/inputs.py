@@ -51,6 +51,8 @@ def run_profile(run: RealRun) -> Profile:
         return replace(
             profile, pod_overhead_s=0.0,
             queue_limit=int(sizing.get("max_queue") or profile.queue_limit),
+            # A run recorded before the stack set a wait budget admitted by count alone.
+            queue_wait_ms=float(sizing.get("max_queue_wait_ms", 0.0)),
             startup_s=float(sizing.get("startup_s") or profile.startup_s),
             slo_ms=float(sizing.get("slo_ms") or profile.slo_ms),
             capacity_within_slo_rps=float(sizing.get("capacity_within_slo_rps") or profile.capacity_within_slo_rps),
@@ -119,4 +121,4 @@ def inputs_key(run: RealRun) -> str:
     plan, sizing = run.record.plan, run.record.sizing
     return json.dumps([run.name, env, run.loadtest, run.scrape_interval_s, str(run.trace), str(run.calibration),
                        plan.get("min_replicas"), plan.get("max_replicas"),
-                       {k: sizing.get(k) for k in ("max_queue", "startup_s", "slo_ms")}], sort_keys=True)
+                       {k: sizing.get(k) for k in ("max_queue", "max_queue_wait_ms", "startup_s", "slo_ms")}], sort_keys=True)
