@@ -46,8 +46,9 @@ def goodput_rps(sample: Sample, within_s: float) -> float:
     return good / sample.elapsed_s
 
 
-def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_dir: Path) -> dict | None:
-    """Row (a) for `candidate`, or None on a machine with one core."""
+def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_dir: Path,
+               extra_env: dict[str, str] | None = None) -> dict | None:
+    """Row (a) for `candidate` (the service's settings with `extra_env`), or None on a machine with one core."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None
@@ -55,7 +56,7 @@ def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_d
     open_s = max(10.0, 2 * seconds)
     with pinned(server):
         ceiling_ips = {b: ceiling(candidate, 1, 1, b, seconds, images) for b in (1, MAX_BATCH)}
-        child, port = start_service(work_dir / "pinned", candidate, 1, 1)
+        child, port = start_service(work_dir / "pinned", candidate, 1, 1, extra_env)
     url = f"http://127.0.0.1:{port}"
     try:
         with pinned(client):

@@ -17,7 +17,7 @@ from settings import SettingError, check_fields, read_values, setting
 
 MiB = 1024 * 1024
 # MAX_QUEUE's default in batches: a bound on memory that MAX_QUEUE_WAIT_MS reaches first on any CPU that
-# takes more than about 4 ms per image.
+# takes more than about 8 ms per image.
 QUEUE_BATCHES = 8
 # Kept here, not in inference/backends.py, so the gunicorn master reads its settings without importing torch.
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
@@ -74,11 +74,12 @@ class ServiceConfig:
     max_batch_delay_ms: float = setting(2.0, env="MAX_BATCH_DELAY_MS", unit="ms", lo=0, hi=1000, doc=(
         "how long the model thread waits for more images once one is waiting; small, "
         "because under load batches fill by themselves while the previous forward runs."))
-    max_queue_wait_ms: float = setting(250.0, env="MAX_QUEUE_WAIT_MS", unit="ms", lo=0, hi=3_600_000, doc=(
+    max_queue_wait_ms: float = setting(500.0, env="MAX_QUEUE_WAIT_MS", unit="ms", lo=0, hi=3_600_000, doc=(
         "the longest a request may be predicted to wait for its forward (the images ahead of it at the "
         "measured seconds per image) and still be admitted; others get 503 at once, with Retry-After. Never "
-        "less than one full batch's forward, which the model needs waiting. 250 ms is half the ConfigMap's "
-        "SLO_P95_MS, leaving the other half for the request's own forward and decode. 0: by MAX_QUEUE only."))
+        "less than one full batch's forward, which the model needs waiting. 500 ms is the ConfigMap's "
+        "SLO_P95_MS: a request that would wait longer is sure to miss the SLO, and is better retried "
+        "elsewhere at once. 0: by MAX_QUEUE only."))
     max_queue: int = setting(0, env="MAX_QUEUE", unit="images", lo=0, hi=100000, doc=(
         "a hard bound on the images admitted per worker (memory, request threads), whatever "
         "MAX_QUEUE_WAIT_MS allows; 0 means 8 x MAX_BATCH_SIZE."))

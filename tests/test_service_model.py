@@ -171,7 +171,7 @@ def test_settings_that_contradict_each_other_are_refused(env, match):
     ({"MAX_QUEUE": "40"}, "queue_limit", 40),
     ({"MAX_BATCH_SIZE": "4"}, "queue_limit", 32),
     ({}, "threads_per_worker", 76),
-    ({}, "max_queue_wait_ms", 250.0),
+    ({}, "max_queue_wait_ms", 500.0),
     ({"MAX_QUEUE_WAIT_MS": "0"}, "max_queue_wait_ms", 0.0),
     ({"GUNICORN_THREADS": "6"}, "threads_per_worker", 6),
     ({"TORCH_THREADS": "3"}, "torch_threads_effective", 3),
