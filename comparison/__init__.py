@@ -9,8 +9,10 @@
   apart;
 - comparison/plots.py: comparison.png of several runs (one run's timeline is the load tester's);
 - comparison/run_record.py: one run's record, run.json, that the local stack writes and the simulator's
-  calibration reads (typed, versioned, checked on both sides).
+  calibration reads (typed, versioned, checked on both sides);
+- comparison/recorded.py and cli.py: `python -m comparison RUN_DIR ...`, the same comparison of load tester
+  runs recorded against any deployment (a cluster), from their summary.json alone.
 
-It reads no run directory beyond one run.json (local/analysis.py does) and no Prometheus (the load tester
-does) and builds no cluster (sim/ does): nothing here imports local/ or sim/.
+It reads no run directory beyond one run.json (local/analysis.py does) or a load tester's summary.json, and
+no Prometheus (the load tester does), and builds no cluster (sim/ does): nothing here imports local/ or sim/.
 """

@@ -1,7 +1,8 @@
 """What the autoscaler's decision lines and a replica series say: scale events, reversals, replica-seconds.
 
 Pure functions of data: the local stack reads the lines from a run's decisions.jsonl, the simulator from
-the log its in-memory autoscaler loop wrote; both hand them here.
+the log its in-memory autoscaler loop wrote; both hand them here. A run recorded without decision lines (on
+a cluster) has its scale events read off its replica series (`series_events`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import json
 import math
 from datetime import datetime
 from typing import Iterable, Sequence
+
+# The one definition of replica-seconds is the load tester's, which records it for every run with a
+# workers series; the local stack, the simulator and its calibration integrate through it too.
+from loadtester.replica_seconds import integrate_steps  # noqa: F401
 
 
 def decision_lines(lines: Iterable[str]) -> list[dict]:
@@ -47,21 +52,19 @@ def reversals(events: list[dict]) -> int:
     return sum(1 for a, b in zip(directions, directions[1:]) if a != b)
 
 
-def integrate_steps(points: Sequence[Sequence[float]], start_s: float, end_s: float) -> float:
-    """Integral of a step function given as [t, value] points (each value holds until the next point).
+def series_events(points: Sequence[Sequence[float]]) -> list[dict]:
+    """Scale events read off a replica series ([t_s, count] points): one wherever the count changes, up or
+    down, from the count before to the count after. For runs without the autoscaler's decision lines (a
+    cluster, an HPA baseline): the series the load tester recorded from Prometheus is all there is."""
+    events: list[dict] = []
+    before = None
+    for t_s, value in sorted((p for p in points if math.isfinite(p[1])), key=lambda p: p[0]):
+        if before is not None and value != before:
+            events.append({"t_s": round(t_s, 3), "direction": "up" if value > before else "down",
+                           "from": _count(before), "to": _count(value), "reason": "replica series"})
+        before = value
+    return events
 
-    The one definition of replica-seconds: the local stack's Prometheus series, the simulator's ready
-    timeline and the calibration's comparison of the two all integrate through here."""
-    # Sorted by time only, and stably: of two points at one time the later-recorded value holds.
-    points = sorted((p for p in points if math.isfinite(p[1])), key=lambda p: p[0])
-    if not points or end_s <= start_s:
-        return 0.0
-    total = 0.0
-    for (t, value), nxt in zip(points, [*points[1:], (end_s, 0.0)]):
-        lo, hi = max(t, start_s), min(nxt[0], end_s)
-        if hi > lo:
-            total += value * (hi - lo)
-    # Before the first sample, the first value held (a run starts with its initial workers).
-    if points[0][0] > start_s:
-        total += points[0][1] * (min(points[0][0], end_s) - start_s)
-    return total
+
+def _count(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value

@@ -4,12 +4,13 @@ In: the load tester's summary (loadtester.stats.summarize, with its `windows` an
 autoscaler's decision lines, the replica series ({"workers": [[t, ready], ...], maybe "desired"}, t in
 seconds since the start of the replay) and the replay's start and length. Cost is replica-seconds: the
 ready workers integrated over the replay; without a workers series, the `ready` count of the decisions
-(a step function between decisions).
+(a step function between decisions). Scale events come from the decisions; for runs recorded without
+them (`events_from="replicas"`, a cluster's runs) from the changes of the workers series.
 """
 
 from __future__ import annotations
 
-from comparison.events import integrate_steps, reversals, scale_events, unix_time
+from comparison.events import integrate_steps, reversals, scale_events, series_events, unix_time
 
 # Failures without an HTTP answer (the load tester's kinds; the simulator's lost requests are conn_refused).
 CONNECTION_LOSSES = ("timeout", "conn_refused", "conn_reset", "conn_error", "protocol_error", "dropped_client",
@@ -17,9 +18,13 @@ CONNECTION_LOSSES = ("timeout", "conn_refused", "conn_reset", "conn_error", "pro
 
 
 def run_figures(summary: dict, decisions: list[dict], replicas: dict, start_unix_s: float, duration_s: float,
-                workers_source: str = "prometheus") -> dict:
-    """Everything the reports and the comparison row show about one run."""
-    events = scale_events(decisions, start_unix_s)
+                workers_source: str = "prometheus", events_from: str = "decisions") -> dict:
+    """Everything the reports and the comparison row show about one run. `events_from`: "decisions" or
+    "replicas" (the workers series)."""
+    if events_from not in ("decisions", "replicas"):
+        raise ValueError(f"events_from must be 'decisions' or 'replicas', not {events_from!r}")
+    events = (scale_events(decisions, start_unix_s) if events_from == "decisions"
+              else series_events(replicas.get("workers", [])))
     decision_ready = [[round(unix_time(d["time"]) - start_unix_s, 3), float(d["ready"])] for d in decisions
                       if d.get("ready") is not None]
     if replicas.get("workers"):
@@ -46,6 +51,7 @@ def run_figures(summary: dict, decisions: list[dict], replicas: dict, start_unix
         "scale_ups": sum(1 for e in events if e["direction"] == "up"),
         "scale_downs": sum(1 for e in events if e["direction"] == "down"),
         "scale_events": len(events),
+        "events_source": events_from,
         "reversals": reversals(events),
         "events": events,
         "decision_ready": decision_ready,

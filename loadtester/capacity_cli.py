@@ -1,6 +1,7 @@
-"""`python -m loadtester --find-capacity --url URL [--slo-ms MS] [--replicas N] [--json FILE]`.
+"""`python -m loadtester --find-capacity --url URL [--slo-ms MS] [--replicas N] [--json FILE] [--env-file FILE]`.
 
-Prints the measured table and the values to give the autoscaler; the last line is always
+Prints the measured table and the values to give the autoscaler (--env-file writes them as the autoscaler's
+KEY=VALUE variables, for kustomize or `env`); the last line is always
 `capacity: N req/s at saturation, M req/s within the SLO`, for scripts. Exit codes as the load tester's:
 0 measured, 1 unreachable or nothing measurable, 2 bad option, 130 interrupted.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loadtester.capacity import ProbeError, ProbeSettings, measure, read_info
-from loadtester.capacity_report import summary_line, table_lines
+from loadtester.capacity_report import autoscaler_env, env_file_text, summary_line, table_lines
 from loadtester.config import OptionError, check_endpoint, check_file_target, check_url, option_like
 from loadtester.http_client import UnreachableError, resolve_target
 from loadtester.images import ImageDirError, load_images
@@ -35,6 +36,9 @@ class ProbeOptions:
         "autoscaler off meanwhile)"))
     json_path: Path | None = setting(None, flag="--json", metavar="FILE", doc=(
         "also write the whole measurement, with the recommendations, to FILE"))
+    env_path: Path | None = setting(None, flag="--env-file", metavar="FILE", doc=(
+        "also write the autoscaler's values (CAPACITY_RPS_PER_REPLICA, TARGET_INFLIGHT_PER_REPLICA, SLO_P95_MS) "
+        "to FILE as KEY=VALUE lines: k8s/autoscaler-measured.env merges them into the autoscaler's ConfigMap"))
     images: Path = option_like("images", doc="JPEG/PNG files to send")
     step_s: float = setting(ProbeSettings.open_step_s, flag="--step-seconds", metavar="S", unit="s", lo=0, hi=600,
                             lo_open=True, doc=(
@@ -48,6 +52,8 @@ class ProbeOptions:
         """Checked beyond the ranges (the URL, the endpoint, where --json goes); raises OptionError."""
         if self.json_path is not None:
             check_file_target("--json", self.json_path)
+        if self.env_path is not None:
+            check_file_target("--env-file", self.env_path)
         return replace(self, url=check_url(self.url), endpoint=check_endpoint(self.endpoint))
 
     def probe_settings(self) -> ProbeSettings:
@@ -95,5 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(report.as_dict(options.slo_ms), indent=2) + "\n")
         print(f"measurement: {options.json_path}")
+    if options.env_path is not None:
+        options.env_path.write_text(env_file_text(autoscaler_env(report, options.slo_ms)))
+        print(f"autoscaler values: {options.env_path}")
     print(summary_line(report, options.slo_ms))
     return EXIT_OK

@@ -3,7 +3,9 @@
 `CapacityReport.within_slo_rps(slo_ms)` reads the curve: the highest rate whose p95 stays within the SLO
 (linear between the last step that met it and the first that did not), at most MAX_SUSTAINED_FRACTION of
 saturation. `recommendations()` turns that into the autoscaler's CAPACITY_RPS_PER_REPLICA and
-TARGET_INFLIGHT_PER_REPLICA (Little's law at that rate). Pure: the measuring is in loadtester/capacity.py.
+TARGET_INFLIGHT_PER_REPLICA (Little's law at that rate); `autoscaler_env()` gives them, with the SLO they
+were read at, as the autoscaler's environment variables (the probe's --env-file). Pure: the measuring is in
+loadtester/capacity.py.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from settings import format_number
 
 # No rate at or above saturation is sustainable (its queue grows without bound), however short a step hides
 # it: the within-SLO rate is at most this fraction of the saturation rate.
@@ -130,6 +134,21 @@ class CapacityReport:
         return cls(**values)
 
 
+def autoscaler_env(report: CapacityReport, slo_ms: float) -> dict[str, str]:
+    """The autoscaler's variables the measurement sets (autoscaler/config.py reads them; each is a key of
+    k8s/autoscaler-config.yaml): the capacity estimates and the SLO they hold at."""
+    rec = report.recommendations(slo_ms)
+    return {"CAPACITY_RPS_PER_REPLICA": format_number(rec["capacity_rps_per_replica"]),
+            "TARGET_INFLIGHT_PER_REPLICA": format_number(rec["target_inflight_per_replica"]),
+            "SLO_P95_MS": format_number(float(slo_ms))}
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    """KEY=VALUE lines and nothing else (no comments, no quotes, no spaces), so that kustomize's
+    configMapGenerator (`envs:`) and a shell's `env $(cat FILE) ...` read the same values."""
+    return "".join(f"{key}={value}\n" for key, value in env.items())
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None  # JSON has no infinity
 
@@ -158,12 +177,10 @@ def table_lines(report: CapacityReport, slo_ms: float) -> list[str]:
     for s in sorted(report.steps, key=lambda s: s.offered_rps):
         lines.append(f"  {s.offered_rps:13.1f} | {s.ok_rps:8.1f} | {ms(s.p50_ms):>6} | {ms(s.p95_ms):>6} | "
                      f"{ms(s.p99_ms):>6} | {s.failed:6d} | {'yes' if s.meets(slo_ms) else 'no'}")
-    lines += ["", "  for the autoscaler:",
-              f"    CAPACITY_RPS_PER_REPLICA={rec['capacity_rps_per_replica']:g}   "
-              f"({rec['how']['CAPACITY_RPS_PER_REPLICA']})",
-              f"    TARGET_INFLIGHT_PER_REPLICA={rec['target_inflight_per_replica']:g}   "
-              f"({rec['how']['TARGET_INFLIGHT_PER_REPLICA']})",
-              f"    SLO_P95_MS={slo_ms:g}"]
+    env = autoscaler_env(report, slo_ms)
+    lines += ["", "  for the autoscaler:"]
+    lines += [f"    {key}={value}" + (f"   ({rec['how'][key]})" if key in rec["how"] else "")
+              for key, value in env.items()]
     return lines
 
 

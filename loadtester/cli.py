@@ -1,6 +1,7 @@
 """Command line: `python loadtester/load_tester.py ...` or `python -m loadtester ...`.
 
 Exit codes: 0 done, 1 service unreachable, 2 bad option, trace or image directory, 130 interrupted.
+`python -m loadtester export-trace ...` writes a trace from Prometheus instead (loadtester/export_trace_cli.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export-trace"]:
+        from loadtester.export_trace_cli import main as export_trace
+
+        return export_trace(argv[1:])
     if "--find-capacity" in argv:
         from loadtester.capacity_cli import main as find_capacity
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadtester.fd_limit import fd_limit_reachable, max_inflight_limit
-from settings import SettingError, check_fields, expected, setting, specs
+from loadtester.trace_sizing import PEAK_MARGIN, PEAK_WINDOW_S
+from settings import SettingError, check_fields, expected, format_number, setting, specs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -46,8 +47,19 @@ class Options:
         "arrival times within each second: poisson (random, seeded) or uniform (evenly spaced)"))
     seed: int = setting(0, flag="--seed", metavar="N", lo=0, hi=2**32 - 1, doc=(
         "random seed of the poisson arrivals; the same seed gives the same schedule"))
-    scale: float = setting(1.0, flag="--scale", metavar="X", lo=0, hi=1000, lo_open=True, doc=(
-        "multiply every rate of the trace by this factor (bigger clusters)"))
+    scale: float | None = setting(None, flag="--scale", metavar="X", lo=0, hi=1000, lo_open=True, default_text="1",
+                                  doc=("multiply every rate of the trace by this factor (bigger clusters); not with "
+                                       "--peak-replicas or --peak-rps"))
+    peak_replicas: int | None = setting(None, flag="--peak-replicas", metavar="N", lo=1, hi=10000, doc=(
+        f"scale the trace so its peak (the highest {PEAK_WINDOW_S:g} s mean rate, after --speedup) needs N "
+        f"replicas of --capacity-rps each: (N - {PEAK_MARGIN:g}) x that capacity, as the simulator sizes it"))
+    capacity_rps: float | None = setting(None, flag="--capacity-rps", metavar="R", unit="req/s", lo=0, hi=1e6,
+                                         lo_open=True, doc=(
+                                             "one replica's rate within the SLO, for --peak-replicas: the "
+                                             "capacity probe's CAPACITY_RPS_PER_REPLICA"))
+    peak_rps: float | None = setting(None, flag="--peak-rps", metavar="R", unit="req/s", lo=0, hi=1e6, lo_open=True,
+                                     doc=(f"scale the trace so its peak (the highest {PEAK_WINDOW_S:g} s mean rate, "
+                                          "after --speedup) is R req/s"))
     speedup: float = setting(1.0, flag="--speedup", metavar="X", lo=0, hi=1000, lo_open=True, doc=(
         "replay the trace this many times faster (time compression; rates scale up too)"))
     duration_s: float | None = setting(None, flag="--duration", metavar="S", lo=0, hi=7 * 86400, lo_open=True,
@@ -78,6 +90,7 @@ class Options:
         values = check_fields(self, OptionError)
         values["max_inflight"] = _check_max_inflight(values["max_inflight"])
         values["url"] = check_url(values["url"])
+        _check_sizing(values)
         check_endpoint(values["endpoint"])
         if values["status_file"] is not None:
             check_file_target("--status-file", values["status_file"])
@@ -88,6 +101,33 @@ class Options:
     def as_dict(self) -> dict:
         """JSON-ready values, recorded in summary.json so a run can be repeated."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def _check_sizing(values: dict) -> None:
+    """At most one way to size the trace: --scale, --peak-replicas (with --capacity-rps) or --peak-rps."""
+    given = [(flag, values[name]) for name, flag in (("scale", "--scale"), ("peak_replicas", "--peak-replicas"),
+                                                     ("peak_rps", "--peak-rps")) if values[name] is not None]
+    if len(given) > 1:
+        (first, _), (second, value) = given[:2]
+        raise OptionError.not_allowed(second, format_number(value), f"not with {first}",
+                                      f"no {first} with it (the trace is sized one way: --scale, --peak-replicas "
+                                      "or --peak-rps)")
+    if values["peak_replicas"] is not None and values["capacity_rps"] is None:
+        raise OptionError.not_allowed("--peak-replicas", format_number(values["peak_replicas"]), "with --capacity-rps",
+                                      "--capacity-rps R too (one replica's within-SLO rate: the capacity probe's "
+                                      "CAPACITY_RPS_PER_REPLICA)")
+    if values["capacity_rps"] is not None and values["peak_replicas"] is None:
+        raise OptionError.not_allowed("--capacity-rps", format_number(values["capacity_rps"]), "with --peak-replicas",
+                                      "--peak-replicas N too (it sizes nothing on its own)")
+
+
+def check_chosen_scale(scale: float, sized_by: str, given: object) -> float:
+    """The scale that --peak-replicas or --peak-rps chose, held to --scale's range."""
+    spec = next(s for s in specs(Options) if s.name == "scale")
+    if not spec.lo < scale <= spec.hi:
+        raise OptionError.not_allowed(sized_by, format_number(given), spec.allowed,
+                                      f"a value giving a scale in {spec.allowed} (it gives {scale:g})")
+    return scale
 
 
 def option_like(name: str, **changes):

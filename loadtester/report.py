@@ -35,6 +35,11 @@ def format_summary(summary: dict) -> str:
                                                 f"({slo['requests_under_slo']}/{req['scheduled']} ok within the SLO)"),
         ("sender lag p99 / max", f"{_ms(lag['p99'])} / {_ms(lag['max'])}"),
     ]
+    cost = summary.get("cost")
+    if cost:
+        mean = "-" if cost["mean_replicas"] is None else f"{cost['mean_replicas']:.2f}"
+        rows.append(("replica-seconds", f"{cost['replica_seconds']:.0f} (mean {mean} {cost['series']} over the run, "
+                                        "from Prometheus)"))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     if lag["late_sends"]:

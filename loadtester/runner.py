@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import replace
 
-from loadtester.config import OptionError, Options
+from loadtester.config import OptionError, Options, check_chosen_scale
 from loadtester.fd_limit import raise_fd_limit
 from loadtester.http_client import probe, resolve_target
 from loadtester.images import load_images
@@ -22,10 +22,12 @@ from loadtester.plot import plot_timeline
 from loadtester.progress import show_progress, write_status
 from loadtester.prometheus import fetch_series, write_replicas_csv
 from loadtester.records import write_requests_csv
+from loadtester.replica_seconds import replica_cost
 from loadtester.report import format_summary
 from loadtester.schedule import build_schedule
 from loadtester.sender import Replayer
 from loadtester.stats import per_second_rates, summarize, window_stats
+from loadtester.trace_sizing import TraceScale, choose_scale
 from loadtester.workload import load_workload
 
 # After Ctrl-C, how long requests already in flight may still finish before they are cancelled.
@@ -49,8 +51,9 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     console = console or sys.stdout
     workload = load_workload(options.trace)
     photos = load_images(options.images)
+    sized = trace_scale(options, workload.rates_rps)
     schedule = build_schedule(workload.rates_rps, seed=options.seed, arrivals=options.arrivals,
-                              scale=options.scale, speedup=options.speedup, duration_s=options.duration_s)
+                              scale=sized.scale, speedup=options.speedup, duration_s=options.duration_s)
     target = resolve_target(options.url, options.endpoint)
     probe(target, timeout_s=min(5.0, options.timeout_s))
     try:
@@ -60,8 +63,11 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
                                       f"a directory that can be created ({exc.strerror})") from None
 
     print(f"replaying {options.trace} ({len(schedule)} requests over {schedule.duration_s:.0f} s, "
-          f"{options.arrivals} arrivals, scale {options.scale:g}, speedup {options.speedup:g}) "
+          f"{options.arrivals} arrivals, scale {sized.scale:g}, speedup {options.speedup:g}) "
           f"against {target.url}{target.path}; results in {options.out}/", file=sys.stderr, flush=True)
+    print(f"trace scale {sized.scale:g} ({sized.how}): the trace's peak of {sized.peak_rps:.2f} req/s (highest "
+          f"{sized.as_dict()['peak_window_s']:g} s mean) replayed at {sized.scaled_peak_rps:.2f} req/s",
+          file=sys.stderr, flush=True)
     raise_fd_limit()  # each request in flight holds a socket; validate() allowed for the raised limit
     replayer = Replayer(target, schedule, photos, timeout_s=options.timeout_s, max_inflight=options.max_inflight)
     asyncio.run(_replay(replayer, options, stop))
@@ -86,6 +92,7 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
         "parameters": options.as_dict(),
         "trace_seconds": workload.duration_s,
         "trace_requests": round(workload.total_requests, 3),
+        "trace_scale": sized.as_dict(),
         "start_unix_s": round(replayer.start_unix_s, 3),
         "end_unix_s": round(end_unix_s, 3),
         "planned_duration_s": round(schedule.duration_s, 3),
@@ -98,10 +105,11 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     summary["windows"] = windows
     summary["per_second"] = per_second
     summary["replicas"] = replicas
+    summary["cost"] = replica_cost(replicas, end_unix_s - replayer.start_unix_s)
     try:
         plot_timeline(out / "timeline.png", per_second, windows, options.slo_ms, options.window_s,
                       replicas=replicas, title=f"{options.url}{options.endpoint}  trace {options.trace.name}  "
-                                               f"scale {options.scale:g}  speedup {options.speedup:g}")
+                                               f"scale {sized.scale:g}  speedup {options.speedup:g}")
     except Exception as exc:  # noqa: BLE001 - a plotting failure must not lose the numbers
         summary["run"]["files"].remove("timeline.png")
         summary["run"]["plot_problem"] = repr(exc)
@@ -109,6 +117,17 @@ def run(options: Options | None = None, *, stop: threading.Event | None = None, 
     print(format_summary(summary), file=console)
     print(f"results: {out}/ ({', '.join(summary['run']['files'])})", file=console)
     return summary
+
+
+def trace_scale(options: Options, rates_rps) -> TraceScale:
+    """The scale the options choose for this trace, held to --scale's range (raises OptionError)."""
+    sized = choose_scale(rates_rps, options.speedup, scale=options.scale, peak_replicas=options.peak_replicas,
+                         capacity_rps=options.capacity_rps, peak_rps=options.peak_rps)
+    if options.peak_replicas is not None:
+        check_chosen_scale(sized.scale, "--peak-replicas", options.peak_replicas)
+    elif options.peak_rps is not None:
+        check_chosen_scale(sized.scale, "--peak-rps", options.peak_rps)
+    return sized
 
 
 async def _replay(replayer: Replayer, options: Options, stop: threading.Event | None) -> None:

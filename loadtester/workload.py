@@ -15,6 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+# A written trace keeps rates to this many decimals: a thousandth of a request per second.
+RATE_DECIMALS = 3
 
 # A single second beyond this is almost certainly a typo (an extra digit), not a plan.
 MAX_RATE_RPS = 100_000.0
@@ -69,6 +73,20 @@ def parse_workload(text: str, source: str = "<trace>") -> Workload:
     if sum(rates) <= 0:
         raise WorkloadError(source, 0, "", "every rate is 0, so there is nothing to send")
     return Workload(source=source, rates_rps=tuple(rates))
+
+
+def format_workload(rates_rps: Sequence[float], comments: Sequence[str] = ()) -> str:
+    """The trace as wl.txt text: the comments first (each line behind `# `), then one rate per line, rounded to
+    RATE_DECIMALS (what `parse_workload` reads back); the caller keeps the rates finite, >= 0 and under
+    MAX_RATE_RPS."""
+    lines = [f"# {line}".rstrip() for comment in comments for line in comment.splitlines() or [""]]
+    lines += [_rate_text(rate) for rate in rates_rps]
+    return "\n".join(lines) + "\n"
+
+
+def _rate_text(rate: float) -> str:
+    text = f"{rate:.{RATE_DECIMALS}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def load_workload(path: str | Path) -> Workload:

@@ -21,10 +21,8 @@ hand-computed cases of test_sim_prometheus.py.
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +33,7 @@ from autoscaler.config import Config
 from autoscaler.prometheus import PrometheusClient
 from sim.prometheus import PromEmulator
 from sim.scrape import LE_BOUNDS_S, TargetSample, le_counts
-from tests import support
+from tests.prometheus_backfill import backfill, start_prometheus
 
 pytestmark = pytest.mark.slow
 
@@ -148,30 +146,6 @@ def openmetrics(scrapes: list[tuple[float, dict[str, TargetSample]]]) -> str:
             lines += [f"{selector} {value(live[replica.name])!r} {t:.3f}"
                       for t, live in scrapes if replica.name in live]
     return "\n".join(lines + ["# EOF"]) + "\n"
-
-
-def backfill(text: str, directory: Path) -> Path:
-    source, blocks = directory / "scrapes.om", directory / "data"
-    source.write_text(text)
-    done = subprocess.run([support.promtool_binary(), "tsdb", "create-blocks-from", "openmetrics", str(source),
-                           str(blocks)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"promtool backfill failed:\n{done.stdout}\n{done.stderr}"
-    return blocks
-
-
-def start_prometheus(blocks: Path, directory: Path) -> support.Child:
-    """A real Prometheus serving `blocks`, with no scrape jobs, on a free 127.0.0.1 port."""
-    config = directory / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 5s\n")
-    port = support.free_port()
-    # The blocks are minutes old; a long retention keeps any clock skew from deleting them.
-    child = support.start_child("prometheus", [
-        support.prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={blocks}",
-        "--storage.tsdb.retention.time=10y", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        directory / "logs", cwd=directory)
-    url = f"http://127.0.0.1:{port}"
-    child.extra.update(url=url)
-    return support.wait_ready(child, lambda: support.http_ok(f"{url}/-/ready"), 120, f"prometheus at {url}")
 
 
 @pytest.fixture(scope="module")
