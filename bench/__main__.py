@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-PARTS = ("bench_service", "bench_autoscaler", "bench_loadtester", "bench_sim")
+PARTS = ("bench_service", "bench_autoscaler", "bench_loadtester", "bench_sim", "bench_tune")
 
 
 def main() -> None:

@@ -13,15 +13,12 @@ the environment). Bad input exits 2 with a message naming the flag (or the varia
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence, TextIO
-
-import numpy as np
 
 from autoscaler.config import ConfigError, load_config
 from comparison.plots import plot_comparison
@@ -30,15 +27,16 @@ from comparison.targets import SIM_GOALS, target_lines
 from loadtester.config import ARRIVALS
 from loadtester.schedule import build_schedule
 from loadtester.workload import WorkloadError, load_workload
-from planning.sizing import PEAK_MARGIN
+from loadtester.trace_sizing import (PEAK_MARGIN, PEAK_WINDOW_S, peak_rate_rps, replicas_for_peak,  # noqa: F401
+                                     scale_for_peak_replicas)
 from settings import SettingError, add_flags, read_values, setting
 from sim.cluster import ROUTINGS, ClusterSettings
 from sim.profile import ProfileError, default_profile
 from sim.profile_sources import load_profile
+from sim.replay_shape import counting_noise, noise_warning, replay_rates
 from planning.runs import SIM_RUNS, RunNameError, check_run_name
 from sim.run import RunSettings, run_policy
 
-PEAK_WINDOW_S = 60.0
 # The in-cluster Prometheus' scrape interval (prometheus/prometheus.yml, global.scrape_interval).
 DEFAULT_SCRAPE_INTERVAL_S = 5.0
 
@@ -72,6 +70,10 @@ class SimOptions:
         "carried over), evenly spaced (loadtester/schedule.py, as the load tester draws them)"))
     speedup: float = setting(1.0, flag="--speedup", metavar="X", lo=0, lo_open=True, doc=(
         "divide every offset by X (and so multiply every rate): a long trace replayed faster"))
+    coarse_s: int | None = setting(None, flag="--coarse-s", metavar="S", unit="s", lo=1, doc=(
+        "replay the trace's S-second means (of its own seconds) instead of each second's count, with the "
+        "arrivals drawn from that shape: a log of a few requests a second, scaled up, without its counting "
+        "noise scaled too (none: every second as it is)"))
     duration_s: float | None = setting(None, flag="--duration", metavar="S", unit="s", lo=0, lo_open=True,
                                        doc="cut the replay after S seconds")
     routing: str = setting("random", flag="--routing", choices=ROUTINGS, doc="how the Service spreads requests")
@@ -119,6 +121,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except UsageError as exc:
         print(f"{parser.prog}: error: {exc}", file=stderr)
         return 2
+    for warning in plan["warnings"]:
+        print(f"{parser.prog}: warning: {warning}", file=stderr)
     return execute(plan, stdout)
 
 
@@ -150,7 +154,8 @@ def prepare(options: SimOptions, environ: Mapping[str, str]) -> dict:
     _require(bool(policies), "--policies: name at least one policy")
     _require(len(set(policies)) == len(policies), f"--policies={options.policies}: a policy is named twice")
 
-    peak_rps = peak_rate_rps(workload.rates_rps, options.speedup)
+    rates = replay_rates(workload.rates_rps, options.coarse_s)
+    peak_rps = peak_rate_rps(rates, options.speedup)
     if options.peak_replicas is not None:
         scale = scale_for_peak_replicas(peak_rps, options.peak_replicas, profile.capacity_within_slo_rps)
     else:
@@ -183,32 +188,17 @@ def prepare(options: SimOptions, environ: Mapping[str, str]) -> dict:
     settings = RunSettings(profile=profile, config=config, scrape_interval_s=options.scrape_interval_s,
                            cluster=ClusterSettings(routing=options.routing, removal_lag_s=options.removal_lag_s),
                            seed=options.seed)
-    schedule = build_schedule(workload.rates_rps, seed=options.seed, arrivals=options.arrivals, scale=scale,
+    noise = counting_noise(workload.rates_rps, scale, options.speedup, options.coarse_s)
+    schedule = build_schedule(rates, seed=options.seed, arrivals=options.arrivals, scale=scale,
                               speedup=options.speedup, duration_s=options.duration_s)
     trace = {"path": str(options.trace), "seconds": workload.duration_s, "peak_rps": round(peak_rps, 4),
              "peak_window_s": PEAK_WINDOW_S, "scaled_peak_rps": round(peak_rps * scale, 4),
              "arrivals": options.arrivals, "seed": options.seed, "speedup": options.speedup,
-             "duration_s": schedule.duration_s, "requests": len(schedule)}
+             "coarse_s": options.coarse_s, "duration_s": schedule.duration_s, "requests": len(schedule),
+             "counting_noise": noise.as_dict() if noise else None}
     return {"policies": policies, "schedule": schedule, "settings": settings, "scale": scale, "trace": trace,
-            "out_dir": out_dir, "peak_replicas": options.peak_replicas}
-
-
-def peak_rate_rps(rates_rps: Sequence[float], speedup: float = 1.0, window_s: float = PEAK_WINDOW_S) -> float:
-    """The highest mean rate over `window_s` of replay time (one noisy second is no peak)."""
-    rates = np.asarray(rates_rps, dtype=np.float64) * speedup
-    width = max(1, min(len(rates), int(round(window_s * speedup))))
-    sums = np.convolve(rates, np.ones(width), mode="valid")
-    return float(sums.max() / width)
-
-
-def scale_for_peak_replicas(peak_rps: float, replicas: int, capacity_rps: float) -> float:
-    """--peak-replicas N: the scale that puts the peak at (N - PEAK_MARGIN) x the within-SLO capacity."""
-    return round((replicas - PEAK_MARGIN) * capacity_rps / peak_rps, 6)
-
-
-def replicas_for_peak(peak_rps: float, capacity_rps: float) -> int:
-    """The replicas a peak needs, as --peak-replicas counts them (the inverse of scale_for_peak_replicas)."""
-    return max(1, math.ceil(peak_rps / capacity_rps + PEAK_MARGIN - 1e-9))
+            "out_dir": out_dir, "peak_replicas": options.peak_replicas,
+            "warnings": [noise_warning(str(options.trace), noise)] if noise else []}
 
 
 def execute(plan: dict, stdout: TextIO) -> int:
