@@ -1,0 +1,353 @@
+"""Installing: the light install of the load tester, where `make setup` takes torch from, which targets need
+Prometheus, and the interpreter checks of the Makefile.
+
+The light install is real: `make setup-loadtester` into a fresh venv (no system site-packages, so nothing of
+the project's venv shows through), then the load tester from it against a real service under gunicorn.
+torch itself is never downloaded here: the choice of index runs in a venv with nothing installed and stops
+before pip (--dry-run), against real local servers (a closed port, one that never answers, a fake index);
+the CPU index is unreachable from this machine, and PyPI's torch is gigabytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from containers import torch_wheels
+from containers.torch_wheels import Answer, TorchOptions, ask_index, decide, needs_install, pins, read_options
+from loadtester import read_requests_csv
+from settings import SettingError
+from support import PYTHON, REPO, LocalHTTPServer, free_port, start_gunicorn
+
+MAKE = shutil.which("make")
+PINNED = {"torch": "2.14.1", "torchvision": "0.29.1"}
+CAPACITY = re.compile(r"^capacity: [\d.]+ req/s at saturation, [\d.]+ req/s within the SLO$")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without what would let a child see the project's venv or the test's settings."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "TORCH_INDEX_URL",
+                                                            "TORCH_INDEX_PROBE_S", "PYTHON", "VENV")}
+    return {**env, **extra}
+
+
+def make(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([MAKE, "--no-print-directory", "-C", str(REPO), *args], env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+# --- the requirement lists --------------------------------------------------------------------------
+
+def requirement_lists() -> dict[str, list[Requirement]]:
+    found = {}
+    for path in sorted(REPO.glob("requirements*.txt")):
+        lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+        found[path.name] = [Requirement(line) for line in lines if line and not line.startswith("-")]
+    return found
+
+
+def test_a_package_two_lists_name_has_one_range():
+    ranges = defaultdict(dict)
+    for name, requirements in requirement_lists().items():
+        for requirement in requirements:
+            ranges[requirement.name.lower()][name] = str(requirement.specifier)
+    differing = {package: lists for package, lists in ranges.items() if len(set(lists.values())) > 1}
+    assert not differing, differing
+
+
+def test_the_load_tester_list_is_light_and_part_of_the_whole():
+    names = {r.name.lower() for r in requirement_lists()["requirements-loadtester.txt"]}
+    assert names.isdisjoint({"torch", "torchvision", "flask", "gunicorn", "openvino", "onnxruntime"}), names
+    assert "-r requirements-loadtester.txt" in (REPO / "requirements.txt").read_text().splitlines()
+
+
+def test_the_constraints_pin_torch_as_the_model_list_does():
+    model = {r.name: str(r.specifier) for r in requirement_lists()["requirements-model.txt"]}
+    found = pins((REPO / "containers" / "constraints.txt").read_text())
+    assert {name: f"=={version}" for name, version in found.items()} == \
+        {name: model[name] for name in torch_wheels.PACKAGES}
+
+
+def test_constraints_without_torch_are_refused():
+    with pytest.raises(ValueError, match="pins no torchvision"):
+        pins("torch==2.14.1\nnumpy==2.4.6\n")
+
+
+# --- where torch comes from -------------------------------------------------------------------------
+
+CPU = TorchOptions()
+
+
+@pytest.mark.parametrize("options, answer, cuda_on_pypi, index_in_args, says, never_says", [
+    (CPU, Answer(True, "HTTP 200"), True, True, "answered: installing the CPU-only build of torch==2.14.1 and "
+     "torchvision==0.29.1", "PyPI"),
+    (CPU, Answer(False, "no answer within 5 s"), True, False, "could not be used (no answer within 5 s): installing "
+     "torch==2.14.1 and torchvision==0.29.1 from pip's default index (PyPI) instead. On Linux x86_64 PyPI's build "
+     "brings NVIDIA's CUDA libraries", "answered"),
+    (CPU, Answer(False, "HTTP 404"), False, False, "could not be used (HTTP 404)", "CUDA"),
+    (TorchOptions(index_url=""), None, True, False, "TORCH_INDEX_URL is empty: installing torch==2.14.1", "instead"),
+], ids=["index-answers", "index-silent-linux-x86_64", "index-without-torch-elsewhere", "index-turned-off"])
+def test_where_torch_comes_from(options, answer, cuda_on_pypi, index_in_args, says, never_says):
+    plan = decide(options, PINNED, answer, cuda_on_pypi=cuda_on_pypi, venv="/v", constraints="c.txt")
+    assert plan.pip_args[0] == "install" and plan.pip_args[-2:] == ("torch", "torchvision")
+    assert ("-c", "c.txt") == plan.pip_args[plan.pip_args.index("-c"):][:2]
+    assert (("--index-url", options.index_url) in zip(plan.pip_args, plan.pip_args[1:])) == index_in_args
+    assert ("--no-deps" in plan.pip_args) == index_in_args  # from the CPU index, the two wheels only
+    assert plan.message.startswith("torch: ") and says in plan.message and never_says not in plan.message
+
+
+@pytest.mark.parametrize("installed, expected", [
+    ({}, True),
+    ({"torch": "2.14.1", "torchvision": "0.29.1"}, False),
+    ({"torch": "2.14.1+cpu", "torchvision": "0.29.1+cpu"}, False),
+    ({"torch": "2.13.0", "torchvision": "0.29.1"}, True),
+    ({"torch": "2.14.1"}, True),
+], ids=["nothing", "pinned", "pinned-cpu-build", "other-torch", "no-torchvision"])
+def test_torch_is_installed_only_where_missing_or_at_another_version(installed, expected):
+    assert needs_install(installed, PINNED) is expected
+
+
+@pytest.mark.parametrize("argv, environ, key, message", [
+    ([], {"TORCH_INDEX_URL": "ftp://x"}, "TORCH_INDEX_URL",
+     "TORCH_INDEX_URL='ftp://x': expected an http:// or https:// URL, or empty"),
+    (["--index-url", "download.pytorch.org"], {}, "--index-url", "expected an http:// or https:// URL, or empty"),
+    ([], {"TORCH_INDEX_PROBE_S": "0"}, "TORCH_INDEX_PROBE_S", "TORCH_INDEX_PROBE_S=0: expected a number in >0..60 s"),
+    (["--probe-s", "61"], {}, "--probe-s", "--probe-s=61: expected a number in >0..60 s"),
+], ids=["url-not-http", "flag-url-without-scheme", "zero-probe", "probe-too-long"])
+def test_bad_settings_are_refused_naming_the_key(argv, environ, key, message):
+    with pytest.raises(SettingError) as caught:
+        read_options(argv, environ)
+    assert caught.value.key == key and message in str(caught.value)
+
+
+def test_an_empty_index_url_turns_the_probe_off_and_a_trailing_slash_goes():
+    assert read_options([], {"TORCH_INDEX_URL": ""}).index_url == ""
+    assert read_options(["--index-url", "http://mirror:8080/cpu/"], {}).index_url == "http://mirror:8080/cpu"
+
+
+class TorchPage(BaseHTTPRequestHandler):
+    def do_GET(self):
+        status = 200 if self.path == "/cpu/torch/" else 404
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def fake_index():
+    server = LocalHTTPServer(TorchPage)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel's backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_the_index_is_asked_for_its_torch_page(fake_index):
+    assert ask_index(f"{fake_index.url}/cpu", 10) == Answer(True, "HTTP 200")
+    assert ask_index(f"{fake_index.url}/other", 10) == Answer(False, "HTTP 404")
+
+
+def test_a_closed_port_is_no_index():
+    answer = ask_index(f"http://127.0.0.1:{free_port()}/cpu", 10)
+    assert not answer.ok and "refused" in answer.detail.lower()
+
+
+def test_an_index_that_never_answers_costs_the_probe_time_only(silent_port):
+    started = time.monotonic()
+    answer = ask_index(f"http://127.0.0.1:{silent_port}/cpu", 1.0)
+    took_s = time.monotonic() - started
+    assert answer == Answer(False, "no answer within 1 s")
+    assert 0.9 <= took_s < 10, took_s
+
+
+@pytest.fixture(scope="module")
+def bare_venv(tmp_path_factory) -> Path:
+    """A venv with nothing installed, not even pip: what `make setup` runs the torch step in, near enough."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    return venv
+
+
+def choose(venv: Path, index_url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(venv / "bin" / "python"), "-m", "containers.torch_wheels", *args], cwd=REPO,
+                          env=clean_env(TORCH_INDEX_URL=index_url, TORCH_INDEX_PROBE_S="3"),
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("where, source", [
+    ("closed", "could not be used ([Errno 111] Connection refused): installing torch==2.14.1 and "
+               "torchvision==0.29.1 from pip's default index (PyPI) instead"),
+    ("silent", "could not be used (no answer within 3 s)"),
+    ("fake-index", "answered: installing the CPU-only build of torch==2.14.1 and torchvision==0.29.1"),
+], ids=["closed-port", "never-answers", "answering-index"])
+def test_the_torch_step_says_where_from_in_a_venv_with_nothing(bare_venv, fake_index, silent_port, where, source):
+    url = {"closed": f"http://127.0.0.1:{free_port()}/cpu", "silent": f"http://127.0.0.1:{silent_port}/cpu",
+           "fake-index": f"{fake_index.url}/cpu"}[where]
+    result = choose(bare_venv, url, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    message, command = result.stdout.strip().splitlines()
+    assert message.startswith("torch: ") and source in message and url in message
+    assert command.startswith(f"{bare_venv}/bin/python -m pip install ")
+    assert (f"--no-deps --index-url {url}" in command) == (where == "fake-index")
+    assert command.endswith(f"-c {REPO}/containers/constraints.txt torch torchvision")
+
+
+def test_the_torch_step_installs_nothing_where_the_pinned_torch_is():
+    result = subprocess.run([PYTHON, "-m", "containers.torch_wheels"], cwd=REPO, capture_output=True, text=True,
+                            env=clean_env(TORCH_INDEX_URL="http://127.0.0.1:9/cpu"), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("torch: torch 2.14.1") and "nothing to install" in result.stdout
+
+
+def test_a_bad_setting_stops_the_torch_step_with_exit_2(bare_venv):
+    result = choose(bare_venv, "ftp://mirror/cpu")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "torch: TORCH_INDEX_URL='ftp://mirror/cpu': expected an http:// or https:// URL, or empty"
+
+
+# --- the Makefile: Prometheus only where one starts, and the interpreter ----------------------------
+
+def prerequisites() -> dict[str, list[str]]:
+    """Each target's prerequisites, as make's database prints them."""
+    printed = make("-pq", "help").stdout  # -q: nothing runs
+    found = {}
+    for line in printed.splitlines():
+        match = re.match(r"^([a-z][a-z-]*): ?(.*)$", line)
+        if match and not line.startswith(("#", "\t")):
+            found.setdefault(match.group(1), match.group(2).split("|")[0].split())
+    return found
+
+
+TARGETS_NEEDING_PROMETHEUS = [("test", True), ("demo", True), ("compare", True), ("setup", False),
+                              ("setup-loadtester", False), ("serve", False), ("simulate", False),
+                              ("images", False), ("bench", False)]
+
+
+@pytest.mark.parametrize("target, needs", TARGETS_NEEDING_PROMETHEUS, ids=[t for t, _ in TARGETS_NEEDING_PROMETHEUS])
+def test_only_the_targets_that_start_prometheus_require_it(target, needs):
+    assert ("prometheus" in prerequisites()[target]) is needs
+
+
+@pytest.fixture(scope="module")
+def no_prometheus_path(tmp_path_factory) -> str:
+    """A PATH with no prometheus and no apt-get (so nothing is installed, even as root): only `id`."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    (bin_dir / "id").symlink_to(shutil.which("id"))
+    return str(bin_dir)
+
+
+def test_a_target_that_starts_prometheus_stops_without_it(no_prometheus_path):
+    result = make("prometheus", env=clean_env(PATH=no_prometheus_path))
+    assert result.returncode != 0
+    assert "prometheus/promtool are missing: make demo, compare and test start a real Prometheus" in result.stdout
+    assert "sudo apt-get install -y --no-install-recommends prometheus" in result.stdout
+
+
+def test_setup_goes_on_without_prometheus_and_says_so(no_prometheus_path):
+    result = make("--eval", "setup-prometheus-check: ; $(call need_prometheus,optional)", "setup-prometheus-check",
+                  env=clean_env(PATH=no_prometheus_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "make setup goes on without them" in result.stdout and "brew install prometheus" in result.stdout
+
+
+def test_prometheus_on_the_path_is_enough():
+    assert shutil.which("prometheus") and shutil.which("promtool"), "these tests need Debian's prometheus package"
+    result = make("prometheus")
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def fake_python(directory: Path, body: str) -> Path:
+    path = directory / "python-fake"
+    path.write_text(f"#!/bin/bash\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[ "$1" = --version ] && echo "Python 3.10.12"; exit 1', "is not Python 3.11 or later (Python 3.10.12)"),
+    ('if [ "$1 $2" = "-m venv" ]; then echo "ensurepip is not available" >&2; exit 1; fi; exec '
+     f'{sys.executable} "$@"', "On Debian and Ubuntu venv needs the python3-venv package"),
+], ids=["python-3.10", "no-python3-venv"])
+def test_the_venv_step_names_what_is_missing(tmp_path, body, message):
+    python = fake_python(tmp_path, body)
+    result = make("setup-loadtester", f"PYTHON={python}", f"VENV={tmp_path / 'venv'}")
+    assert result.returncode != 0
+    assert message in result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / "venv" / ".installed-loadtester").exists()
+
+
+# --- the light install, used ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def light_venv(tmp_path_factory) -> Path:
+    venv = tmp_path_factory.mktemp("light") / "venv"
+    result = make("setup-loadtester", f"PYTHON={PYTHON}", f"VENV={venv}", timeout_s=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Creating {venv} with " in result.stdout and "Ready: " in result.stdout
+    return venv
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    child = start_gunicorn(tmp_path_factory.mktemp("service"), workers=1)
+    yield child
+    child.stop()
+
+
+def light(venv: Path, *args: str, cwd: Path, timeout_s: float = 180) -> subprocess.CompletedProcess:
+    """The load tester as a user of the light install runs it, from outside the repository."""
+    return subprocess.run([str(venv / "bin" / "python"), str(REPO / "loadtester" / "load_tester.py"), *args],
+                          cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.slow
+def test_the_light_install_has_no_torch_and_no_flask(light_venv):
+    result = subprocess.run([str(light_venv / "bin" / "python"), "-c", "import importlib.util as u; "
+                             "print([m for m in ('torch', 'torchvision', 'flask', 'gunicorn') if u.find_spec(m)])"],
+                            env=clean_env(), capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    again = make("setup-loadtester", f"PYTHON={PYTHON}", f"VENV={light_venv}")
+    assert again.returncode == 0 and "Installing" not in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_the_light_install_finds_the_capacity_of_the_real_service(light_venv, service, tmp_path):
+    out = tmp_path / "capacity.json"
+    result = light(light_venv, "--find-capacity", "--url", service.extra["url"], "--slo-ms", "5000",
+                   "--step-seconds", "1", "--json", str(out), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert CAPACITY.match(result.stdout.strip().splitlines()[-1]), result.stdout
+    assert json.loads(out.read_text())["saturation_rps"] > 0
+
+
+@pytest.mark.slow
+def test_the_light_install_replays_against_the_real_service(light_venv, service, tmp_path):
+    trace = tmp_path / "trace.txt"
+    trace.write_text("2\n" * 4)
+    out = tmp_path / "out"
+    result = light(light_venv, "--url", service.extra["url"], "--trace", str(trace), "--out", str(out),
+                   "--no-progress", "--arrivals", "uniform", "--slo-ms", "5000", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = read_requests_csv(out / "requests.csv")
+    assert len(table) == 8 and (table.status == 200).all()
+    assert (out / "timeline.png").stat().st_size > 0
