@@ -8,7 +8,7 @@ cannot drift from the code. To refresh one after changing a setting, print them 
 
     python docs/tables.py              # every table, each under the page and heading it belongs to
     python docs/tables.py autoscaler   # one of: service, autoscaler, autoscaler-queries, loadtester,
-                                       # capacity-probe, local, sim, sim-matrix
+                                       # capacity-probe, local, sim, sim-matrix, sim-tune, torch-wheels
 """
 
 from __future__ import annotations
@@ -154,6 +154,21 @@ def sim_matrix_table() -> list[str]:
     return option_table(MatrixOptions, "Flag")
 
 
+def sim_tune_table() -> list[str]:
+    from sim.tune_cli import TuneOptions
+
+    return option_table(TuneOptions, "Flag")
+
+
+def torch_wheels_table() -> list[str]:
+    """`make setup`'s torch step: set through the environment (make passes it on), or its flags."""
+    from containers.torch_wheels import TorchOptions
+
+    rows = [(f"`{spec.env}` / {option}" if spec.env else option, *rest)
+            for spec, (option, *rest) in zip(specs(TorchOptions), option_rows(TorchOptions))]
+    return _table(("Variable / flag", "Default", "Allowed", "Meaning"), rows)
+
+
 # --- local/config.py: Options (the generator lives with the options) ----------------------------------
 
 def local_table() -> list[str]:
@@ -173,6 +188,8 @@ TABLES = {
     "local": ("docs/local-stack.md", "Options", local_table),
     "sim": ("docs/simulator.md", "The command line", sim_table),
     "sim-matrix": ("docs/simulator.md", "The matrix's flags", sim_matrix_table),
+    "sim-tune": ("docs/simulator.md", "The tuner's flags", sim_tune_table),
+    "torch-wheels": ("docs/install.md", "Where torch comes from", torch_wheels_table),
 }
 
 
