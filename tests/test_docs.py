@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
 PARTS = ["service", "autoscaler", "loadtester", "kubernetes", "local-stack", "simulator", "benchmarks", "testing"]
-README_MAX_LINES = 200
+README_MAX_LINES = 150
 
 
 def _load_tables():
