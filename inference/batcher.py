@@ -1,8 +1,8 @@
 """Micro-batching: request threads submit preprocessed images, one model thread runs them in batches.
 
-Admission is by time: a request is admitted only when the wait predicted for it (the images ahead of it
-and what is left of the forward in progress, at the seconds per image the recent forwards took) fits
-`max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget never drops
+Admission is by time: a request is admitted only when the wait predicted for it (what is left of the
+forward in progress, then the full batches ahead of it, at the seconds per image the recent forwards
+took) fits `max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget never drops
 below one full batch, which the model needs waiting to start its next forward full. A count of images
 (`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at once (503
 with the seconds after which the queue should have room). A job whose deadline passed before its forward
@@ -127,7 +127,9 @@ class Batcher:
         if self._per_image_s is None:
             return 0.0
         running_left = max(0.0, self._running_images * self._per_image_s - (now - self._running_since))
-        return self._depth * self._per_image_s + running_left
+        # Forwards run whole batches: the images ahead that do not fill one share the request's own forward.
+        batches_ahead = self._depth // self.max_batch_size
+        return running_left + batches_ahead * self.max_batch_size * self._per_image_s
 
     def wait_budget_s(self) -> float:
         """The wait admission allows: max_wait_s, but at least one full batch's forward."""

@@ -3,9 +3,9 @@
 What it models (each as the service does it):
 - admission: a request is counted against the queue (images admitted and not yet taken by the model
   thread, including those still being preprocessed) when it arrives. It is refused (503 at once; latency:
-  the HTTP overhead) when MAX_QUEUE images are queued, or when its predicted wait (the images queued, and
-  what is left of the forward in progress, at a full batch's seconds per image) exceeds MAX_QUEUE_WAIT_MS
-  (at least one full batch). The service learns its seconds per image from its recent forwards; under the
+  the HTTP overhead) when MAX_QUEUE images are queued, or when its predicted wait (what is left of the
+  forward in progress, then the full batches queued ahead of it, at a full batch's seconds per image)
+  exceeds MAX_QUEUE_WAIT_MS (at least one full batch). The service learns its seconds per image from its recent forwards; under the
   load where admission refuses anything its batches are full, which is what the replica uses. A bulk of
   arrivals between two batch starts is admitted with the wait at its first arrival (what is left of the
   forward only shrinks during it), so the replica refuses at most what that difference admits;
@@ -172,9 +172,11 @@ class Replica:
             if j > i:
                 room = limit - (nq - qh)
                 if wait_s:
-                    # The service admits while (queued x per image + forward left) <= budget, then queues.
+                    # The service admits while forward left + (queued // batch) full batches <= budget: up to
+                    # `size` x (whole batches the budget holds after the forward left + 1) queued.
                     running_left = free - arr[i] if free > arr[i] else 0.0
-                    room = min(room, math.floor((budget_s - running_left) / per_image_s) + 1 - (nq - qh))
+                    batches = math.floor((budget_s - running_left) / (size * per_image_s) + 1e-9)
+                    room = min(room, size * (batches + 1) - (nq - qh))
                 if j - i <= room:
                     qt.extend(enq[i:j])
                     qi.extend(range(base + i, base + j))

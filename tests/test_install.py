@@ -30,6 +30,7 @@ from containers.torch_wheels import Answer, TorchOptions, ask_index, decide, nee
 from loadtester import read_requests_csv
 from settings import SettingError
 from support import PYTHON, REPO, LocalHTTPServer, free_port, start_gunicorn
+from test_comparison_recorded import recorded  # noqa: F401 - the fixture: two runs recorded with Prometheus
 
 MAKE = shutil.which("make")
 PINNED = {"torch": "2.14.1", "torchvision": "0.29.1"}
@@ -351,3 +352,15 @@ def test_the_light_install_replays_against_the_real_service(light_venv, service,
     table = read_requests_csv(out / "requests.csv")
     assert len(table) == 8 and (table.status == 200).all()
     assert (out / "timeline.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_light_install_compares_two_recorded_runs(light_venv, recorded, tmp_path):
+    """`python -m comparison` in the light install, from outside the repository, on two load tester runs
+    recorded against a real Prometheus (tests/test_comparison_recorded.py records them)."""
+    dirs = recorded["dirs"]
+    result = subprocess.run([str(light_venv / "bin" / "python"), "-m", "comparison", f"static-max={dirs['static-max']}",
+                             f"slo={dirs['slo']}", "--out", str(tmp_path / "comparison")],
+                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(json.loads((tmp_path / "comparison" / "comparison.json").read_text())["runs"]) == ["static-max", "slo"]

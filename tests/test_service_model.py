@@ -278,19 +278,20 @@ def timed_batcher(max_wait_s: float, per_image_s: float = 0.02, learned: bool = 
     return batcher
 
 
-# 0.02 s per image: a full batch of 8 is 0.16 s.
-@pytest.mark.parametrize("max_wait_s, learned, queued, admitted, retry_after_s", [
-    (0.25, False, 40, True, None),
-    (0.25, True, 12, True, None),
-    (0.25, True, 13, False, 1),
-    (0.05, True, 8, True, None),
-    (0.05, True, 9, False, 1),
-    (0.0, True, 63, True, None),
-    (0.25, True, 63, False, 2),
+# Batches of 8. A request waits for the full batches queued ahead of it (images that do not fill one share
+# its forward): at 0.02 s per image, 8 to 15 queued images are a wait of 0.16 s, 16 to 23 of 0.32 s.
+@pytest.mark.parametrize("max_wait_s, per_image_s, learned, queued, admitted, retry_after_s", [
+    (0.25, 0.02, False, 40, True, None),
+    (0.25, 0.02, True, 15, True, None),
+    (0.25, 0.02, True, 16, False, 1),
+    (0.05, 0.02, True, 15, True, None),
+    (0.05, 0.02, True, 16, False, 1),
+    (0.0, 0.02, True, 63, True, None),
+    (0.25, 0.05, True, 63, False, 3),
 ], ids=["unmeasured-count-only", "within-budget", "over-budget", "budget-floor-one-batch", "over-the-floor",
         "off-count-only", "retry-after-rounds-up"])
-def test_admission_is_by_predicted_wait(max_wait_s, learned, queued, admitted, retry_after_s):
-    batcher = timed_batcher(max_wait_s, learned=learned)
+def test_admission_is_by_predicted_wait(max_wait_s, per_image_s, learned, queued, admitted, retry_after_s):
+    batcher = timed_batcher(max_wait_s, per_image_s, learned=learned)
     batcher.submit(one(queued), float("inf"))
     if admitted:
         batcher.admit(1)
@@ -301,14 +302,14 @@ def test_admission_is_by_predicted_wait(max_wait_s, learned, queued, admitted, r
 
 
 def test_the_forward_in_progress_counts_for_what_is_left_of_it():
-    batcher = timed_batcher(0.25)
+    batcher = timed_batcher(0.5)
     assert batcher.per_image_s == pytest.approx(0.02)
-    batcher.submit(one(8), float("inf"))
-    batcher.submit(one(3), float("inf"))
-    assert batcher.predicted_wait_s() == pytest.approx(11 * 0.02)
-    assert batcher.run_once()  # takes the 8: inside the forward, they are all still ahead, the 3 too
-    assert batcher._run_batch.seen_wait_s == [pytest.approx(11 * 0.02)]
-    assert batcher.predicted_wait_s() == pytest.approx(3 * 0.02)
+    for images in (8, 8, 3):
+        batcher.submit(one(images), float("inf"))
+    assert batcher.predicted_wait_s() == pytest.approx(2 * 0.16)  # two full batches ahead
+    assert batcher.run_once()  # takes 8: inside the forward, all of it is left, and one full batch queued
+    assert batcher._run_batch.seen_wait_s == [pytest.approx(0.16 + 0.16)]
+    assert batcher.predicted_wait_s() == pytest.approx(0.16)  # the forward done, one full batch ahead
 
 
 @pytest.mark.parametrize("forwards, expected", [
