@@ -1,5 +1,5 @@
 """The service's Prometheus metrics. Their names are a contract: the autoscaler's queries, the
-Prometheus rules, the dashboard and the load tester's plots use them (see the README's metrics table).
+Prometheus rules, the dashboard and the load tester's plots use them (docs/service.md#metrics lists them).
 
 Under gunicorn every worker writes its values to PROMETHEUS_MULTIPROC_DIR and `/metrics` aggregates all
 live workers (prometheus_client's multiprocess mode); gauges then say how to combine workers. Without

@@ -21,8 +21,8 @@ Server-Timing at saturation (`model_ms_at_saturation`; MAX_BATCH_SIZE / saturati
 no Server-Timing), and one image takes the unloaded latency minus preprocess, the default overhead and the
 batching delay (the probe does not separate them). So the simulated replica is as fast unloaded as the
 measured one and, with a queue, runs full batches back to back as the real model thread does: the forward,
-not the probe's closed-loop saturation, is what decides when a queue builds (docs/benchmarks.md, "How the
-simulator's replica was calibrated", has the recorded runs behind this choice).
+not the probe's closed-loop saturation, is what decides when a queue builds (the recorded runs behind this
+choice: docs/benchmarks.md#how-the-simulators-replica-was-calibrated-2026-12-01).
 
 The overhead then absorbs what the load tester sees beyond that: it is raised by the mean gap between the
 probe's open-loop steps below the knee (<= LIGHT_STEP_FRACTION of saturation) and the same arrivals replayed

@@ -181,7 +181,7 @@ def test_readme_is_short_and_links_every_part():
     assert not missing, f"README.md links no page for {missing}"
 
 
-@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("part", [*PARTS, "install"])
 def test_each_page_opens_with_what_it_is(part):
     page = DOCS / f"{part}.md"
     lines = [line for line in page.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -2,9 +2,9 @@
 
 No cluster can run where these tests run, so the manifests are checked the way a cluster would check
 them first: rendered exactly as `kubectl apply -k k8s/` renders them (`kubectl kustomize`), validated
-strictly against the official OpenAPI schemas of the oldest and the newest Kubernetes release the README
-claims, and held to the rules below. Every checker is also run on deliberately broken copies, so each
-test is shown to be able to fail.
+strictly against the official OpenAPI schemas of the oldest and the newest Kubernetes release
+docs/kubernetes.md#run-on-minikube names, and held to the rules below. Every checker is also run on
+deliberately broken copies, so each test is shown to be able to fail.
 """
 
 from __future__ import annotations
