@@ -2,10 +2,10 @@
 
 Admission is by time: a request is admitted only when the wait predicted for it (what is left of the
 forward in progress, then the full batches ahead of it, at the seconds per image the recent forwards
-took plus twice their mean deviation, as TCP sizes its retransmission timeout) fits `max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget never drops
-below one full batch, which the model needs waiting to start its next forward full. A count of images
-(`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at once (503
-with the seconds after which the queue should have room). A job whose deadline passed before its forward
+took) fits `max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget
+never drops below one full batch, which the model needs waiting to start its next forward full. A count
+of images (`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at
+once (503 with the seconds after which the queue should have room). A job whose deadline passed before its forward
 starts is failed, never computed. The clock is injectable so the rules can be tested without sleeping.
 """
 
@@ -96,7 +96,6 @@ class Batcher:
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s  # 0: admission by count only
         self._per_image_s: float | None = None  # unknown until the first forward has finished
-        self._per_image_dev_s = 0.0  # mean deviation of the forwards' seconds per image from that mean
         self._running_images = 0  # in the forward in progress, started at _running_since
         self._running_since = 0.0
         self._on_batch = on_batch or (lambda stats: None)
@@ -124,25 +123,19 @@ class Batcher:
         with self._cond:
             return self._predicted_wait_s(self._clock())
 
-    def _cautious_per_image_s(self) -> float:
-        """Seconds per image with twice the mean deviation added: a forward slower than the mean (a core
-        shared with decoding and 503s) must not make an admitted request wait past the budget."""
-        return self._per_image_s + 2.0 * self._per_image_dev_s
-
     def _predicted_wait_s(self, now: float) -> float:
         if self._per_image_s is None:
             return 0.0
-        per_image_s = self._cautious_per_image_s()
-        running_left = max(0.0, self._running_images * per_image_s - (now - self._running_since))
+        running_left = max(0.0, self._running_images * self._per_image_s - (now - self._running_since))
         # Forwards run whole batches: the images ahead that do not fill one share the request's own forward.
         batches_ahead = self._depth // self.max_batch_size
-        return running_left + batches_ahead * self.max_batch_size * per_image_s
+        return running_left + batches_ahead * self.max_batch_size * self._per_image_s
 
     def wait_budget_s(self) -> float:
         """The wait admission allows: max_wait_s, but at least one full batch's forward."""
         if self._per_image_s is None:
             return self.max_wait_s
-        return max(self.max_wait_s, self.max_batch_size * self._cautious_per_image_s())
+        return max(self.max_wait_s, self.max_batch_size * self._per_image_s)
 
     def admit(self, images: int) -> None:
         """Count `images` against the queue now, before they are preprocessed, or raise Overloaded.
@@ -304,11 +297,8 @@ class Batcher:
             self._running_images = 0
             latest = model_s / images
             previous = self._per_image_s
-            if previous is None:
-                self._per_image_s = latest
-                return
-            self._per_image_dev_s += PER_IMAGE_EWMA_WEIGHT * (abs(latest - previous) - self._per_image_dev_s)
-            self._per_image_s = previous + PER_IMAGE_EWMA_WEIGHT * (latest - previous)
+            self._per_image_s = latest if previous is None else (
+                previous + PER_IMAGE_EWMA_WEIGHT * (latest - previous))
 
     def _loop(self) -> None:
         while self.run_once():

@@ -324,18 +324,6 @@ def test_seconds_per_image_follow_the_recent_forwards(forwards, expected):
     assert batcher.per_image_s == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("forwards, expected_wait_s", [
-    ([0.16, 0.16, 0.16], 0.16),
-    ([0.16, 0.32], 8 * (0.02 + 0.3 * 0.02) + 2 * 8 * (0.3 * 0.02)),
-], ids=["steady-forwards-mean-only", "a-slower-forward-adds-twice-the-deviation"])
-def test_uneven_forwards_make_the_prediction_cautious(forwards, expected_wait_s):
-    batcher = Batcher(RecordingModel(), max_batch_size=8, max_delay_s=0, max_queue=64, max_wait_s=1.0)
-    for model_s in forwards:
-        batcher._learn(model_s, 8)
-    batcher.submit(one(8), float("inf"))
-    assert batcher.predicted_wait_s() == pytest.approx(expected_wait_s)
-
-
 def test_expired_jobs_are_skipped_not_computed(model):
     now = [100.0]
     batcher = Batcher(model, max_batch_size=8, max_delay_s=0, max_queue=8, clock=lambda: now[0])
