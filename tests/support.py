@@ -57,6 +57,23 @@ def gunicorn_master_pid(pidfile: Path) -> int:
     return int(pidfile.read_text().strip())
 
 
+def scrape_config(port: int) -> str:
+    """A Prometheus configuration that scrapes one target on 127.0.0.1:`port` every second, under the job
+    name the project's queries and rules use."""
+    return SCRAPE_CONFIG.format(port=port)
+
+
+SCRAPE_CONFIG = """
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: resnet18-inference
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+"""
+
+
 def start_prometheus(tmp_path: Path, config_yaml: str, ready_timeout_s: float = 90.0,
                      extra_files: Mapping[str, str] | None = None) -> Child:
     """A real Prometheus on a free 127.0.0.1 port with the given configuration (processes.services)."""

@@ -20,17 +20,9 @@ import requests
 from comparison.events import series_events
 from comparison.recorded import RecordedRunError, parse_run_argument, read_run
 from comparison.table import row_of, table_lines
-from support import PYTHON, REPO, LocalHTTPServer, start_child, start_prometheus, start_stub_server, wait_until
+from support import (PYTHON, REPO, LocalHTTPServer, scrape_config, start_child, start_prometheus, start_stub_server,
+                     wait_until)
 
-PROMETHEUS_YML = """
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: resnet18-inference
-    static_configs:
-      - targets: ["127.0.0.1:{port}"]
-"""
 TRACE = "5\n" * 12   # 60 requests over 12 s
 
 
@@ -74,7 +66,7 @@ def recorded(tmp_path_factory):
     stub = start_stub_server(tmp, delay_ms=10)
     prometheus = None
     try:
-        prometheus = start_prometheus(tmp, PROMETHEUS_YML.format(port=exporter.port))
+        prometheus = start_prometheus(tmp, scrape_config(exporter.port))
         prom_url = prometheus.extra["url"]
 
         def settle(count: int) -> None:

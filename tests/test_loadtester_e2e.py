@@ -14,20 +14,10 @@ import requests
 
 from loadtester import read_requests_csv, summarize
 from loadtester.plot import plot_timeline
-from support import PYTHON, REPO, start_gunicorn, start_prometheus, wait_until
+from support import PYTHON, REPO, scrape_config, start_gunicorn, start_prometheus, wait_until
 from test_loadtester_plot import REPLICAS, png_size
 
 pytestmark = pytest.mark.slow
-
-PROMETHEUS_YML = """
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: resnet18-inference
-    static_configs:
-      - targets: ["127.0.0.1:{port}"]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +25,7 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     service = start_gunicorn(tmp, workers=1)
     try:
-        prometheus = start_prometheus(tmp, PROMETHEUS_YML.format(port=service.extra["port"]))
+        prometheus = start_prometheus(tmp, scrape_config(service.extra["port"]))
     except BaseException:
         service.stop()
         raise
