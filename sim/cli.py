@@ -35,7 +35,7 @@ from sim.profile import ProfileError, default_profile
 from sim.profile_sources import load_profile
 from sim.replay_shape import counting_noise, noise_warning, replay_rates
 from planning.runs import SIM_RUNS, RunNameError, check_run_name
-from sim.run import RunSettings, run_policy
+from sim.run import START_MIN, STARTS, RunSettings, run_policy
 
 # The in-cluster Prometheus' scrape interval (prometheus/prometheus.yml, global.scrape_interval).
 DEFAULT_SCRAPE_INTERVAL_S = 5.0
@@ -76,6 +76,10 @@ class SimOptions:
         "noise scaled too (none: every second as it is)"))
     duration_s: float | None = setting(None, flag="--duration", metavar="S", unit="s", lo=0, lo_open=True,
                                        doc="cut the replay after S seconds")
+    start: str = setting(START_MIN, flag="--start", choices=STARTS, doc=(
+        "the replicas every run starts with: min (MIN_REPLICAS, a fresh deployment, as the local stack starts) "
+        "or first-need (what the trace's first seconds need, the oracle's first count: a deployment already "
+        "serving the traffic)"))
     routing: str = setting("random", flag="--routing", choices=ROUTINGS, doc="how the Service spreads requests")
     removal_lag_s: float = setting(ClusterSettings.removal_lag_s, flag="--removal-lag-s", metavar="S", unit="s",
                                    lo=0, doc="a removed pod's time in the Service's endpoints (kube-proxy's sync)")
@@ -187,7 +191,7 @@ def prepare(options: SimOptions, environ: Mapping[str, str]) -> dict:
     out_dir = Path(options.out) if options.out else Path("reports") / time.strftime("sim-%Y%m%d-%H%M%S", time.gmtime())
     settings = RunSettings(profile=profile, config=config, scrape_interval_s=options.scrape_interval_s,
                            cluster=ClusterSettings(routing=options.routing, removal_lag_s=options.removal_lag_s),
-                           seed=options.seed)
+                           seed=options.seed, start=options.start)
     noise = counting_noise(workload.rates_rps, scale, options.speedup, options.coarse_s)
     schedule = build_schedule(rates, seed=options.seed, arrivals=options.arrivals, scale=scale,
                               speedup=options.speedup, duration_s=options.duration_s)
@@ -208,7 +212,7 @@ def execute(plan: dict, stdout: TextIO) -> int:
 
 def compare(plan: dict, stdout: TextIO) -> dict:
     """Run every policy of the plan; print the table and the targets; write comparison.json, .csv, .md and
-    .png. Returns comparison.table.write_comparison's outcome."""
+    .png. Returns comparison.table.write_comparison's outcome, with each run's RunResult under "results"."""
     settings: RunSettings = plan["settings"]
     config = settings.config
     schedule = plan["schedule"]
@@ -233,7 +237,7 @@ def compare(plan: dict, stdout: TextIO) -> dict:
                     config.slo_p95_ms, f"simulated: {Path(plan['trace']['path']).name} x{plan['scale']:g}, "
                     f"{config.min_replicas}..{config.max_replicas} replicas, SLO p95 {config.slo_p95_ms:g} ms")
     print(f"sim: wrote comparison.json, .csv, .md and .png in {out_dir}", file=stdout)
-    return outcome
+    return {**outcome, "results": results}
 
 
 def settings_dict(settings: RunSettings, plan: dict) -> dict:
@@ -241,7 +245,7 @@ def settings_dict(settings: RunSettings, plan: dict) -> dict:
                   if k not in ("queries", "prometheus_url", "target_namespace", "metrics_host", "metrics_port")}
     return {"autoscaler": autoscaler, "scrape_interval_s": settings.scrape_interval_s,
             "routing": settings.cluster.routing, "removal_lag_s": settings.cluster.removal_lag_s,
-            "peak_replicas": plan["peak_replicas"], "seed": settings.seed}
+            "peak_replicas": plan["peak_replicas"], "seed": settings.seed, "start": settings.start}
 
 
 def _require(ok: bool, message: str) -> None:

@@ -45,6 +45,8 @@ from sim import cli
 from sim.profile import ProfileError, default_profile
 from sim.profile_sources import load_profile
 from sim.replay_shape import replay_rates
+from sim.attribution import attribution_lines
+from sim.run import EPOCH_UNIX_S, START_FIRST_NEED
 from planning.runs import SIM_RUNS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,7 +143,7 @@ def case_argv(case: Case, out_dir: Path, *, policies: str, seed: int, duration_s
               profile: str | None, headroom: float = MatrixOptions.headroom) -> list[str]:
     """The `python -m sim` command line of one case."""
     argv = ["--trace", _shown(case.trace), *case.flags, "--policies", policies, "--seed", str(seed),
-            "--out", _shown(out_dir)]
+            "--start", START_FIRST_NEED, "--out", _shown(out_dir)]
     if duration_s is not None:
         argv += ["--duration", f"{duration_s:g}"]
     if profile:
@@ -210,7 +212,8 @@ def run_matrix(cases: Sequence[Case], out: Path, *, policies: str = ",".join(SIM
             "replicas": [config.min_replicas, config.max_replicas], "slo_ms": config.slo_p95_ms,
             "headroom": case.headroom if case.headroom is not None else headroom, "warnings": plan["warnings"],
             "wall_s": round(time.perf_counter() - case_started, 1), "runs": outcome["rows"],
-            "targets": outcome["targets"], "table": outcome["table"]}
+            "targets": outcome["targets"], "table": outcome["table"],
+            "attribution": attribution_lines(outcome["results"], plan, EPOCH_UNIX_S)}
     summary["profile"] = plans[cases[0].name][1]["settings"].profile.as_dict()
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +278,11 @@ def summary_lines(summary: dict) -> list[str]:
                   f"{case['replicas'][0]}..{case['replicas'][1]} replicas, SLO p95 {case['slo_ms']:g} ms; "
                   f"{case['wall_s']:g} s to simulate. `{' '.join(case['argv'])}`", ""]
         lines += [f"Warning: {w}" for w in case["warnings"]] + [""] * bool(case["warnings"])
-        lines += case["table"] + ["", f"![{name}]({name}/comparison.png)"]
+        lines += case["table"]
+        if case.get("attribution"):
+            lines += ["", "Where slo's replica-seconds above the oracle and its missed windows come from "
+                      "(sim/attribution.py):", ""] + [f"- {line}" for line in case["attribution"]]
+        lines += ["", f"![{name}]({name}/comparison.png)"]
     return lines
 
 

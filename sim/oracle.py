@@ -45,3 +45,32 @@ def plan(arrivals_per_s: np.ndarray, capacity_rps: float, startup_s: float, min_
         return need
     windows = np.lib.stride_tricks.sliding_window_view(padded, lead + 1)
     return windows.max(axis=1)[:len(need)]
+
+
+def lagged_plan(arrivals_per_s: np.ndarray, capacity_rps: float, headroom: float, lag_s: float, mean_s: float,
+                hold_s: float, min_replicas: int, max_replicas: int) -> np.ndarray:
+    """A reactive planner with perfect measurements: what the best autoscaler that learns of traffic only
+    after it arrived could do. During second t it asks for
+
+        ceil(headroom x the mean arrivals of the mean_s seconds ending lag_s before t / capacity_rps),
+
+    held for hold_s (the highest of that over [t - hold_s, t]), within min..max. It counts every arrival
+    exactly (no scrape, no windowed rate, no capacity to learn), yet it cannot know a surge before lag_s
+    after it began and a replica it asks for still takes its start-up: the gap between it and the oracle
+    is what knowing the future is worth, and no policy that reacts to measurements closes it. Before lag_s
+    + mean_s seconds it plans for the trace's first mean_s seconds, as a deployment already serving them.
+    """
+    counts = np.asarray(arrivals_per_s, dtype=np.float64)
+    n = len(counts)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = min(max(1, int(round(mean_s))), n)
+    lag, hold = max(0, math.ceil(lag_s - 1e-9)), max(0, math.ceil(hold_s - 1e-9))
+    total = np.concatenate([[0.0], np.cumsum(counts)])
+    end = np.maximum(np.arange(n) - lag + 1, span)   # the seen span of second t: [end - span, end)
+    seen = (total[end] - total[end - span]) / span
+    need = np.clip(np.ceil(headroom * seen / capacity_rps - 1e-9).astype(np.int64), min_replicas, max_replicas)
+    if hold == 0:
+        return need
+    padded = np.concatenate([np.full(hold, need[0]), need])
+    return np.lib.stride_tricks.sliding_window_view(padded, hold + 1).max(axis=1)

@@ -33,6 +33,13 @@ from sim.results import request_table, summarize_run
 # The decision log's wall clock: simulated second 0 is this instant (any fixed time would do).
 EPOCH_UNIX_S = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 ORACLE_STEP_S = 1.0
+# What the cluster holds when the replay starts. START_MIN: MIN_REPLICAS, as a fresh deployment and the
+# local stack start (the oracle still starts with what its plan asks for). START_FIRST_NEED: every run
+# starts with the oracle's first count, the replicas the trace's first seconds need: a deployment that
+# already serves the traffic, so a comparison of policies is not decided by a cold start none of them chose.
+START_MIN = "min"
+START_FIRST_NEED = "first-need"
+STARTS = (START_MIN, START_FIRST_NEED)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class RunSettings:
     scrape_interval_s: float = 5.0
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     seed: int = 0
+    start: str = START_MIN               # the replicas every run starts with: START_MIN or START_FIRST_NEED
 
 
 def policy_config(name: str, base: Config) -> Config:
@@ -84,28 +92,33 @@ class _Source:
         return self.emulator.collect(self.clock())
 
 
-def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResult:
-    config = policy_config(name, settings.config)
+def run_policy(name: str, schedule: Schedule, settings: RunSettings, planned: np.ndarray | None = None) -> RunResult:
+    """One run: the named policy through the autoscaler's loop, or, for the oracle or when `planned` (the
+    replicas to ask for during each ORACLE_STEP_S, e.g. sim.oracle.lagged_plan's) is given, that plan
+    applied to the cluster directly, once a step (then `name` only labels the run)."""
+    config = policy_config(name, settings.config) if planned is None else settings.config.validate()
     engine = Engine()
     clock = engine.clock
     duration_s = schedule.duration_s
     outcomes = Outcomes(len(schedule))
-    if name == ORACLE:
-        desired = _oracle_plan(schedule, settings, config)
+    desired = _oracle_plan(schedule, settings, config) if name == ORACLE and planned is None else planned
+    if desired is not None:
         initial = int(desired[0])
+    elif settings.start == START_FIRST_NEED:
+        initial = min(max(int(_oracle_plan(schedule, settings, config)[0]), config.min_replicas), config.max_replicas)
     else:
         initial = config.min_replicas
     cluster = Cluster(settings.profile, engine, schedule.offsets_s, outcomes, settings.cluster, initial,
                       seed=settings.seed)
     decisions: list[dict] = []
     wall = lambda: EPOCH_UNIX_S + clock()  # noqa: E731
-    if name == ORACLE:
+    if desired is not None:
         def step() -> None:
             current = cluster.target
             want = int(desired[min(int(clock() / ORACLE_STEP_S), len(desired) - 1)])
             if want != current:
                 cluster.set_replicas(want)
-                decisions.append({"time": _iso(wall()), "event": "decision", "policy": "oracle", "current": current,
+                decisions.append({"time": _iso(wall()), "event": "decision", "policy": name, "current": current,
                                   "desired": want, "direction": "up" if want > current else "down"})
         engine.every(ORACLE_STEP_S, POLL, step, until_s=duration_s)
         log = None
@@ -124,7 +137,7 @@ def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResul
     ready = cluster.ready_timeline + [[duration_s, cluster.ready_timeline[-1][1]]]
     target = cluster.target_timeline + [[duration_s, float(cluster.target)]]
     table = request_table(schedule.offsets_s, schedule.trace_second, outcomes.code, outcomes.latency_s)
-    summary = summarize_run(name, ORACLE if name == ORACLE else config.policy, table, decisions,
+    summary = summarize_run(name, ORACLE if desired is not None else config.policy, table, decisions,
                             {"workers": ready, "desired": target}, config.slo_p95_ms, duration_s, EPOCH_UNIX_S)
     return RunResult(policy=name, row=summary["row"], result=summary, errors=summary["requests"]["errors"],
                      decisions=decisions, events=summary["events"], windows=summary["windows"], ready_timeline=ready,
@@ -132,12 +145,16 @@ def run_policy(name: str, schedule: Schedule, settings: RunSettings) -> RunResul
                      replica=outcomes.replica)
 
 
-def _oracle_plan(schedule: Schedule, settings: RunSettings, config: Config) -> np.ndarray:
+def arrivals_per_step(schedule: Schedule) -> np.ndarray:
+    """The schedule's arrival rate in each ORACLE_STEP_S (what a planner of sim/oracle.py reads)."""
     bins = max(1, int(np.ceil(schedule.duration_s / ORACLE_STEP_S)))
-    per_step = np.bincount(np.minimum((schedule.offsets_s / ORACLE_STEP_S).astype(np.int64), bins - 1),
-                           minlength=bins) / ORACLE_STEP_S
-    return oracle.plan(per_step, settings.profile.capacity_within_slo_rps, settings.profile.startup_bound_s(),
-                       config.min_replicas, config.max_replicas)
+    return np.bincount(np.minimum((schedule.offsets_s / ORACLE_STEP_S).astype(np.int64), bins - 1),
+                       minlength=bins) / ORACLE_STEP_S
+
+
+def _oracle_plan(schedule: Schedule, settings: RunSettings, config: Config) -> np.ndarray:
+    return oracle.plan(arrivals_per_step(schedule), settings.profile.capacity_within_slo_rps,
+                       settings.profile.startup_bound_s(), config.min_replicas, config.max_replicas)
 
 
 def _iso(unix_s: float) -> str:

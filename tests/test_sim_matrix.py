@@ -47,6 +47,7 @@ def test_every_case_parses_as_python_m_sim_with_headroom_over_what_its_10_s_peak
                          profile=None, headroom=headroom)
         args = cli.read_options(argv)
         assert args.policies == ",".join(POLICIES) and args.seed == 0
+        assert args.start == "first-need"   # every run starts as the oracle does
         plan = cli.prepare(args, {})
         assert plan["warnings"] == [], case.name   # no case replays a log's counting noise scaled up
         rates = load_workload(case.trace).rates_rps
@@ -124,6 +125,13 @@ def test_a_tiny_matrix_writes_one_summary_with_slos_four_goals_per_trace(tiny, t
         assert cells[2:] == [f"{slo['windows_in_slo']:.1%} ({slo['windows_met']}/{slo['windows']})",
                              f"{oracle['windows_in_slo']:.1%} ({oracle['windows_met']}/{oracle['windows']})", "-",
                              f"{slo['replica_seconds']:.0f}", f"{oracle['replica_seconds']:.0f}", "-"]
+    # Where slo's cost above the oracle and its misses come from, per case, in the JSON and the page.
+    for name, case in doc["cases"].items():
+        lines = case["attribution"]
+        assert lines[0].startswith("replica-s above the oracle: ")
+        missed = case["runs"]["slo"]["windows"] - case["runs"]["slo"]["windows_met"]
+        assert sum(line.startswith("missed window ") for line in lines) == missed
+        assert all(f"- {line}" in md for line in lines)
 
 
 def test_the_command_line_runs_a_cut_of_the_default_matrix(tmp_path):

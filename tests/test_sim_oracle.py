@@ -59,3 +59,33 @@ def test_on_a_step_trace_the_replicas_are_ready_at_the_step_and_the_slo_is_met()
     assert result.row["windows_in_slo"] == 1.0
     # The cost bound: one replica for the first minute, `need` for the rest, plus the early start.
     assert result.row["replica_seconds"] == pytest.approx(60 * 1 + 90 * need, abs=5)
+
+
+# The reactive planner: what it asks for during each second, from what it counted lag seconds before.
+@pytest.mark.parametrize("rates, headroom, lag_s, mean_s, hold_s, expected", [
+    (step(20, 180, 5, 12), 1.0, 3, 1, 0, [1] * 8 + [4] * 4),           # the step seen 3 s late
+    (step(20, 180, 5, 12), 1.0, 0, 1, 0, [1] * 5 + [4] * 7),           # no lag: at the step, not before
+    (step(180, 20, 5, 12), 1.0, 0, 1, 3, [4] * 8 + [1] * 4),           # down: held 3 s after the fall
+    (np.full(8, 100.0), 1.5, 2, 1, 0, [3] * 8),                        # headroom: 150 planned of 100
+    (step(20, 180, 4, 10), 1.0, 0, 2, 0, [1] * 4 + [2] + [4] * 5),     # a 2 s mean: (20 + 180) / 2 first
+    (np.full(6, 1000.0), 1.0, 0, 1, 0, [8] * 6),                       # capped at MAX_REPLICAS
+    (np.zeros(0), 1.0, 5, 5, 30, []),                                  # nothing to plan
+], ids=["seen-late", "no-lag", "held-after-a-fall", "headroom", "mean-over-two-seconds", "capped", "empty"])
+def test_lagged_plan_reacts_to_what_it_counted_lag_seconds_before(rates, headroom, lag_s, mean_s, hold_s, expected):
+    assert oracle.lagged_plan(rates, CAP, headroom, lag_s, mean_s, hold_s, 1, 8).tolist() == expected
+
+
+def test_lagged_plan_starts_with_what_the_first_seconds_need():
+    rates = np.array([180.0] * 3 + [20.0] * 20)
+    assert oracle.lagged_plan(rates, CAP, 1.0, 10, 3, 0, 1, 8)[:10].tolist() == [4] * 10
+
+
+def test_a_planned_run_follows_its_plan_and_reports_under_its_name():
+    rates = step(20, 150, 30, 60)
+    schedule = build_schedule(rates, arrivals="uniform")
+    config = replace(load_config([], {}), slo_p95_ms=PROFILE.slo_ms, max_replicas=8).validate()
+    plan = oracle.lagged_plan(rates, CAP, 1.0, 5, 1, 0, 1, 8)
+    result = run_policy("reactive x1", schedule, RunSettings(profile=PROFILE, config=config), planned=plan)
+    ups = [d for d in result.decisions if d["direction"] == "up"]
+    assert [(d["policy"], d["current"], d["desired"]) for d in ups] == [("reactive x1", 1, 3)]
+    assert result.row["windows_in_slo"] < 1.0      # 5 s late and 5 s to start: the step's window misses

@@ -13,7 +13,7 @@ from loadtester.schedule import build_schedule
 from sim.cluster import ClusterSettings
 from sim.profile import default_profile
 from planning.runs import RunNameError, check_run_name
-from sim.run import RunSettings, policy_config, run_policy
+from sim.run import START_FIRST_NEED, START_MIN, RunSettings, policy_config, run_policy
 
 PROFILE = replace(default_profile(), startup_s=3.0, startup_sigma=0.0, pod_overhead_s=2.0)
 
@@ -116,3 +116,17 @@ def test_a_run_ends_with_every_request_answered_whatever_the_routing(routing):
     assert result.row["failed"] == 0 and (result.replica >= 0).all()
     counts = np.bincount(result.replica, minlength=3)
     assert counts.min() > 0.25 * counts.sum()
+
+
+@pytest.mark.parametrize("start, first", [(START_MIN, 1), (START_FIRST_NEED, 3)], ids=["min", "first-need"])
+def test_every_run_starts_with_min_replicas_or_the_oracles_first_count(start, first):
+    """A trace that starts at 150 req/s: a fresh deployment starts at MIN_REPLICAS, one already serving it
+    with what the oracle starts with (150 / 54 within-SLO req/s per replica -> 3)."""
+    profile = replace(default_profile(), capacity_within_slo_rps=54.0)
+    schedule = build_schedule(np.full(20, 150.0), arrivals="uniform")
+    config = replace(load_config([], {}), max_replicas=10).validate()
+    settings = RunSettings(profile=profile, config=config, start=start)
+    for name in ("slo", "hpa-50", "static-min"):
+        expected = 1 if name == "static-min" else first   # static-min's maximum is MIN_REPLICAS
+        assert run_policy(name, schedule, settings).ready_timeline[0] == [0.0, float(expected)]
+    assert run_policy("oracle", schedule, settings).ready_timeline[0] == [0.0, 3.0]

@@ -1,0 +1,95 @@
+"""How close to the oracle can any reactive autoscaler get? `python -m bench.reactive_frontier`.
+
+For cases of the simulator's matrix (sim/matrix.py, the same flags and MAX_REPLICAS), it runs the oracle,
+the `slo` policy as configured, and sim.oracle.lagged_plan (a planner that counts every arrival exactly
+but only --lag-s after it, and keeps what it asks for --hold-s) at each headroom of --headroom-grid. It
+prints, per case, each run's windows within the SLO and replica-seconds against the oracle's, and the
+cheapest headroom whose windows reach the 99% goal: the reactive frontier, what the oracle's knowledge of
+the future is worth on that trace. A policy near the frontier can only get closer to the oracle by
+predicting traffic, not by reacting better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from comparison.targets import TARGET_WINDOWS
+from loadtester.replica_seconds import integrate_steps
+from planning.runs import ORACLE
+from sim import cli, matrix
+from sim.oracle import lagged_plan
+from sim.run import arrivals_per_step, run_policy
+
+DEFAULT_GRID = "1.0,1.1,1.2,1.3,1.4,1.5,1.6"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.reactive_frontier", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="twitter-1h,nasa-1d", help="cases of sim/matrix.py (default: %(default)s)")
+    parser.add_argument("--headroom-grid", default=DEFAULT_GRID, help="headrooms tried (default: %(default)s)")
+    parser.add_argument("--lag-s", type=float, default=5.0,
+                        help="how late the planner learns of an arrival, s (default: one scrape interval, %(default)s)")
+    parser.add_argument("--mean-s", type=float, default=5.0, help="the span it averages, s (default: %(default)s)")
+    parser.add_argument("--hold-s", type=float, default=30.0,
+                        help="how long it keeps what it asked for, s (default: %(default)s, as slo's stabilization)")
+    parser.add_argument("--duration", type=float, default=None, help="cut every case after S seconds (a quick look)")
+    return parser
+
+
+def score(result, duration_s: float) -> tuple[int, int, float]:
+    windows = [w for w in result.windows if w["requests"] > 0]
+    return (sum(1 for w in windows if w["meets_slo"]), len(windows),
+            integrate_steps(result.ready_timeline, 0.0, duration_s))
+
+
+def frontier(case: matrix.Case, grid: Sequence[float], lag_s: float, mean_s: float, hold_s: float,
+             duration_s: float | None, out: Path) -> list[str]:
+    argv = matrix.case_argv(case, out / case.name, policies="slo,oracle", seed=0, duration_s=duration_s, profile=None)
+    plan = cli.prepare(cli.read_options(argv), {})
+    schedule, settings = plan["schedule"], plan["settings"]
+    config = settings.config
+    total_s = schedule.duration_s
+    oracle_met, windows, oracle_rs = score(run_policy(ORACLE, schedule, settings), total_s)
+    rows = [("oracle", oracle_met, windows, oracle_rs)]
+    slo_met, _, slo_rs = score(run_policy("slo", schedule, settings), total_s)
+    rows.append(("slo", slo_met, windows, slo_rs))
+    arrivals = arrivals_per_step(schedule)
+    best = None
+    for headroom in grid:
+        desired = lagged_plan(arrivals, settings.profile.capacity_within_slo_rps, headroom, lag_s, mean_s, hold_s,
+                              config.min_replicas, config.max_replicas)
+        met, _, replica_s = score(run_policy(f"reactive x{headroom:g}", schedule, settings, planned=desired), total_s)
+        rows.append((f"reactive x{headroom:g}", met, windows, replica_s))
+        if best is None and met >= TARGET_WINDOWS * windows - 1e-9:
+            best = rows[-1]
+    lines = [f"### {case.name}: {case.what}", "",
+             f"reactive: every arrival counted {lag_s:g} s late over {mean_s:g} s, held {hold_s:g} s; "
+             f"replicas {config.min_replicas}..{config.max_replicas}", "",
+             "| run | windows in SLO | replica-s | vs oracle |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {met / n:.1%} ({met}/{n}) | {rs:.0f} | {rs / oracle_rs:.2f}x |" for name, met, n, rs in rows]
+    verdict = (f"the reactive frontier: {best[0]} at {best[3] / oracle_rs:.2f}x the oracle" if best
+               else "no headroom of the grid reached 99% of the windows")
+    return lines + ["", f"{verdict}; slo at {slo_rs / oracle_rs:.2f}x.", ""]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cases = matrix.select(args.cases)
+        grid = sorted(float(x) for x in args.headroom_grid.split(",") if x.strip())
+    except (cli.UsageError, ValueError) as exc:
+        print(f"bench.reactive_frontier: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path("reports") / time.strftime("frontier-%Y%m%d-%H%M%S", time.gmtime())
+    for case in cases:
+        for line in frontier(case, grid, args.lag_s, args.mean_s, args.hold_s, args.duration, out):
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
