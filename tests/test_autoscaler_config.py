@@ -19,7 +19,7 @@ def test_defaults_are_valid_and_documented():
     cfg = load()
     assert (cfg.prometheus_url, cfg.scaler, cfg.policy) == ("http://localhost:9090", "kubernetes", "slo")
     assert (cfg.min_replicas, cfg.slo_p95_ms, cfg.poll_interval_s, cfg.metrics_port) == (1, 500, 5, 9100)
-    assert (cfg.stable_window_s, cfg.panic_window_s, cfg.scale_down_stabilization_s) == (60, 6, 60)
+    assert (cfg.stable_window_s, cfg.panic_window_s, cfg.scale_down_stabilization_s) == (60, 6, 30)
     assert cfg.target_namespace == "default"
     from dataclasses import fields
     undocumented = [f.name for f in fields(Config) if not f.metadata.get("doc")]

@@ -399,14 +399,14 @@ def test_the_stabilization_remembers_the_demand_not_the_held_count(first, second
 
 
 STABILIZATION_DEFAULT_CASES = {
-    # id: (age s of the last recommendation of 10 replicas, expected replicas); defaults: 60 s, a fifth per step
-    "inside-the-window-holds": (55.0, 10),
-    "outside-the-window-releases": (65.0, 8),   # demand 1; 10 - floor(0.2 x 10)
+    # id: (age s of the last recommendation of 10 replicas, expected replicas); defaults: 30 s, a fifth per step
+    "inside-the-window-holds": (25.0, 10),
+    "outside-the-window-releases": (35.0, 8),   # demand 1; 10 - floor(0.2 x 10)
 }
 
 
 @pytest.mark.parametrize("age_s,want", STABILIZATION_DEFAULT_CASES.values(), ids=STABILIZATION_DEFAULT_CASES.keys())
-def test_the_default_stabilization_window_is_a_minute(age_s, want):
+def test_the_default_stabilization_window_is_half_a_minute(age_s, want):
     cfg = Config(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
                  target_inflight_per_replica=0, forecast_horizon_s=0).validate()
     state = State(started_s=0.0, policy=SloState(recommendations=((1000.0 - age_s, 10),)))
