@@ -9,17 +9,23 @@ now, busy or not, and every assertion is relative to that measurement: none name
 from __future__ import annotations
 
 import json
+import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 
 from comparison.summary import CONNECTION_LOSSES
 from loadtester import read_requests_csv, summarize
+from loadtester.workload import load_workload
 from local.config import QUICK_SLICE
 from processes.children import pid_alive
 from processes.net import listening
-from tests.support import PYTHON, free_port, start_child, wait_until
+from tests.support import PYTHON, REPO, free_port, start_child, start_prometheus, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +201,60 @@ def consistency_problems(run_dir: Path) -> list[str]:
         if again["slo"][key] != summary["slo"][key]:
             problems.append(f"slo.{key}: summary.json {summary['slo'][key]} != requests.csv {again['slo'][key]}")
     return problems
+
+
+EXPORT_STEP_S = 5
+LOCAL_SCRAPE_S = 1.0   # prometheus/prometheus-local.yml
+
+
+def test_the_replay_exported_from_its_prometheus_matches_what_was_replayed(run, tmp_path):
+    """`python -m loadtester export-trace` round trip through the local stack: the requests the quick demo
+    replayed, read back from the TSDB its Prometheus wrote (a second Prometheus on a copy of it, scraping
+    nothing), match the replayed counts within Poisson noise, step by step.
+
+    Per 5 s step, the exported count (rate x step) and the requests the load tester sent are two counts of
+    about Lambda requests each: they may differ by 5 sqrt(2 Lambda), plus what a moving rate shifts across
+    the step's edges (the service counts a request when it answers it, up to a scrape interval later than
+    the step it was sent in, plus its latency): the trace's rate range over the step and the second before
+    it, times (the scrape interval + the run's p99 latency).
+    """
+    summary = json.loads((run["out"] / "loadtest" / "summary.json").read_text())
+    start_s, end_s = int(summary["run"]["start_unix_s"]), int(summary["run"]["end_unix_s"])
+    data = run["out"] / "prometheus" / "data"
+    assert data.is_dir()
+    shutil.copytree(data, tmp_path / "prometheus" / "data")
+    prometheus = start_prometheus(tmp_path, "global:\n  scrape_interval: 1s\nscrape_configs: []\n")
+    out = tmp_path / "exported.txt"
+    try:
+        done = subprocess.run([PYTHON, "-m", "loadtester", "export-trace", "--prometheus", prometheus.extra["url"],
+                               "--start", str(start_s), "--end", str(end_s), "--step-s", str(EXPORT_STEP_S),
+                               "--scrape-interval-s", f"{LOCAL_SCRAPE_S:g}", "--out", str(out)],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        prometheus.stop()
+    assert done.returncode == 0, done.stderr
+    exported = np.array(load_workload(out).rates_rps)
+    table = read_requests_csv(run["out"] / "loadtest" / "requests.csv")
+    offset_s = summary["run"]["start_unix_s"] - start_s
+    sent = np.bincount(np.floor(np.asarray(table.sent_s) + offset_s).astype(int), minlength=len(exported))
+    trace = np.array(load_workload(run["out"] / "trace-quick.txt").rates_rps) * summary["run"]["trace_scale"]["scale"]
+    trace = np.concatenate([[trace[0]], trace, np.full(max(0, len(exported) - len(trace)), trace[-1])])
+    shift_s = LOCAL_SCRAPE_S + summary["latency_ms"]["p99"] / 1000.0
+    steps = len(exported) // EXPORT_STEP_S
+    assert steps >= 15   # the 90 s replay, whole steps
+
+    def problems(rates: np.ndarray) -> list[str]:
+        found = []
+        for k in range(steps):
+            seconds = slice(k * EXPORT_STEP_S, (k + 1) * EXPORT_STEP_S)
+            replayed, got = sent[seconds].sum(), rates[seconds].sum()
+            around = trace[k * EXPORT_STEP_S:(k + 1) * EXPORT_STEP_S + 1]   # (trace[0] is the second before)
+            tolerance = 5 * math.sqrt(2 * max(replayed, 1)) + (around.max() - around.min()) * shift_s
+            if abs(got - replayed) > tolerance:
+                found.append(f"step {k}: exported {got:.1f}, replayed {replayed}, tolerance {tolerance:.1f}")
+        return found
+
+    assert problems(exported) == []
+    # The check has teeth: the same export one step late fails it (the burst's edges move).
+    assert problems(np.roll(exported, EXPORT_STEP_S)) != []
+    assert abs(exported.sum() - sent[:len(exported)].sum()) <= 5 * math.sqrt(2 * sent.sum()) + trace.max() * shift_s
