@@ -1,12 +1,12 @@
 """Micro-batching: request threads submit preprocessed images, one model thread runs them in batches.
 
-Admission is by time: a request is admitted only when the wait predicted for it (what is left of the
-forward in progress, then the full batches ahead of it, at the seconds per image the recent forwards
-took) fits `max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget
-never drops below one full batch, which the model needs waiting to start its next forward full. A count
-of images (`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at
-once (503 with the seconds after which the queue should have room). A job whose deadline passed before its forward
-starts is failed, never computed. The clock is injectable so the rules can be tested without sleeping.
+Admission is by time: a request is admitted only when the wait predicted for it (what is left of the forward
+in progress, then the full batches ahead of it, at the seconds per image the recent forwards took) fits
+`max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget never drops below
+one full batch, which the model needs waiting to start its next forward full. A count of images
+(`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at once (503 with
+the seconds after which the queue should have room). A job whose deadline passed before its forward starts
+is failed, never computed. The clock is injectable so the rules can be tested without sleeping.
 """
 
 from __future__ import annotations
@@ -148,21 +148,16 @@ class Batcher:
                 raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
             if self._depth + images > self.max_queue:
                 raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
-                                 "waiting); retry after a moment or add replicas", self._retry_after_s(0.0))
+                                 "waiting); retry after a moment or add replicas")
             if self.max_wait_s > 0:
                 wait_s, budget_s = self._predicted_wait_s(self._clock()), self.wait_budget_s()
                 if wait_s > budget_s:
                     raise Overloaded("queue_full", f"the queue is full: a request admitted now would wait about "
                                      f"{wait_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
                                      "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
-                                     self._retry_after_s(wait_s - budget_s))
+                                     max(1, math.ceil(wait_s - budget_s)))  # Retry-After: drains the excess
             self._depth += images
             self._on_depth(self._depth)
-
-    @staticmethod
-    def _retry_after_s(over_budget_s: float) -> int:
-        """Whole seconds (HTTP's Retry-After) until the queue has drained by what is over the budget."""
-        return max(1, math.ceil(over_budget_s))
 
     def cancel(self, images: int) -> None:
         """Give back an admission whose images never reached the queue (the upload was bad)."""

@@ -5,10 +5,10 @@ What it models (each as the service does it):
   thread, including those still being preprocessed) when it arrives. It is refused (503 at once; latency:
   the HTTP overhead) when MAX_QUEUE images are queued, or when its predicted wait (what is left of the
   forward in progress, then the full batches queued ahead of it, at a full batch's seconds per image)
-  exceeds MAX_QUEUE_WAIT_MS (at least one full batch). The service learns its seconds per image from its recent forwards; under the
-  load where admission refuses anything its batches are full, which is what the replica uses. A bulk of
-  arrivals between two batch starts is admitted with the wait at its first arrival (what is left of the
-  forward only shrinks during it), so the replica refuses at most what that difference admits;
+  exceeds MAX_QUEUE_WAIT_MS (at least one full batch). The service learns its seconds per image from its
+  recent forwards; where admission refuses anything its batches are full, as the replica assumes. A bulk
+  of arrivals between two batch starts is admitted with the wait at its first arrival (what is left of
+  the forward only shrinks during it), so the replica refuses at most what that difference admits;
 - preprocessing on the request threads: a fixed delay per image before the job is queued, in parallel
   with the model (their share of the core is inside the model time at saturation, see sim/profile.py);
 - micro-batching: one model thread; when free it takes the first queued job, then waits up to
@@ -17,16 +17,15 @@ What it models (each as the service does it):
   never computed;
 - a slowdown factor (`set_slowdown`, 1 by default) that stretches every forward formed after it is set:
   sim/cluster.py's model of workers sharing one machine's cores (the local stack);
-- the metrics Prometheus scrapes (a sim.scrape.TargetSample per scrape): inference_requests_total,
-  the request-duration histogram (every answer, 503s and 504s included, as the service's after_request
-  does), in-flight requests, the queue gauge, the worker's CPU seconds (the model thread's busy time,
-  which at saturation includes the decoding sharing the core, plus the overhead of each 503) and
-  inference_workers.
+- the metrics Prometheus scrapes (a sim.scrape.TargetSample per scrape): inference_requests_total, the
+  request-duration histogram (every answer, 503s and 504s included, as the service's after_request does),
+  in-flight requests, the queue gauge, the worker's CPU seconds (the model thread's busy time, which at
+  saturation includes the decoding sharing the core, plus the overhead of each 503) and inference_workers.
 
 Work is done in bulk: `add_arrivals()` hands the replica its share of a gap between control events,
-`advance(t)` forms every batch that starts by t (a loop per batch, not per request: admission and
-batch membership are bisections over the arrival times), and `sample(t)` reads the counters.
-Outcomes go to an `OutcomeSink` (the run's per-request arrays) in one vectorised write per advance.
+`advance(t)` forms every batch that starts by t (a loop per batch, not per request: admission and batch
+membership are bisections over the arrival times), and `sample(t)` reads the counters. Outcomes go to an
+`OutcomeSink` (the run's per-request arrays) in one vectorised write per advance.
 """
 
 from __future__ import annotations
