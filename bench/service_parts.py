@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from bench.clients import Sample, closed_loop
 from bench.ideal_queue import ideal_latencies_s
-from processes.children import PYTHON, REPO, Child, wait_ready, wait_until
+from processes.children import PYTHON, REPO, Child, child_pids, wait_ready, wait_until
 from processes.net import free_port, http_ok
 from processes.services import ready_workers, start_gunicorn
 from sim.batch_time import BatchTime
@@ -155,3 +157,40 @@ def ideal_p99_ms(sample: Sample, workers: int, per_process_rps: dict[int, float]
     batch_time = ceiling_batch_time(per_process_rps, max_batch).scaled(slowdown)
     latencies = ideal_latencies_s(sorted(sample.scheduled_s), workers, max_batch, batch_time)
     return float(sorted(latencies)[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))] * 1000)
+
+
+# --- where a worker's CPU goes ---
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of `pid` so far."""
+    return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+
+
+def decode_cpu_ms(images: list[bytes], rounds: int = 50) -> float:
+    """CPU ms to decode and preprocess one image, in this thread, over `rounds` passes of `images`."""
+    from inference.preprocess import preprocess
+
+    for data in images:   # warm: first calls import codecs and allocate
+        preprocess(data, 10**9)
+    started = time.thread_time()
+    for _ in range(rounds):
+        for data in images:
+            preprocess(data, 10**9)
+    return (time.thread_time() - started) * 1000 / (rounds * len(images))
+
+
+def front_cpu(master_pid: int, port: int, concurrency: int, seconds: float, images: list[bytes],
+              decode_ms: float) -> dict:
+    """A saturated worker's CPU per answered request, split: its busiest thread (the model thread: batching,
+    the forward, top-k), the rest (gunicorn's accept loop, the request threads: HTTP, routing, decoding,
+    metrics, JSON) and of that rest what is neither decoding (`decode_ms`, measured in-process) nor the
+    model thread's: the HTTP front. One worker under `master_pid`; closed loop at `concurrency`."""
+    worker = child_pids(master_pid)[0]
+    before = thread_cpu_s(worker)
+    sample = closed_loop(port, concurrency, seconds, images, warmup_s=0)
+    after = thread_cpu_s(worker)
+    answered = max(1, sum(1 for status in sample.statuses if status == 200))
+    used = sorted(((after[t] - before.get(t, 0.0)) * 1000 / answered for t in after), reverse=True)
+    rest = sum(used[1:])
+    return {"model_thread_ms": used[0], "other_threads_ms": rest, "decode_ms": decode_ms,
+            "front_ms": rest - decode_ms, "requests": answered}

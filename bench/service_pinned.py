@@ -9,6 +9,8 @@ Pinning uses the calling thread's CPU affinity (Linux applies sched_setaffinity 
 and threads started while it is set inherit it. Goodput is the 200s answered, from their scheduled time,
 within the service's wait budget (MAX_QUEUE_WAIT_MS, at least one full batch's forward) plus one full
 batch's forward at the ceiling measured on that core: what admission by time promises. Per second.
+At saturation it also splits the worker's CPU per request (service_parts.front_cpu): the model thread, and
+of the other threads what is not decoding: the HTTP front (gunicorn, Flask, metrics, JSON).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.clients import Sample, open_loop
-from bench.service_parts import Candidate, best_closed_loop, ceiling, ideal_p99_ms, start_service
+from bench.service_parts import (Candidate, best_closed_loop, ceiling, decode_cpu_ms, front_cpu, ideal_p99_ms,
+                                 start_service)
 from inference.config import ServiceConfig
 
 MAX_BATCH = 8
@@ -56,12 +59,14 @@ def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_d
     open_s = max(10.0, 2 * seconds)
     with pinned(server):
         ceiling_ips = {b: ceiling(candidate, 1, 1, b, seconds, images) for b in (1, MAX_BATCH)}
+        decode_ms = decode_cpu_ms(images)
         child, port = start_service(work_dir / "pinned", candidate, 1, 1, extra_env)
     url = f"http://127.0.0.1:{port}"
     try:
         with pinned(client):
             concurrency, saturated = best_closed_loop(port, [2, 8, 16], seconds, images)
             max_rps = saturated.rate()
+            cpu = front_cpu(child.proc.pid, port, concurrency, seconds, images, decode_ms)
             at70 = open_loop(url, 0.7 * max_rps, open_s, seed=1)
             over = open_loop(url, 2.0 * max_rps, open_s, seed=2)
     finally:
@@ -77,6 +82,7 @@ def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_d
         "overload_503": over.statuses.count(503), "overload_200_p99_ms": over.pct(99),
         "overload_503_from_send_p99_ms": over.pct(99, 503, "from_send_s"),
         "overload_503_send_lag_p99_ms": over.pct(99, 503, "send_lag_s"),
+        "cpu_per_request_ms": cpu,
     }
 
 
@@ -97,6 +103,10 @@ def pinned_rows(name: str, a: dict | None) -> list[tuple[str, str, str, str]]:
          f"{a['overload_503']} answered 503"
          + (f", their p99 {a['overload_503_from_send_p99_ms']:.1f} ms from the send (send lag p99 "
             f"{a['overload_503_send_lag_p99_ms']:.1f} ms)" if has_503 else "")),
+        ("   (a) saturated: CPU per request", f"{a['cpu_per_request_ms']['front_ms']:.2f} ms", "",
+         f"outside decoding and the model thread (model thread {a['cpu_per_request_ms']['model_thread_ms']:.1f} ms, "
+         f"other threads {a['cpu_per_request_ms']['other_threads_ms']:.2f} ms of which decoding "
+         f"{a['cpu_per_request_ms']['decode_ms']:.2f} ms)"),
     ]
 
 
@@ -109,4 +119,5 @@ def pinned_targets(a: dict | None) -> dict[str, bool | None]:
         "(a) 2x overload goodput >= 0.90 x max": a["overload_goodput_of_max"] >= 0.90,
         "(a) 503 p99 from the send <= 5 ms": (a["overload_503_from_send_p99_ms"] <= 5.0
                                                if a["overload_503"] else None),
+        "(a) CPU per request outside decoding and the model thread <= 1.5 ms": a["cpu_per_request_ms"]["front_ms"] <= 1.5,
     }

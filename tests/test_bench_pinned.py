@@ -1,4 +1,4 @@
-"""Row (a) of the service benchmark: what it pins, and how it counts goodput."""
+"""Row (a) of the service benchmark: what it pins, how it counts goodput, and how it splits a worker's CPU."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from bench.clients import Sample
+from bench.service_parts import bench_images, decode_cpu_ms, front_cpu
 from bench.service_pinned import goodput_rps, goodput_within_s, pinned
+from tests.support import start_gunicorn
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin to one of them")
@@ -43,3 +45,17 @@ def test_goodput_counts_200s_within_the_limit_per_second(statuses, latencies_s, 
 ], ids=["budget-plus-a-forward", "fast-cpu", "slow-cpu-budget-is-one-batch"])
 def test_goodput_limit_is_the_wait_budget_plus_one_forward(ceiling_ips, expected_s):
     assert goodput_within_s(ceiling_ips) == pytest.approx(expected_s)
+
+
+def test_a_saturated_workers_cpu_is_split_into_the_model_thread_decoding_and_the_front(tmp_path):
+    """front_cpu against a real one-worker service: the busiest thread is the model thread, and what the other
+    threads use per request holds at least the decoding, measured in-process on the same images."""
+    images = bench_images()
+    server = start_gunicorn(tmp_path, workers=1)
+    try:
+        cpu = front_cpu(server.proc.pid, server.extra["port"], 8, 3.0, images, decode_cpu_ms(images, rounds=5))
+    finally:
+        server.stop()
+    assert cpu["requests"] >= 8
+    assert cpu["model_thread_ms"] > cpu["other_threads_ms"] > cpu["decode_ms"] > 0
+    assert cpu["front_ms"] == pytest.approx(cpu["other_threads_ms"] - cpu["decode_ms"])
