@@ -124,7 +124,7 @@ class Config:
         30, "Scale down only to the highest demand of this window, so a dip in load does not release "
         "replicas that the next second needs (panic forbids scale-down on top). Half Knative's 60 s "
         "stable window: on every trace of the simulated matrix 30 s kept the same windows as 60 s "
-        "at 4-9% fewer replica-seconds, and 20 s lost windows on wl.txt. Raise it for bursts a few "
+        "at 4-7% fewer replica-seconds, and 20 s lost a window on wl.txt x50. Raise it for bursts a few "
         "minutes apart.", "s", 0, 86400)
     scale_down_step_s: float = setting(
         10, "At most one scale-down step per this many seconds: a gradual release lets the "
