@@ -13,7 +13,8 @@ then, for what the service serves with its defaults (MODEL_BACKEND and MODEL_PRE
   (a) one worker with one thread pinned to one core, the load generator pinned to another, the ceiling
       measured on the worker's core, the ideal queue for one server (bench/service_pinned.py): the unit of
       a replica, and what the targets are judged on: saturation against the ceiling, p99 at 70% against the
-      ideal queue, goodput and the 503s' latency at 2x overload;
+      ideal queue, goodput and the 503s' latency at 2x overload, the CPU per request outside decoding and
+      the forward; again with the worker held to half its core by a CPU quota (bench/cpu_quota.py);
   (b) today's two workers sharing every core with the load generator:
   3. open-loop p99 at 70% of its max throughput, against the p99 of an ideal shared batching queue
      (bench/ideal_queue.py) fed the same arrivals and the batch times its ceiling measured, and of the
@@ -42,7 +43,10 @@ from bench.ideal_queue import served_slowdown
 from local.machine import cpu_model
 from bench.service_parts import (bench_images, best_closed_loop, candidates, ceiling, ceiling_batch_time, fork_to_ready_s,
                                  ideal_p99_ms, start_baseline, start_service)
+from bench.cpu_quota import QuotaUnavailable
 from bench.service_pinned import pinned_rows, pinned_targets, run_pinned
+
+HALF_CORE = 0.5
 from processes.children import REPO
 
 
@@ -148,8 +152,13 @@ def main(argv: list[str] | None = None) -> dict:
                     plain["over"] = open_loop(url, 2.0 * max_rps, open_s, seed=2)
             finally:
                 child.stop()
-        # Row (a), what the targets are judged on: the unit of a replica, the load generator on its own core.
+        # Row (a), what the targets are judged on: the unit of a replica, the load generator on its own core;
+        # then the same replica on half its core (a CFS quota, as a pod's `cpu: 500m` limit).
         row_a = run_pinned(auto, images, args.seconds, tmp)
+        try:
+            row_a_half, why_no_half = run_pinned(auto, images, args.seconds, tmp, cpu_fraction=HALF_CORE), ""
+        except QuotaUnavailable as exc:
+            row_a_half, why_no_half = None, f"half a core: {exc}"
 
     v = best.value
     per_process = {b: v[f"ceiling {auto.name} {split[0]}x{split[1]} b{b}"] / split[0] for b in (1, max_batch)}
@@ -173,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(("   fork-to-ready (TTIN to ready)", f"{startup_s:.2f} s",
                      f"{startup_s / v['fork-to-ready torch fp32']:.2f}", "x torch's; best of the rounds"))
     rows += pinned_rows(auto.name, row_a)
+    rows += pinned_rows(auto.name, row_a_half, why_no_half) if row_a is not None else []
     rows += [
         (f"{auto.name}: (b) unloaded single request", f"{unloaded.pct(50):.0f} ms p50", "", f"p99 {unloaded.pct(99):.0f} ms"),
         ("   open loop at 70% of max: p99", f"{at70.pct(99):.0f} ms", f"{at70.pct(99) / ideal70:.2f}",
@@ -205,12 +215,14 @@ def main(argv: list[str] | None = None) -> dict:
     targets = {
         "served with the defaults >= 2.0 x torch FP32 served": auto_served >= 2.0 * torch_served,
         **pinned_targets(row_a),
+        **pinned_targets(row_a_half),
         "fork-to-ready <= 1.0 s": v[f"fork-to-ready {auto.name}"] <= 1.0,
         "served >= 1.5 x baseline": auto_served >= 1.5 * v["baseline"],
     }
     print("\ntargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED' if ok is not None else 'n/a'}"
                                     for k, ok in targets.items()))
-    result = {"machine": machine(), "auto": auto.name, "row_a": row_a, "best": v, "detail": best.detail, "rows": rows,
+    result = {"machine": machine(), "auto": auto.name, "row_a": row_a, "row_a_half_core": row_a_half, "best": v,
+              "detail": best.detail, "rows": rows,
               "targets": targets, "baseline_rounds_rps": baseline_rounds, "unloaded_p50_ms": unloaded.pct(50),
               "open70_p99_ms": at70.pct(99), "open70_ideal_p99_ms": ideal70,
               "open70_served_slowdown": slowdown70, "open70_ideal_at_served_speed_p99_ms": ideal70_served,

@@ -16,10 +16,11 @@ of the other threads what is not decoding: the HTTP front (gunicorn, Flask, metr
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from bench.clients import Sample, open_loop
+from bench.cpu_quota import cpu_group, joined
 from bench.service_parts import (Candidate, best_closed_loop, ceiling, decode_cpu_ms, front_cpu, ideal_p99_ms,
                                  start_service)
 from inference.config import ServiceConfig
@@ -50,27 +51,30 @@ def goodput_rps(sample: Sample, within_s: float) -> float:
 
 
 def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_dir: Path,
-               extra_env: dict[str, str] | None = None) -> dict | None:
-    """Row (a) for `candidate` (the service's settings with `extra_env`), or None on a machine with one core."""
+               extra_env: dict[str, str] | None = None, cpu_fraction: float | None = None) -> dict | None:
+    """Row (a) for `candidate` (the service's settings with `extra_env`), or None on a machine with one core.
+    With `cpu_fraction`, the worker (and its ceiling) get that share of their core as a CFS quota
+    (bench/cpu_quota.py; raises QuotaUnavailable where none can be set)."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None
     server, client = {cores[-1]}, {cores[0]}
     open_s = max(10.0, 2 * seconds)
-    with pinned(server):
-        ceiling_ips = {b: ceiling(candidate, 1, 1, b, seconds, images) for b in (1, MAX_BATCH)}
-        decode_ms = decode_cpu_ms(images)
-        child, port = start_service(work_dir / "pinned", candidate, 1, 1, extra_env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with pinned(client):
-            concurrency, saturated = best_closed_loop(port, [2, 8, 16], seconds, images)
-            max_rps = saturated.rate()
-            cpu = front_cpu(child.proc.pid, port, concurrency, seconds, images, decode_ms)
-            at70 = open_loop(url, 0.7 * max_rps, open_s, seed=1)
-            over = open_loop(url, 2.0 * max_rps, open_s, seed=2)
-    finally:
-        child.stop()
+    with cpu_group(cpu_fraction) if cpu_fraction else nullcontext() as group:
+        with pinned(server), joined(group) if group else nullcontext():
+            ceiling_ips = {b: ceiling(candidate, 1, 1, b, seconds, images) for b in (1, MAX_BATCH)}
+            decode_ms = decode_cpu_ms(images)
+            child, port = start_service(work_dir / ("pinned-quota" if group else "pinned"), candidate, 1, 1, extra_env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with pinned(client):
+                concurrency, saturated = best_closed_loop(port, [2, 8, 16], seconds, images)
+                max_rps = saturated.rate()
+                cpu = front_cpu(child.proc.pid, port, concurrency, seconds, images, decode_ms)
+                at70 = open_loop(url, 0.7 * max_rps, open_s, seed=1)
+                over = open_loop(url, 2.0 * max_rps, open_s, seed=2)
+        finally:
+            child.stop()
     ideal70 = ideal_p99_ms(at70, 1, ceiling_ips, MAX_BATCH)
     within_s = goodput_within_s(ceiling_ips)
     return {
@@ -82,28 +86,35 @@ def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_d
         "overload_503": over.statuses.count(503), "overload_200_p99_ms": over.pct(99),
         "overload_503_from_send_p99_ms": over.pct(99, 503, "from_send_s"),
         "overload_503_send_lag_p99_ms": over.pct(99, 503, "send_lag_s"),
-        "cpu_per_request_ms": cpu,
+        "cpu_per_request_ms": cpu, "cpu_fraction": cpu_fraction,
     }
 
 
-def pinned_rows(name: str, a: dict | None) -> list[tuple[str, str, str, str]]:
+def label(a: dict) -> str:
+    """(a), or (a, 0.5 core) for the variant under a CPU quota."""
+    return f"(a, {a['cpu_fraction']:g} core)" if a.get("cpu_fraction") else "(a)"
+
+
+def pinned_rows(name: str, a: dict | None, why_not: str = "one core only: no core to pin the load generator to"
+                ) -> list[tuple[str, str, str, str]]:
     if a is None:
-        return [(f"{name}, row (a)", "n/a", "", "one core only: no core to pin the load generator to")]
+        return [(f"{name}, row (a)", "n/a", "", why_not)]
     has_503 = a["overload_503"] > 0
+    r = label(a)
     return [
-        (f"{name}, (a) 1 worker x 1 thread on core {a['server_core']}", f"{a['max_rps']:.1f} req/s",
+        (f"{name}, {r} 1 worker x 1 thread on core {a['server_core']}", f"{a['max_rps']:.1f} req/s",
          f"{a['of_ceiling']:.2f}", f"x its ceiling on that core ({max(a['ceiling_img_s'].values()):.1f} img/s); "
          f"load generator on core {a['client_core']}, concurrency {a['concurrency']}"),
-        ("   (a) open loop at 70%: p99", f"{a['open70_p99_ms']:.0f} ms",
+        (f"   {r} open loop at 70%: p99", f"{a['open70_p99_ms']:.0f} ms",
          f"{a['open70_p99_ms'] / a['open70_ideal_p99_ms']:.2f}",
          f"x the ideal single-server queue's p99 ({a['open70_ideal_p99_ms']:.0f} ms)"),
-        ("   (a) open loop at 2x: goodput", f"{a['overload_goodput_rps']:.1f} req/s",
+        (f"   {r} open loop at 2x: goodput", f"{a['overload_goodput_rps']:.1f} req/s",
          f"{a['overload_goodput_of_max']:.2f}",
          f"x max (200s within {a['goodput_within_s'] * 1000:.0f} ms: wait budget + one forward); 200s' p99 {a['overload_200_p99_ms']:.0f} ms; "
          f"{a['overload_503']} answered 503"
          + (f", their p99 {a['overload_503_from_send_p99_ms']:.1f} ms from the send (send lag p99 "
             f"{a['overload_503_send_lag_p99_ms']:.1f} ms)" if has_503 else "")),
-        ("   (a) saturated: CPU per request", f"{a['cpu_per_request_ms']['front_ms']:.2f} ms", "",
+        (f"   {r} saturated: CPU per request", f"{a['cpu_per_request_ms']['front_ms']:.2f} ms", "",
          f"outside decoding and the model thread (model thread {a['cpu_per_request_ms']['model_thread_ms']:.1f} ms, "
          f"other threads {a['cpu_per_request_ms']['other_threads_ms']:.2f} ms of which decoding "
          f"{a['cpu_per_request_ms']['decode_ms']:.2f} ms)"),
@@ -113,11 +124,12 @@ def pinned_rows(name: str, a: dict | None) -> list[tuple[str, str, str, str]]:
 def pinned_targets(a: dict | None) -> dict[str, bool | None]:
     if a is None:
         return {}
+    r = label(a)
     return {
-        "(a) served >= 0.90 x its ceiling": a["of_ceiling"] >= 0.90,
-        "(a) p99 at 70% <= 1.5 x ideal single-server p99": a["open70_p99_ms"] <= 1.5 * a["open70_ideal_p99_ms"],
-        "(a) 2x overload goodput >= 0.90 x max": a["overload_goodput_of_max"] >= 0.90,
-        "(a) 503 p99 from the send <= 5 ms": (a["overload_503_from_send_p99_ms"] <= 5.0
+        f"{r} served >= 0.90 x its ceiling": a["of_ceiling"] >= 0.90,
+        f"{r} p99 at 70% <= 1.5 x ideal single-server p99": a["open70_p99_ms"] <= 1.5 * a["open70_ideal_p99_ms"],
+        f"{r} 2x overload goodput >= 0.90 x max": a["overload_goodput_of_max"] >= 0.90,
+        f"{r} 503 p99 from the send <= 5 ms": (a["overload_503_from_send_p99_ms"] <= 5.0
                                                if a["overload_503"] else None),
-        "(a) CPU per request outside decoding and the model thread <= 1.5 ms": a["cpu_per_request_ms"]["front_ms"] <= 1.5,
+        f"{r} CPU per request outside decoding and the model thread <= 1.5 ms": a["cpu_per_request_ms"]["front_ms"] <= 1.5,
     }

@@ -1,0 +1,68 @@
+"""A CPU quota for what a block starts: the benchmark's replica on half a core, as a pod's `cpu: 500m` limit.
+
+Linux's CFS bandwidth control (the cgroup `cpu` controller: cpu.cfs_quota_us per cpu.cfs_period_us, what
+Kubernetes sets from a container's CPU limit) lets a group run `fraction` of one core per period, then
+throttles it until the next. `cpu_group` makes such a group for a block; `joined` moves the calling thread
+into it (cgroup v1 lets one thread move: its `tasks` file), so the processes it starts inherit the quota, as
+they inherit `pinned`'s affinity, and moves it back after. It needs a writable cgroup v1 cpu hierarchy
+(root on most Linux machines with it); elsewhere `cpu_group` raises QuotaUnavailable saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+CPU_HIERARCHY = Path("/sys/fs/cgroup/cpu")
+PERIOD_US = 100_000   # the kernel's default period, and the one Kubernetes uses
+
+
+class QuotaUnavailable(RuntimeError):
+    """No CPU quota can be set here; the message says why."""
+
+
+@contextmanager
+def cpu_group(fraction: float, hierarchy: Path = CPU_HIERARCHY):
+    """A new group allowed `fraction` of one core (0 < fraction); removed at the end of the block, once the
+    processes started in it have ended (stop them inside the block). Join it with `joined`."""
+    if not fraction > 0:
+        raise ValueError(f"fraction={fraction}: expected a share of one core above 0")
+    if not (hierarchy / "tasks").is_file():
+        raise QuotaUnavailable(f"no cgroup v1 cpu hierarchy at {hierarchy} (cgroup v2 moves whole processes only)")
+    group = hierarchy / f"bench-quota-{os.getpid()}-{threading.get_native_id()}"
+    try:
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(round(fraction * PERIOD_US)))
+    except OSError as exc:
+        _remove(group, timeout_s=0.0)
+        raise QuotaUnavailable(f"cannot set a CPU quota in {hierarchy}: {exc}") from None
+    try:
+        yield group
+    finally:
+        _remove(group)
+
+
+@contextmanager
+def joined(group: Path):
+    """Run the block's calling thread, and the processes it starts, in `group`; the thread leaves it after."""
+    (group / "tasks").write_text(str(threading.get_native_id()))
+    try:
+        yield group
+    finally:
+        (group.parent / "tasks").write_text(str(threading.get_native_id()))
+
+
+def _remove(group: Path, timeout_s: float = 30.0) -> None:
+    """Remove the group once it is empty (rmdir fails while it has tasks: processes still ending)."""
+    deadline = time.monotonic() + timeout_s
+    while group.exists():
+        try:
+            group.rmdir()
+        except OSError:
+            if time.monotonic() >= deadline:
+                return   # left behind, named after this process; harmless
+            time.sleep(0.2)

@@ -1,0 +1,66 @@
+"""bench/cpu_quota.py: what a block starts runs under a CFS quota, and the quota goes with the block."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from bench.cpu_quota import CPU_HIERARCHY, QuotaUnavailable, cpu_group, joined
+
+BUSY_S = 2.0
+SPIN = f"import time\nend = time.monotonic() + {BUSY_S}\nwhile time.monotonic() < end: pass\nimport os; print(sum(os.times()[:2]))"
+
+
+def spin_cpu_s() -> float:
+    """CPU seconds a child spends spinning for BUSY_S of wall time."""
+    done = subprocess.run([sys.executable, "-c", SPIN], capture_output=True, text=True, timeout=60, check=True)
+    return float(done.stdout)
+
+
+writable = os.access(CPU_HIERARCHY, os.W_OK) and (CPU_HIERARCHY / "tasks").is_file()
+
+
+@pytest.mark.skipif(not writable, reason=f"no writable cgroup v1 cpu hierarchy at {CPU_HIERARCHY} (needs root)")
+@pytest.mark.parametrize("fraction", [0.25, 0.5], ids=["quarter-core", "half-core"])
+def test_a_child_started_in_the_block_gets_its_share_and_no_more(fraction):
+    with cpu_group(fraction) as group:
+        with joined(group):
+            used_s = spin_cpu_s()
+        assert group.is_dir()
+    assert not group.exists()                              # removed once the block and its children ended
+    # At most the quota (plus one period's slack for start-up); and not starved to nothing.
+    assert 0.5 * fraction * BUSY_S <= used_s <= fraction * BUSY_S + 0.25, used_s
+    # After the block the calling thread is back in the hierarchy's root: what it starts next is free.
+    tid = threading.get_native_id()
+    cpu_line = next(line for line in open(f"/proc/self/task/{tid}/cgroup") if "cpu" in line.split(":")[1].split(","))
+    assert cpu_line.strip().endswith(":/"), cpu_line
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5], ids=["zero", "negative"])
+def test_a_share_of_nothing_is_refused(fraction, tmp_path):
+    with pytest.raises(ValueError, match=f"fraction={fraction}"):
+        with cpu_group(fraction, hierarchy=tmp_path):
+            pass
+
+
+def test_without_a_cgroup_v1_cpu_hierarchy_it_says_so(tmp_path):
+    with pytest.raises(QuotaUnavailable, match="no cgroup v1 cpu hierarchy"):
+        with cpu_group(0.5, hierarchy=tmp_path):
+            pass
+
+
+@pytest.mark.skipif(not writable, reason=f"no writable cgroup v1 cpu hierarchy at {CPU_HIERARCHY} (needs root)")
+def test_a_process_started_in_the_group_keeps_it_until_it_ends_and_then_the_group_goes():
+    with cpu_group(0.5) as group:
+        with joined(group):
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            assert str(child.pid) in (group / "cgroup.procs").read_text().split()   # still held after `joined`
+        finally:
+            child.kill()
+            child.wait(timeout=30)
+    assert not group.exists()
