@@ -4,7 +4,7 @@ Linux's CFS bandwidth control (the cgroup `cpu` controller: cpu.cfs_quota_us per
 Kubernetes sets from a container's CPU limit) lets a group run `fraction` of one core per period, then
 throttles it until the next. `cpu_group` makes such a group for a block; `joined` moves the calling thread
 into it (cgroup v1 lets one thread move: its `tasks` file), so the processes it starts inherit the quota, as
-they inherit `pinned`'s affinity, and moves it back after. It needs a writable cgroup v1 cpu hierarchy
+they inherit `pinned`'s affinity, and moves the whole process back where it was after. It needs a writable cgroup v1 cpu hierarchy
 (root on most Linux machines with it); elsewhere `cpu_group` raises QuotaUnavailable saying why.
 """
 
@@ -48,12 +48,23 @@ def cpu_group(fraction: float, hierarchy: Path = CPU_HIERARCHY):
 
 @contextmanager
 def joined(group: Path):
-    """Run the block's calling thread, and the processes it starts, in `group`; the thread leaves it after."""
+    """Run the block's calling thread, and the processes it starts, in `group`; after it, this whole process
+    (the threads the block started too) is back in the group it was in before."""
+    before = own_group(group.parent)
     (group / "tasks").write_text(str(threading.get_native_id()))
     try:
         yield group
     finally:
-        (group.parent / "tasks").write_text(str(threading.get_native_id()))
+        (before / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def own_group(hierarchy: Path = CPU_HIERARCHY) -> Path:
+    """The cpu group the calling thread is in, as a folder of `hierarchy`."""
+    for line in Path(f"/proc/self/task/{threading.get_native_id()}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            return hierarchy / path.lstrip("/")
+    raise QuotaUnavailable("this thread is in no cgroup v1 cpu group")
 
 
 def _remove(group: Path, timeout_s: float = 30.0) -> None:

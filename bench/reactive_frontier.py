@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
 from comparison.targets import TARGET_WINDOWS
-from loadtester.replica_seconds import integrate_steps
 from planning.runs import ORACLE
 from sim import cli, matrix
 from sim.oracle import lagged_plan
 from sim.run import arrivals_per_step, run_policy
+from sim.tune import score_span
 
 DEFAULT_GRID = "1.0,1.1,1.2,1.3,1.4,1.5,1.6"
 
@@ -37,38 +36,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hold-s", type=float, default=30.0,
                         help="how long it keeps what it asked for, s (default: %(default)s, as slo's stabilization)")
     parser.add_argument("--duration", type=float, default=None, help="cut every case after S seconds (a quick look)")
+    parser.add_argument("--score-from-s", type=float, default=0.0,
+                        help="score windows and replica-seconds from this second of the replay on, e.g. 1800 for "
+                             "the half python -m sim tune holds out (default: %(default)s)")
     return parser
 
 
-def score(result, duration_s: float) -> tuple[int, int, float]:
-    windows = [w for w in result.windows if w["requests"] > 0]
-    return (sum(1 for w in windows if w["meets_slo"]), len(windows),
-            integrate_steps(result.ready_timeline, 0.0, duration_s))
+def score(result, from_s: float, duration_s: float) -> tuple[int, int, float]:
+    """Windows kept, windows with requests and replica-seconds over [from_s, duration_s) (sim/tune.py's score)."""
+    found = score_span(result.windows, result.ready_timeline, from_s, duration_s)
+    return found.windows_met, found.windows, found.replica_seconds
 
 
 def frontier(case: matrix.Case, grid: Sequence[float], lag_s: float, mean_s: float, hold_s: float,
-             duration_s: float | None, out: Path) -> list[str]:
-    argv = matrix.case_argv(case, out / case.name, policies="slo,oracle", seed=0, duration_s=duration_s, profile=None)
+             duration_s: float | None, from_s: float = 0.0) -> list[str]:
+    """The table and verdict of one case. Raises sim.cli.UsageError on a case it cannot replay."""
+    # The case exactly as the matrix replays it; nothing is written to its --out.
+    argv = matrix.case_argv(case, Path("reports") / case.name, policies="slo,oracle", seed=0, duration_s=duration_s,
+                            profile=None)
     plan = cli.prepare(cli.read_options(argv), {})
     schedule, settings = plan["schedule"], plan["settings"]
     config = settings.config
     total_s = schedule.duration_s
-    oracle_met, windows, oracle_rs = score(run_policy(ORACLE, schedule, settings), total_s)
+    oracle_met, windows, oracle_rs = score(run_policy(ORACLE, schedule, settings), from_s, total_s)
     rows = [("oracle", oracle_met, windows, oracle_rs)]
-    slo_met, _, slo_rs = score(run_policy("slo", schedule, settings), total_s)
+    slo_met, _, slo_rs = score(run_policy("slo", schedule, settings), from_s, total_s)
     rows.append(("slo", slo_met, windows, slo_rs))
     arrivals = arrivals_per_step(schedule)
     best = None
     for headroom in grid:
         desired = lagged_plan(arrivals, settings.profile.capacity_within_slo_rps, headroom, lag_s, mean_s, hold_s,
                               config.min_replicas, config.max_replicas)
-        met, _, replica_s = score(run_policy(f"reactive x{headroom:g}", schedule, settings, planned=desired), total_s)
+        met, _, replica_s = score(run_policy(f"reactive x{headroom:g}", schedule, settings, planned=desired), from_s,
+                                  total_s)
         rows.append((f"reactive x{headroom:g}", met, windows, replica_s))
         if best is None and met >= TARGET_WINDOWS * windows - 1e-9:
             best = rows[-1]
     lines = [f"### {case.name}: {case.what}", "",
              f"reactive: every arrival counted {lag_s:g} s late over {mean_s:g} s, held {hold_s:g} s; "
-             f"replicas {config.min_replicas}..{config.max_replicas}", "",
+             f"replicas {config.min_replicas}..{config.max_replicas}; scored over [{from_s:g}, {total_s:g}) s", "",
              "| run | windows in SLO | replica-s | vs oracle |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {met / n:.1%} ({met}/{n}) | {rs:.0f} | {rs / oracle_rs:.2f}x |" for name, met, n, rs in rows]
     verdict = (f"the reactive frontier: {best[0]} at {best[3] / oracle_rs:.2f}x the oracle" if best
@@ -76,18 +82,36 @@ def frontier(case: matrix.Case, grid: Sequence[float], lag_s: float, mean_s: flo
     return lines + ["", f"{verdict}; slo at {slo_rs / oracle_rs:.2f}x.", ""]
 
 
+def check(args: argparse.Namespace) -> list[float]:
+    """The headroom grid; raises sim.cli.UsageError naming the flag and the value."""
+    for flag, value, lowest, what in (("--lag-s", args.lag_s, 0.0, "seconds >= 0"),
+                                      ("--mean-s", args.mean_s, 1.0, "seconds >= 1"),
+                                      ("--hold-s", args.hold_s, 0.0, "seconds >= 0")):
+        if not value >= lowest:
+            raise cli.UsageError(f"{flag}={value:g}: expected {what}")
+    if not args.score_from_s >= 0:
+        raise cli.UsageError(f"--score-from-s={args.score_from_s:g}: expected seconds >= 0")
+    if args.duration is not None and not args.duration > 0:
+        raise cli.UsageError(f"--duration={args.duration:g}: expected seconds > 0")
+    try:
+        grid = sorted(float(x) for x in args.headroom_grid.split(",") if x.strip())
+    except ValueError:
+        grid = []
+    if not grid or any(not h > 0 for h in grid):
+        raise cli.UsageError(f"--headroom-grid={args.headroom_grid}: expected comma-separated factors > 0")
+    return grid
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cases = matrix.select(args.cases)
-        grid = sorted(float(x) for x in args.headroom_grid.split(",") if x.strip())
-    except (cli.UsageError, ValueError) as exc:
+        cases, grid = matrix.select(args.cases), check(args)
+        for case in cases:
+            for line in frontier(case, grid, args.lag_s, args.mean_s, args.hold_s, args.duration, args.score_from_s):
+                print(line, flush=True)
+    except cli.UsageError as exc:
         print(f"bench.reactive_frontier: error: {exc}", file=sys.stderr)
         return 2
-    out = Path("reports") / time.strftime("frontier-%Y%m%d-%H%M%S", time.gmtime())
-    for case in cases:
-        for line in frontier(case, grid, args.lag_s, args.mean_s, args.hold_s, args.duration, out):
-            print(line, flush=True)
     return 0
 
 

@@ -14,10 +14,11 @@ Seconds with fewer replicas than the oracle cost nothing here: the oracle is the
 
 A missed window is `short` when the oracle had more replicas ready at some second of it. Then the
 shortfall's onset (where the run of short seconds reaching into the window began), the policy's first
-scale-up at or after it, and when its ready count caught up with the oracle's say whether it was late
-to see the surge (detection), late to get replicas ready (start-up) or held at MAX_REPLICAS. A window
-missed without a shortfall missed at the oracle's count or above: queueing that the count was not short
-for (a backlog from before, or arrivals bunched within the window).
+scale-up at or after it (before it was level again), and when its ready count caught up with the
+oracle's say whether it was late to see the surge (detection) or late to get replicas ready (start-up).
+A window missed without a shortfall missed at the oracle's count or above: queueing that the count was
+not short for (a backlog from before, or arrivals bunched within the window), or the cap, where both ran
+at MAX_REPLICAS throughout.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ class Miss:
     onset_s: float | None = None      # where that run of short seconds began
     asked_s: float | None = None      # the policy's first scale-up at or after the onset (None: none before the end)
     caught_up_s: float | None = None  # its ready count back at the oracle's (None: not within the replay)
-    at_max: bool = False              # the policy asked for MAX_REPLICAS and had asked for all it could
+    at_max: bool = False              # not short, and at MAX_REPLICAS throughout (the oracle too)
 
     def text(self) -> str:
         at = f"{self.start_s:g} s"
         if not self.short_s:
+            if self.at_max:
+                return f"{at}: at MAX_REPLICAS, as the oracle (the cap, not the policy)"
             return f"{at}: not short of replicas (missed at the oracle's count or above)"
         parts = [f"{at}: short of up to {self.short_replicas} replica(s) for {self.short_s} s of the window"]
-        if self.at_max:
-            parts.append("at MAX_REPLICAS")
-        elif self.asked_s is None:
+        if self.asked_s is None:
             parts.append("no scale-up asked")
         else:
             parts.append(f"scale-up asked {self.asked_s - self.onset_s:.0f} s after the shortfall began")
@@ -68,10 +69,9 @@ class Attribution:
 
     def lines(self, oracle_replica_s: float) -> list[str]:
         total = sum(self.excess_replica_s.values())
-        share = (lambda v: f"{v / oracle_replica_s:.1%} of the oracle's") if oracle_replica_s > 0 else (
-            lambda v: f"{v:.0f}")
-        parts = [f"{name} {self.excess_replica_s[name]:.0f} ({share(self.excess_replica_s[name])})"
-                 for name in (HEADROOM, HELD, UNDECIDED) if self.excess_replica_s[name] > 0]
+        parts = [f"{name} {self.excess_replica_s[name]:.0f}"
+                 + (f" ({self.excess_replica_s[name] / oracle_replica_s:.1%} of the oracle's)" if oracle_replica_s > 0
+                    else "") for name in (HEADROOM, HELD, UNDECIDED) if self.excess_replica_s[name] > 0]
         lines = [f"replica-s above the oracle: {total:.0f}" + (": " + ", ".join(parts) if parts else "")]
         lines += [f"missed window {m.text()}" for m in self.misses]
         return lines
@@ -91,7 +91,8 @@ def per_second(steps: Sequence[Sequence[float]], duration_s: float) -> list[floa
 def attribute(ready: Sequence[Sequence[float]], oracle_ready: Sequence[Sequence[float]], decisions: Sequence[Mapping],
               windows: Sequence[Mapping], duration_s: float, start_unix_s: float, max_replicas: int) -> Attribution:
     mine, floor = per_second(ready, duration_s), per_second(oracle_ready, duration_s)
-    decided = sorted((unix_time(d["time"]) - start_unix_s, d) for d in decisions if "time" in d)
+    decided = sorted(((unix_time(d["time"]) - start_unix_s, d) for d in decisions if "time" in d),
+                     key=lambda pair: pair[0])
     excess = {HEADROOM: 0.0, HELD: 0.0, UNDECIDED: 0.0}
     j, last = 0, None
     for s, (have, need) in enumerate(zip(mine, floor)):
@@ -117,16 +118,17 @@ def _miss(start_s: float, mine: list[float], floor: list[float], ups: list, max_
     seconds = range(int(start_s), min(int(start_s + WINDOW_S), len(mine)))
     short = [s for s in seconds if floor[s] > mine[s]]
     if not short:
-        return Miss(start_s)
+        # The oracle is held to the same MAX_REPLICAS: short of it means a policy that had not caught up.
+        return Miss(start_s, at_max=bool(seconds) and all(mine[s] >= max_replicas for s in seconds))
     onset = short[0]
     while onset > 0 and floor[onset - 1] > mine[onset - 1]:
         onset -= 1
-    asked = next(((t, d) for t, d in ups if t >= onset - 0.5), None)
     caught = next((s for s in range(short[-1], len(mine)) if mine[s] >= floor[s]), None)
-    at_max = asked is not None and asked[1].get("desired") == max_replicas and asked[0] <= short[0] + 0.5
-    held_at_max = all(mine[s] >= max_replicas for s in short)
+    # The scale-up that answered this shortfall: at or after its onset, before the policy was level again.
+    end = caught + 0.5 if caught is not None else float("inf")
+    asked = next((t for t, _ in ups if onset - 0.5 <= t < end), None)
     return Miss(start_s, len(short), int(max(floor[s] - mine[s] for s in short)), float(onset),
-                asked[0] if asked else None, float(caught) if caught is not None else None, at_max or held_at_max)
+                None if asked is None else max(asked, float(onset)), float(caught) if caught is not None else None)
 
 
 def attribution_lines(results: Mapping, plan: Mapping, start_unix_s: float, policy: str = "slo") -> list[str]:

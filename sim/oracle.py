@@ -52,13 +52,14 @@ def lagged_plan(arrivals_per_s: np.ndarray, capacity_rps: float, headroom: float
     """A reactive planner with perfect measurements: what the best autoscaler that learns of traffic only
     after it arrived could do. During second t it asks for
 
-        ceil(headroom x the mean arrivals of the mean_s seconds ending lag_s before t / capacity_rps),
+        ceil(headroom x the mean arrivals of seconds t - lag_s - mean_s + 1 .. t - lag_s / capacity_rps)
 
-    held for hold_s (the highest of that over [t - hold_s, t]), within min..max. It counts every arrival
-    exactly (no scrape, no windowed rate, no capacity to learn), yet it cannot know a surge before lag_s
-    after it began and a replica it asks for still takes its start-up: the gap between it and the oracle
-    is what knowing the future is worth, and no policy that reacts to measurements closes it. Before lag_s
-    + mean_s seconds it plans for the trace's first mean_s seconds, as a deployment already serving them.
+    (with lag_s = 0 that includes second t itself: its arrivals known as they come), held for hold_s (the
+    highest of that over [t - hold_s, t]), within min..max. It counts every arrival exactly (no scrape, no
+    windowed rate, no capacity to learn), yet it cannot know a surge before lag_s after it began and a
+    replica it asks for still takes its start-up: the gap between it and the oracle is what knowing the
+    future is worth, and no policy that reacts to measurements closes it. Before lag_s + mean_s seconds it
+    plans for the trace's first mean_s seconds, as a deployment already serving them.
     """
     counts = np.asarray(arrivals_per_s, dtype=np.float64)
     n = len(counts)

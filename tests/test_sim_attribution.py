@@ -55,15 +55,20 @@ def test_seconds_below_the_oracle_cost_nothing():
     # The oracle had 4 ready from 3 s; the policy asked at 6 s and had 4 ready at 12 s.
     ([[0.0, 1.0], [12.0, 4.0]], [[0.0, 1.0], [3.0, 4.0]], [decision(6, 1, 4)], 10,
      Miss(0.0, short_s=7, short_replicas=3, onset_s=3.0, asked_s=6.0, caught_up_s=12.0)),
+    # Asked just before the shortfall began (its replicas still starting): counted from the onset, not before.
+    ([[0.0, 1.0], [12.0, 4.0]], [[0.0, 1.0], [3.0, 4.0]], [decision(2.8, 1, 4)], 10,
+     Miss(0.0, short_s=7, short_replicas=3, onset_s=3.0, asked_s=3.0, caught_up_s=12.0)),
+    # A scale-up after the policy was level again answered something else: none for this shortfall.
+    ([[0.0, 1.0], [8.0, 4.0]], [[0.0, 1.0], [3.0, 4.0]], [decision(15, 4, 5)], 10,
+     Miss(0.0, short_s=5, short_replicas=3, onset_s=3.0, asked_s=None, caught_up_s=8.0)),
     # Never short: the window missed at the oracle's count.
     ([[0.0, 4.0]], [[0.0, 4.0]], [], 10, Miss(0.0)),
-    # Short while at MAX_REPLICAS: more replicas could not be asked for.
-    ([[0.0, 2.0]], [[0.0, 1.0], [3.0, 4.0]], [], 2,
-     Miss(0.0, short_s=7, short_replicas=2, onset_s=3.0, asked_s=None, caught_up_s=None, at_max=True)),
+    # Both at MAX_REPLICAS throughout: the cap's miss, not the policy's.
+    ([[0.0, 2.0]], [[0.0, 2.0]], [], 2, Miss(0.0, at_max=True)),
     # Short, no scale-up asked before the replay ended.
     ([[0.0, 1.0]], [[0.0, 1.0], [3.0, 4.0]], [], 10,
      Miss(0.0, short_s=7, short_replicas=3, onset_s=3.0)),
-], ids=["late", "not-short", "at-max", "never-asked"])
+], ids=["late", "asked-just-before", "asked-after-level", "not-short", "at-max-as-the-oracle", "never-asked"])
 def test_a_missed_window_says_whether_and_how_the_policy_was_short(ready, oracle, decisions, max_replicas, expected):
     found = attribute(ready, oracle, decisions, [window(0, False), window(10, True)], 20.0, START, max_replicas)
     assert found.misses == (expected,)
@@ -73,7 +78,7 @@ def test_a_missed_window_says_whether_and_how_the_policy_was_short(ready, oracle
     (Miss(40.0), "40 s: not short of replicas (missed at the oracle's count or above)"),
     (Miss(0.0, 7, 3, 3.0, 6.0, 12.0), "0 s: short of up to 3 replica(s) for 7 s of the window, scale-up asked "
                                       "3 s after the shortfall began, level with the oracle 6 s after asking"),
-    (Miss(0.0, 7, 2, 3.0, None, None, True), "0 s: short of up to 2 replica(s) for 7 s of the window, at MAX_REPLICAS"),
+    (Miss(0.0, at_max=True), "0 s: at MAX_REPLICAS, as the oracle (the cap, not the policy)"),
     (Miss(0.0, 7, 3, 3.0), "0 s: short of up to 3 replica(s) for 7 s of the window, no scale-up asked"),
 ], ids=["not-short", "late", "at-max", "never-asked"])
 def test_each_miss_reads_as_one_line(miss, text):
@@ -83,3 +88,15 @@ def test_each_miss_reads_as_one_line(miss, text):
 def test_windows_without_requests_are_not_misses():
     found = attribute([[0.0, 1.0]], [[0.0, 1.0]], [], [window(0, False, requests=0)], 10.0, START, 10)
     assert found.misses == ()
+
+
+def test_the_lines_give_shares_of_the_oracles_replica_seconds_when_it_has_any():
+    found = attribute([[0.0, 3.0]], [[0.0, 1.0]], [decision(0, 3, 3, want=2)], [window(0, True)], 10.0, START, 10)
+    assert found.lines(10.0) == ["replica-s above the oracle: 20: held 20 (200.0% of the oracle's)"]
+    assert found.lines(0.0) == ["replica-s above the oracle: 20: held 20"]
+
+
+def test_decisions_at_the_same_second_keep_their_order():
+    same = [decision(0, 3, 3, want=3), decision(0, 3, 3, want=2)]   # the later one is in force
+    found = attribute([[0.0, 3.0]], [[0.0, 1.0]], same, [window(0, True)], 10.0, START, 10)
+    assert found.excess_replica_s[HELD] == 20.0
