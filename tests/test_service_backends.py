@@ -202,10 +202,13 @@ def test_bf16_agreement_with_fp32_is_measured(tmp_path, cache_dir, backend, weig
     approx = torch.from_numpy(np.concatenate([bf16.logits(b) for b in batches]))
     top1 = (approx.argmax(1) == exact.argmax(1)).float().mean().item()
     top5 = (torch.sort(approx.topk(5).indices).values == torch.sort(exact.topk(5).indices).values).all(1)
+    # bf16 keeps 8 significant bits, so its error grows with the logits' size: trained weights give logits
+    # in the hundreds where random ones give a few units. Bounded relative to the largest logit.
+    relative = ((approx - exact).abs().max() / exact.abs().max()).item()
     print(f"bf16 on {backend}, {weights} weights: top-1 agreement {top1:.3f}, same top-5 set "
           f"{top5.float().mean().item():.3f}, max |logit diff| {(approx - exact).abs().max().item():.3g} "
-          f"over {len(exact)} images")
-    assert (approx - exact).abs().max().item() < 0.2
+          f"({relative:.2%} of the largest logit) over {len(exact)} images")
+    assert relative < 0.02
     assert top1 >= 0.95
     assert torch.equal(approx[:len(PHOTOS)].argmax(1), exact[:len(PHOTOS)].argmax(1))
 
