@@ -100,6 +100,12 @@ class ServiceConfig:
     web_concurrency: int = setting(1, env="WEB_CONCURRENCY", unit="processes", lo=1, hi=256, doc=(
         "gunicorn workers at start; one per pod in Kubernetes, the local "
         "autoscaler adds and removes workers with TTIN/TTOU."))
+    worker_cpus: int = setting(0, env="WORKER_CPUS", unit="CPUs", lo=0, hi=256, doc=(
+        "CPUs each gunicorn worker is pinned to (its model thread and its request threads alike), the ones "
+        "its live siblings hold least of those the master may use; 0: no pinning. The local stack sets 1, so "
+        "that a worker is worth one core as a pod with a 1-CPU limit is: unpinned, a worker's decoding and "
+        "HTTP threads spill onto the other cores, and a second worker adds less than a worker's worth. Leave "
+        "0 in a pod, whose CPU limit already does this."))
     accept_yield_depth: int = setting(0, env="ACCEPT_YIELD_DEPTH", unit="images", lo=0, hi=100000, doc=(
         "images waiting for this worker's model at which it leaves new connections to its sibling workers "
         "for ACCEPT_YIELD_MS (inference/worker.py); 0 means MAX_BATCH_SIZE: a full batch is already waiting."))

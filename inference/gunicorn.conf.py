@@ -3,6 +3,8 @@
 Every value comes from inference/config.py (environment variables); this file only maps them onto
 gunicorn and adds the hooks that make scaling safe:
 - metrics: prometheus_client's multiprocess recipe (directory wiped at start, dead workers marked);
+- pinning: with WORKER_CPUS, each new worker is pinned to the CPUs its live siblings hold least
+  (inference/cpu_pinning.py);
 - readiness: a worker that has loaded and warmed its model creates its marker (processes/ready_marker.py),
   which the local autoscaler counts as a ready replica;
 - draining: SIGTERM (also what TTOU sends to the removed worker) turns the worker not-ready; gunicorn stops
@@ -16,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inference import cpu_pinning
 from inference.config import ConfigError, ServiceConfig
 from processes.ready_marker import marker_path, markers
 
@@ -72,6 +75,20 @@ def on_starting(server):
     if server.cfg.pidfile:
         for marker in markers(server.cfg.pidfile).values():
             marker.unlink()
+
+
+def pre_fork(server, worker):
+    # In the master, which knows the live workers' CPUs: the new worker takes the least held ones.
+    if SETTINGS.worker_cpus:
+        held = [getattr(w, "cpus", ()) for w in server.WORKERS.values()]
+        worker.cpus = cpu_pinning.pick_cpus(cpu_pinning.allowed_cpus(), held, SETTINGS.worker_cpus)
+
+
+def post_fork(server, worker):
+    # In the new worker, before it loads the model: every thread it starts inherits the affinity.
+    if getattr(worker, "cpus", ()):
+        cpu_pinning.pin(worker.cpus)
+        worker.log.info("worker %s pinned to CPU(s) %s", worker.pid, ",".join(map(str, worker.cpus)))
 
 
 def post_worker_init(worker):

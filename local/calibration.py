@@ -44,7 +44,9 @@ SPAWN_TIMEOUT_S = 120.0
 def cache_key(options: Options) -> str:
     machine = describe_machine()
     parts = [machine["cpu_model"], str(machine["cpus_available"]), _cpu_quota(), platform.python_version(),
-             machine["torch"], options.model_weights if options.model_weights in ("random", "imagenet") else "file"]
+             machine["torch"], options.model_weights if options.model_weights in ("random", "imagenet") else "file",
+             # what the calibration worker runs with (its pinning, its threads), the weights counted above
+             repr(sorted((k, v) for k, v in service_settings("").items() if k != "MODEL_WEIGHTS"))]
     digest = hashlib.sha256("\n".join(parts).encode())
     for pattern in CODE_FILES:
         for path in sorted(REPO.glob(pattern)):

@@ -62,8 +62,10 @@ def check_ports(options: Options) -> None:
 def service_settings(model_weights: str, max_queue: int = 0, max_queue_wait_ms: float | None = None) -> dict[str, str]:
     """The service's settings in the local stack (and for the calibration worker: the service's own queue
     defaults, as a pod has them)."""
-    # One intra-op thread per worker: a worker is a replica worth one core, as in the pods.
-    settings = {"TORCH_THREADS": "1", "MODEL_WEIGHTS": model_weights, "MAX_QUEUE": str(max_queue)}
+    # A worker is a replica worth one core, as a pod with a 1-CPU limit: one intra-op thread, and every thread
+    # of the worker pinned to its own core (its decoding would otherwise spill onto the cores of the others).
+    settings = {"TORCH_THREADS": "1", "WORKER_CPUS": "1", "MODEL_WEIGHTS": model_weights,
+                "MAX_QUEUE": str(max_queue)}
     if max_queue_wait_ms is not None:
         settings["MAX_QUEUE_WAIT_MS"] = f"{max_queue_wait_ms:g}"
     return settings
