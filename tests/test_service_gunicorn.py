@@ -147,20 +147,30 @@ def test_sigterm_finishes_every_admitted_request(tmp_path):
 
 
 def test_sustained_overload_is_refused_fast_not_left_to_time_out(tmp_path):
-    """Open-loop arrivals at about 4x one worker's capacity: each request gets 200 or a quick 503.
+    """Open-loop arrivals at twice what one worker was just measured to serve: each request gets 200 or a
+    quick 503.
 
     Before admission counted the images still being preprocessed, every request thread could end up
-    blocked on the model: new requests then waited for a thread until their clients timed out.
+    blocked on the model: new requests then waited for a thread until their clients timed out. The worker
+    is pinned to one core, so the load tester on the others can offer twice its rate on any CPU.
     """
     import csv
+    import math
     import os
 
     from loadtester import Options, run
+    from loadtester.capacity import ProbeSettings, measure
+    from loadtester.config import BUNDLED_IMAGES
+    from loadtester.http_client import resolve_target
+    from loadtester.images import load_images
 
-    server = start_gunicorn(tmp_path, workers=1)
+    server = start_gunicorn(tmp_path, workers=1, env={"WORKER_CPUS": 1})
     trace = tmp_path / "overload.txt"
-    trace.write_text("80\n" * 10)
     try:
+        target = resolve_target(server.extra["url"], "/predict")
+        saturation = measure(target, load_images(BUNDLED_IMAGES),
+                             ProbeSettings(unloaded_s=0.5, closed_step_s=1.5, step_fractions=())).saturation_rps
+        trace.write_text(f"{math.ceil(2 * saturation)}\n" * 10)
         with open(os.devnull, "w") as quiet:
             run(Options(url=server.extra["url"], trace=trace, out=tmp_path / "out", progress=False, timeout_s=10,
                         seed=3), console=quiet)
@@ -168,8 +178,8 @@ def test_sustained_overload_is_refused_fast_not_left_to_time_out(tmp_path):
         server.stop()
     rows = list(csv.DictReader(open(tmp_path / "out" / "requests.csv")))
     kinds = {kind: sum(1 for r in rows if r["kind"] == kind) for kind in {r["kind"] for r in rows}}
-    assert set(kinds) <= {"ok", "rejected_503"}, kinds
-    assert kinds.get("ok", 0) > 0 and kinds.get("rejected_503", 0) > 0, kinds
+    assert set(kinds) <= {"ok", "rejected_503"}, (saturation, kinds)
+    assert kinds.get("ok", 0) > 0 and kinds.get("rejected_503", 0) > 0, (saturation, kinds)
     rejected_ms = sorted(float(r["latency_ms"]) for r in rows if r["status"] == "503")
     assert rejected_ms[int(0.9 * (len(rejected_ms) - 1))] < 250, rejected_ms[-20:]
 
