@@ -30,8 +30,9 @@ through the fitted replica (`sim.profile_sources.replay_step`; the overhead come
 moves latencies and no batch).
 
 The default profile is the project's 2-core AMD EPYC development machines (docs/benchmarks.md): one image's
-forward 25 ms, a full batch of 8 133.3 ms (60 req/s), worker start-up 2.6 s; the autoscaler's figures are
-planning/sizing.py's derivation from the same figures.
+forward 25 ms, a full batch of 8 133.3 ms (60 req/s); the autoscaler's figures are planning/sizing.py's
+derivation from the same figures. A worker's start-up is 0.6 s, what fork-to-ready measured once OpenVINO's
+compiled model came from the cache (docs/benchmarks.md: 0.45-0.61 s on the AVX2 EPYC, 0.4 s on the AMX Xeon).
 
 For the cluster case a pod's start-up is longer than a local worker's fork-to-ready: `pod_overhead_s`
 (scheduling, container start, the startup probe's 2 s period; image already on the node) is added.
@@ -70,6 +71,8 @@ DEFAULT_MEAN_MS_AT_CAPACITY = 125.0
 # Kubernetes on top of a worker's own start: scheduling (~0.5 s), container start (~1 s) and, on average,
 # half of the startup probe's 2 s period (k8s/inference-deployment.yaml) before the pod counts as ready.
 DEFAULT_POD_OVERHEAD_S = 2.5
+# A worker's fork to ready with the converted and compiled model cached, as an image bakes them in.
+DEFAULT_STARTUP_S = 0.6
 # Spread of a pod's start-up (lognormal sigma): a node under load starts a pod slower, never faster by much.
 DEFAULT_STARTUP_SIGMA = 0.2
 
@@ -93,7 +96,7 @@ class Profile:
     queue_wait_ms: float = _SERVICE.max_queue_wait_ms   # MAX_QUEUE_WAIT_MS; 0: admission by count only
     request_timeout_s: float = _SERVICE.request_timeout_s
     # --- start-up -------------------------------------------------------------------------------
-    startup_s: float = 2.6                   # fork to ready of one worker (local/calibration.py measures it)
+    startup_s: float = DEFAULT_STARTUP_S     # fork to ready of one worker (local/calibration.py measures it)
     startup_sigma: float = DEFAULT_STARTUP_SIGMA
     pod_overhead_s: float = DEFAULT_POD_OVERHEAD_S
     # --- what the autoscaler is told: planning/sizing.py's derivation from the same figures -------------
