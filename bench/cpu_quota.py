@@ -16,6 +16,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from local.machine import cpu_cgroup
+
 CPU_HIERARCHY = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100_000   # the kernel's default period, and the one Kubernetes uses
 
@@ -60,11 +62,10 @@ def joined(group: Path):
 
 def own_group(hierarchy: Path = CPU_HIERARCHY) -> Path:
     """The cpu group the calling thread is in, as a folder of `hierarchy`."""
-    for line in Path(f"/proc/self/task/{threading.get_native_id()}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "cpu" in controllers.split(","):
-            return hierarchy / path.lstrip("/")
-    raise QuotaUnavailable("this thread is in no cgroup v1 cpu group")
+    path = cpu_cgroup(f"/proc/self/task/{threading.get_native_id()}/cgroup")
+    if path is None:
+        raise QuotaUnavailable("this thread is in no cgroup v1 cpu group")
+    return hierarchy / path.lstrip("/")
 
 
 def _remove(group: Path, timeout_s: float = 30.0) -> None:

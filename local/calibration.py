@@ -28,7 +28,7 @@ from loadtester.http_client import UnreachableError, resolve_target
 from loadtester.images import load_images
 
 from local.config import REPO, Options
-from local.machine import describe_machine
+from local.machine import cpu_cgroup, describe_machine
 from local.stack import service_settings
 from processes.children import StartError, wait_for
 from processes.net import HOST
@@ -61,14 +61,7 @@ def _cpu_quota() -> str:
             return Path(path).read_text().strip()
         except OSError:
             pass
-    cgroup = ""
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            if "cpu" in controllers.split(","):
-                cgroup = path
-    except (OSError, ValueError):
-        pass
+    cgroup = cpu_cgroup() or ""
     for base in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"):
         try:
             quota = Path(f"{base}{cgroup}/cpu.cfs_quota_us").read_text().strip()

@@ -12,6 +12,20 @@ import psutil
 from local.config import available_cpus
 
 
+def cpu_cgroup(cgroup_file: Path | str = "/proc/self/cgroup") -> str | None:
+    """The cgroup v1 `cpu` controller's group in a /proc/<pid>[/task/<tid>]/cgroup file (e.g. "/" or
+    "/kubepods/pod1"); None where the file has no such line (cgroup v2, or not Linux)."""
+    try:
+        lines = Path(cgroup_file).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "cpu" in parts[1].split(","):
+            return parts[2]
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's model name (psutil does not report it: /proc/cpuinfo on Linux)."""
     try:
