@@ -30,21 +30,29 @@ def need_per_second(arrivals_per_s: np.ndarray, capacity_rps: float, min_replica
                              mode="valid")
     else:
         demand = counts
-    need = np.ceil(demand / capacity_rps - 1e-9).astype(np.int64)
-    return np.clip(need, min_replicas, max_replicas)
+    return replicas_for(demand, capacity_rps, min_replicas, max_replicas)
+
+
+def replicas_for(rate_rps: np.ndarray, capacity_rps: float, min_replicas: int, max_replicas: int) -> np.ndarray:
+    """The fewest replicas that serve each rate at `capacity_rps` each, within min..max."""
+    return np.clip(np.ceil(rate_rps / capacity_rps - 1e-9).astype(np.int64), min_replicas, max_replicas)
+
+
+def window_max(values: np.ndarray, before: int, after: int, pad_before: int, pad_after: int) -> np.ndarray:
+    """out[t] = max(values[t - before .. t + after]), seconds outside the trace counted as the pad values."""
+    if before == after == 0:
+        return values
+    padded = np.concatenate([np.full(before, pad_before), values, np.full(after, pad_after)]).astype(values.dtype)
+    return np.lib.stride_tricks.sliding_window_view(padded, before + after + 1).max(axis=1)
 
 
 def plan(arrivals_per_s: np.ndarray, capacity_rps: float, startup_s: float, min_replicas: int, max_replicas: int,
          smooth_s: int = 1) -> np.ndarray:
     """desired[t]: the replicas the oracle asks for during second t."""
     need = need_per_second(arrivals_per_s, capacity_rps, min_replicas, max_replicas, smooth_s)
-    lead = max(0, math.ceil(startup_s))
-    # Sliding maximum over [t, t + lead]: pad the end with the last need (the trace ends, nothing comes).
-    padded = np.concatenate([need, np.full(lead, need[-1] if len(need) else min_replicas)])
-    if lead == 0:
-        return need
-    windows = np.lib.stride_tricks.sliding_window_view(padded, lead + 1)
-    return windows.max(axis=1)[:len(need)]
+    # The maximum over [t, t + lead], the end padded with the last need (the trace ends, nothing comes).
+    return window_max(need, 0, max(0, math.ceil(startup_s)), min_replicas,
+                      need[-1] if len(need) else min_replicas)
 
 
 def lagged_plan(arrivals_per_s: np.ndarray, capacity_rps: float, headroom: float, lag_s: float, mean_s: float,
@@ -70,8 +78,5 @@ def lagged_plan(arrivals_per_s: np.ndarray, capacity_rps: float, headroom: float
     total = np.concatenate([[0.0], np.cumsum(counts)])
     end = np.maximum(np.arange(n) - lag + 1, span)   # the seen span of second t: [end - span, end)
     seen = (total[end] - total[end - span]) / span
-    need = np.clip(np.ceil(headroom * seen / capacity_rps - 1e-9).astype(np.int64), min_replicas, max_replicas)
-    if hold == 0:
-        return need
-    padded = np.concatenate([np.full(hold, need[0]), need])
-    return np.lib.stride_tricks.sliding_window_view(padded, hold + 1).max(axis=1)
+    need = replicas_for(headroom * seen, capacity_rps, min_replicas, max_replicas)
+    return window_max(need, hold, 0, need[0], need[-1])
