@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from comparison.targets import TARGET_WINDOWS
 from planning.runs import ORACLE
 from sim import cli, matrix
 from sim.oracle import lagged_plan
 from sim.run import arrivals_per_step, run_policy
-from sim.tune import score_span
+from sim.tune import Score, score_span
 
 DEFAULT_GRID = "1.0,1.1,1.2,1.3,1.4,1.5,1.6"
 
@@ -42,10 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def score(result, from_s: float, duration_s: float) -> tuple[int, int, float]:
+def score(result, from_s: float, duration_s: float) -> Score:
     """Windows kept, windows with requests and replica-seconds over [from_s, duration_s) (sim/tune.py's score)."""
-    found = score_span(result.windows, result.ready_timeline, from_s, duration_s)
-    return found.windows_met, found.windows, found.replica_seconds
+    return score_span(result.windows, result.ready_timeline, from_s, duration_s)
 
 
 def frontier(case: matrix.Case, grid: Sequence[float], lag_s: float, mean_s: float, hold_s: float,
@@ -58,19 +56,18 @@ def frontier(case: matrix.Case, grid: Sequence[float], lag_s: float, mean_s: flo
     schedule, settings = plan["schedule"], plan["settings"]
     config = settings.config
     total_s = schedule.duration_s
-    oracle_met, windows, oracle_rs = score(run_policy(ORACLE, schedule, settings), from_s, total_s)
-    rows = [("oracle", oracle_met, windows, oracle_rs)]
-    slo_met, _, slo_rs = score(run_policy("slo", schedule, settings), from_s, total_s)
-    rows.append(("slo", slo_met, windows, slo_rs))
+    oracle = score(run_policy(ORACLE, schedule, settings), from_s, total_s)
+    slo = score(run_policy("slo", schedule, settings), from_s, total_s)
+    oracle_rs, slo_rs = oracle.replica_seconds, slo.replica_seconds
+    rows = [("oracle", oracle.windows_met, oracle.windows, oracle_rs), ("slo", slo.windows_met, slo.windows, slo_rs)]
     arrivals = arrivals_per_step(schedule)
     best = None
     for headroom in grid:
         desired = lagged_plan(arrivals, settings.profile.capacity_within_slo_rps, headroom, lag_s, mean_s, hold_s,
                               config.min_replicas, config.max_replicas)
-        met, _, replica_s = score(run_policy(f"reactive x{headroom:g}", schedule, settings, planned=desired), from_s,
-                                  total_s)
-        rows.append((f"reactive x{headroom:g}", met, windows, replica_s))
-        if best is None and met >= TARGET_WINDOWS * windows - 1e-9:
+        found = score(run_policy(f"reactive x{headroom:g}", schedule, settings, planned=desired), from_s, total_s)
+        rows.append((f"reactive x{headroom:g}", found.windows_met, found.windows, found.replica_seconds))
+        if best is None and found.feasible():
             best = rows[-1]
     lines = [f"### {case.name}: {case.what}", "",
              f"reactive: every arrival counted {lag_s:g} s late over {mean_s:g} s, held {hold_s:g} s; "
