@@ -12,16 +12,25 @@ the ready replicas, the comparison's `replica_seconds`). The first `warmup_s` of
 but not scored: a replay starts from MIN_REPLICAS, which a deployed autoscaler does not, and losing the
 first windows to that would be the same for every candidate.
 
-Choosing (`rank`): a candidate that keeps >= 99% of the windows (comparison.targets.TARGET_WINDOWS) beats
-one that does not; among those that do, fewer replica-seconds win; among those that do not, the larger
-share of windows wins, then fewer replica-seconds. Equal candidates keep the one tried first, so a tie keeps
-the starting point (the deployment's current settings). When none keeps 99%, the one that kept most wins
-and the report says that none kept 99% (sim/tune_report.py).
+Choosing (`rank`): a candidate that keeps >= 99% of the windows (comparison.targets.TARGET_WINDOWS) with a
+margin beats one that keeps it at the edge, which beats one that does not keep it; within the first two,
+fewer replica-seconds win; among those that do not, the larger share of windows wins, then fewer
+replica-seconds. Equal candidates keep the one tried first, so a tie keeps the starting point (the
+deployment's current settings). When none keeps 99%, the one that kept most wins and the report says that
+none kept 99% (sim/tune_report.py).
+
+A margin (`has_margin`) is a window to spare beyond what 99% allows, or one step less headroom (the next
+value of the first knob, the headroom, whose values run from most headroom to least) keeping 99% too. The
+cheapest setting that just keeps 99% on one part of a trace keeps a little less on another: on the Twitter
+hour's first half a utilisation target of 0.9 kept 167 of 168 windows (the one miss 99% allows) and 0.9 is
+the last value, so nothing showed that the edge was further; on the second half it kept 174 of 180 where
+0.8, whose next step 0.9 had kept 99%, kept 176 (docs/benchmarks.md).
 
 Searching (`coordinate_search`): from the current settings, one knob at a time over its values, keeping the
 best, in the order of the knobs; again while a pass changed something, at most MAX_PASSES passes. A grid of
-every combination would cost 4 x 4 x 4 x 3 = 192 runs; this costs at most 23, which is what keeps an hour's
-trace within five minutes of one core.
+every combination would cost 4 x 4 x 4 x 3 = 192 runs; this tries at most 23 candidates, and a candidate at the
+edge at most one more run at the next headroom (20 and 18 runs in all on the two real traces), which is what
+keeps an hour's trace within five minutes of one core.
 """
 
 from __future__ import annotations
@@ -94,6 +103,7 @@ class Score:
 class Trial:
     settings: tuple[tuple[str, float], ...]   # (Config field, value) in the knobs' order
     score: Score
+    margin: bool = False                      # keeps the goal with a margin (has_margin)
 
 
 def score_span(windows: Sequence[Mapping], ready: Sequence[Sequence[float]], start_s: float, end_s: float) -> Score:
@@ -104,44 +114,81 @@ def score_span(windows: Sequence[Mapping], ready: Sequence[Sequence[float]], sta
                  integrate_steps(ready, start_s, end_s))
 
 
-def rank(score: Score, goal: float = TARGET_WINDOWS) -> tuple:
+def has_margin(score: Score, less_headroom: Score | None, goal: float = TARGET_WINDOWS) -> bool:
+    """Whether a score keeps the goal with a margin: a window to spare, or the same setting with one step less
+    headroom (None: none was tried, or the headroom is at its last value) keeping the goal too."""
+    if not score.feasible(goal):
+        return False
+    spare = Score(score.windows_met - 1, score.windows, score.replica_seconds).feasible(goal)
+    return spare or (less_headroom is not None and less_headroom.feasible(goal))
+
+
+def rank(score: Score, goal: float = TARGET_WINDOWS, margin: bool = True) -> tuple:
     """The order of candidates, best first (see the module's docstring)."""
     if score.feasible(goal):
-        return (0, score.replica_seconds)
-    return (1, -score.share, score.replica_seconds)
+        return (0 if margin else 1, score.replica_seconds)
+    return (2, -score.share, score.replica_seconds)
 
 
-def best_index(scores: Sequence[Score], goal: float = TARGET_WINDOWS) -> int:
-    """The best score's position; of equal ones, the first."""
+def best_index(scores: Sequence[Score], goal: float = TARGET_WINDOWS, margins: Sequence[bool] | None = None) -> int:
+    """The best score's position; of equal ones, the first. Without `margins`, every feasible one has one."""
     if not scores:
         raise ValueError("no candidate to choose from")
-    return min(range(len(scores)), key=lambda i: (rank(scores[i], goal), i))
+    margins = [True] * len(scores) if margins is None else margins
+    return min(range(len(scores)), key=lambda i: (rank(scores[i], goal, margins[i]), i))
+
+
+def next_value(knob: Knob, value: float) -> float | None:
+    """The knob's next value after `value` in its order (None after the last)."""
+    later = [float(v) for v in knob.values if float(v) > value + 1e-12]
+    return min(later) if later else None
 
 
 def coordinate_search(start: Mapping[str, float], knobs: Sequence[Knob], evaluate: Callable[[dict], Score],
                       goal: float = TARGET_WINDOWS, max_passes: int = MAX_PASSES) -> tuple[Trial, list[Trial]]:
-    """(the best trial, every trial in the order run); `evaluate` runs each distinct setting once."""
+    """(the best trial, every trial in the order run); `evaluate` runs each distinct setting once. The first
+    knob is the headroom (its values from most to least): whether a trial has a margin may run the same
+    setting at the headroom's next value."""
     names = [k.name for k in knobs]
-    trials: dict[tuple, Trial] = {}
+    scores: dict[tuple, Score] = {}
+    margins: dict[tuple, bool] = {}
 
-    def trial(values: Mapping[str, float]) -> Trial:
-        key = tuple((n, float(values[n])) for n in names)
-        if key not in trials:
-            trials[key] = Trial(key, evaluate(dict(key)))
-        return trials[key]
+    def key_of(values: Mapping[str, float]) -> tuple:
+        return tuple((n, float(values[n])) for n in names)
+
+    def score(values: Mapping[str, float]) -> Score:
+        key = key_of(values)
+        if key not in scores:
+            scores[key] = evaluate(dict(key))
+        return scores[key]
+
+    def margin(values: Mapping[str, float]) -> bool:
+        key = key_of(values)
+        if key not in margins:
+            own = score(values)
+            step = next_value(knobs[0], float(values[names[0]])) if own.feasible(goal) else None
+            less = score({**values, names[0]: step}) if step is not None and not has_margin(own, None, goal) else None
+            margins[key] = has_margin(own, less, goal)
+        return margins[key]
+
+    def best(pool: Sequence[Mapping[str, float]]) -> int:
+        return best_index([score(p) for p in pool], goal, [margin(p) for p in pool])
 
     current = {n: float(start[n]) for n in names}
     for _ in range(max_passes):
         changed = False
         for knob in knobs:
             pool = [current] + [{**current, knob.name: float(v)} for v in knob.values]
-            chosen = pool[best_index([trial(p).score for p in pool], goal)]
+            chosen = pool[best(pool)]
             changed |= chosen != current
             current = chosen
         if not changed:
             break
-    order = list(trials.values())
-    return order[best_index([t.score for t in order], goal)], order
+    while len(margins) < len(scores):  # a margin's run is a candidate too
+        for key in list(scores):
+            margin(dict(key))
+    order = [Trial(key, scores[key], margins[key]) for key in scores]
+    return order[best_index([t.score for t in order], goal, [t.margin for t in order])], order
 
 
 def split_at_s(duration_s: float, fraction: float, window_s: float = WINDOW_S) -> float:

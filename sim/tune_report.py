@@ -24,6 +24,9 @@ def chosen_text(policy: str, best: Trial, trials: list[Trial]) -> str:
     text = f"  {policy}: {settings_text(best.settings)}: {best.score.text()}, the best of {len(trials)} trials"
     if not best.score.feasible():
         text += f" (none kept >= {TARGET_WINDOWS:.0%} of the windows: the one that kept most)"
+    elif not best.margin:
+        text += (f" (none kept >= {TARGET_WINDOWS:.0%} with a window to spare or with one step less headroom "
+                 "keeping it too: the cheapest that kept it)")
     return text
 
 
@@ -73,8 +76,10 @@ def tune_json(outcome: dict) -> dict:
             "knobs": {k.key: {"values": list(k.values), "why": k.why} for k in search["knobs"]},
             "chosen": {name.upper(): value for name, value in search["best"].settings},
             "chosen_feasible": search["best"].score.feasible(),
-            "trials": [{"settings": {n.upper(): v for n, v in t.settings}, **_score_dict(t.score)} for t in trials],
-            "best_trial": best_index([t.score for t in trials])}
+            "chosen_margin": search["best"].margin,
+            "trials": [{"settings": {n.upper(): v for n, v in t.settings}, **_score_dict(t.score), "margin": t.margin}
+                       for t in trials],
+            "best_trial": best_index([t.score for t in trials], margins=[t.margin for t in trials])}
     tuned, held = outcome["tuned"], outcome["held"]
     return {"trace": plan["trace"], "scale": plan["scale"], "split_s": outcome["split_s"],
             "tuned_scored_s": [tuned.score_from_s, tuned.score_to_s],

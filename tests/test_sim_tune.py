@@ -17,7 +17,7 @@ import pytest
 from autoscaler.config import Config, ConfigError, load_config
 from loadtester.schedule import Schedule
 from settings import specs
-from sim.tune import (Knob, Score, best_index, coordinate_search, held_out_goals, score_span, split_at_s,
+from sim.tune import (Knob, Score, best_index, coordinate_search, has_margin, held_out_goals, score_span, split_at_s,
                       split_problem, split_schedule)
 from sim.tune_cli import env_values, main
 from tests.support import kustomize_build
@@ -97,7 +97,50 @@ def test_best_index(scores, best):
     assert best_index(scores) == best
 
 
+@pytest.mark.parametrize("scores, margins, best", [
+    ([OK_CHEAP, OK_DEAR], [False, True], 1),
+    ([OK_DEAR, OK_CHEAP], [True, True], 1),
+    ([MISS_CHEAP, OK_CHEAP], [False, False], 1),
+], ids=["margin-beats-cheaper-edge", "both-with-margin-cheaper-wins", "edge-beats-infeasible"])
+def test_best_index_with_margins(scores, margins, best):
+    assert best_index(scores, margins=margins) == best
+
+
+@pytest.mark.parametrize("score, less_headroom, margin", [
+    (Score(100, 100, 1.0), None, True),
+    (Score(99, 100, 1.0), None, False),
+    (Score(99, 100, 1.0), Score(99, 100, 0.5), True),
+    (Score(99, 100, 1.0), Score(98, 100, 0.5), False),
+    (Score(98, 100, 1.0), Score(100, 100, 0.5), False),
+    (Score(0, 0, 0.0), None, False),
+], ids=["window-to-spare", "edge-no-step-tried", "edge-next-step-keeps-it", "edge-next-step-misses", "infeasible",
+        "no-window"])
+def test_has_margin(score, less_headroom, margin):
+    assert has_margin(score, less_headroom) is margin
+
+
 KNOBS = (Knob("a", (1.0, 2.0, 3.0), ""), Knob("b", (10.0, 20.0), ""))
+
+
+def _edge(kept: dict):
+    """Cost falls as `a` (the headroom knob) rises; windows kept of 100 by `a`, whatever b."""
+    return lambda v: Score(kept[v["a"]], 100, 100.0 - v["a"] * 10 - v["b"] / 10)
+
+
+@pytest.mark.parametrize("kept, best, margin", [
+    ({1.0: 100, 2.0: 99, 3.0: 99}, 2.0, True),
+    ({1.0: 100, 2.0: 99, 3.0: 98}, 1.0, True),
+    ({1.0: 99, 2.0: 99, 3.0: 99}, 2.0, True),
+    ({1.0: 99, 2.0: 98, 3.0: 97}, 1.0, False),
+], ids=["edge-at-the-last-value-backs-off-one-step", "edge-whose-next-step-misses-backs-off",
+        "every-step-at-the-edge-takes-the-second-last", "no-margin-anywhere-takes-the-cheapest-that-keeps-it"])
+def test_coordinate_search_prefers_a_margin(kept, best, margin):
+    found, tried = coordinate_search({"a": 1.0, "b": 10.0}, KNOBS, _edge(kept))
+    assert found.settings == (("a", best), ("b", 20.0)) and found.margin is margin
+    scores = {t.settings: t.score for t in tried}  # every trial's margin, from the runs the search made
+    for t in tried:
+        (_, a), (_, b) = t.settings
+        assert t.margin is has_margin(t.score, scores.get((("a", a + 1.0), ("b", b))))
 
 
 def _bowl(best_a, best_b):
