@@ -100,6 +100,7 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
 
     @app.post("/predict")
     def predict():
+        state.check_room()
         images, single = predict_inputs()
         result = state.classify(images, parse_topk(request.args.get("topk")))
         body = {"model": MODEL_NAME, "weights": classifier.weights, **classifier.describe(),

@@ -144,20 +144,30 @@ class Batcher:
         waiting for the model, so some are always free to answer 503 quickly.
         """
         with self._cond:
-            if self._closing:
-                raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
-            if self._depth + images > self.max_queue:
-                raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
-                                 "waiting); retry after a moment or add replicas")
-            if self.max_wait_s > 0:
-                wait_s, budget_s = self._predicted_wait_s(self._clock()), self.wait_budget_s()
-                if wait_s > budget_s:
-                    raise Overloaded("queue_full", f"the queue is full: a request admitted now would wait about "
-                                     f"{wait_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
-                                     "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
-                                     max(1, math.ceil(wait_s - budget_s)))  # Retry-After: drains the excess
+            self._refuse_if_full(images)
             self._depth += images
             self._on_depth(self._depth)
+
+    def check_room(self) -> None:
+        """Raise Overloaded where admit() would refuse one image now. Called before a request's body is read, so
+        a refusal under overload costs no parsing; admit() still decides, with the request's image count."""
+        with self._cond:
+            self._refuse_if_full(1)
+
+    def _refuse_if_full(self, images: int) -> None:
+        """Raise Overloaded if `images` more cannot be admitted now (the caller holds the lock)."""
+        if self._closing:
+            raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
+        if self._depth + images > self.max_queue:
+            raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
+                             "waiting); retry after a moment or add replicas")
+        if self.max_wait_s > 0:
+            wait_s, budget_s = self._predicted_wait_s(self._clock()), self.wait_budget_s()
+            if wait_s > budget_s:
+                raise Overloaded("queue_full", f"the queue is full: a request admitted now would wait about "
+                                 f"{wait_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
+                                 "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
+                                 max(1, math.ceil(wait_s - budget_s)))  # Retry-After: drains the excess
 
     def cancel(self, images: int) -> None:
         """Give back an admission whose images never reached the queue (the upload was bad)."""

@@ -66,6 +66,13 @@ class InferenceState:
         self.draining = True
         self.batcher.close(timeout_s)
 
+    def check_room(self) -> None:
+        """503 now if one image could not be admitted: before the body is read, the cheapest refusal."""
+        try:
+            self.batcher.check_room()
+        except Overloaded as exc:
+            self._overloaded(exc)
+
     def classify(self, images: list[bytes], topk: int) -> Result:
         check_count(len(images))
         try:

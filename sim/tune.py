@@ -24,12 +24,12 @@ value of the first knob, the headroom, whose values run from most headroom to le
 cheapest setting that just keeps 99% on one part of a trace keeps a little less on another: on the Twitter
 hour's first half a utilisation target of 0.9 kept 167 of 168 windows (the one miss 99% allows) and 0.9 is
 the last value, so nothing showed that the edge was further; on the second half it kept 174 of 180 where
-0.8, whose next step 0.9 had kept 99%, kept 176 (docs/benchmarks.md).
+0.85 and 0.8, whose next steps had kept 99%, kept 176 (docs/benchmarks.md).
 
 Searching (`coordinate_search`): from the current settings, one knob at a time over its values, keeping the
 best, in the order of the knobs; again while a pass changed something, at most MAX_PASSES passes. A grid of
 every combination would cost 7 x 4 x 4 x 3 = 336 runs; this tries at most 29 candidates, and a candidate at the
-edge at most one more run at the next headroom (20 and 18 runs in all on the two real traces), which is what
+edge at most one more run at the next headroom (22 and 24 runs in all on the two real traces), which is what
 keeps an hour's trace within five minutes of one core.
 """
 
@@ -149,7 +149,7 @@ def best_index(scores: Sequence[Score], goal: float = TARGET_WINDOWS, margins: S
 
 
 def next_value(knob: Knob, value: float) -> float | None:
-    """The knob's next value after `value` in its order (None after the last)."""
+    """The knob's next larger value (None after the last): the headroom knobs' values rise toward less headroom."""
     later = [float(v) for v in knob.values if float(v) > value + 1e-12]
     return min(later) if later else None
 

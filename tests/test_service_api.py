@@ -259,7 +259,12 @@ def test_full_queue_answers_503_at_once(make_app):
         response = client.post("/predict", **raw(images.jpeg()))
         assert response.status_code == 503 and response.headers["Retry-After"] == "1"
         assert "queue is full" in response.get_json()["error"]
-        assert metric_value(client, "inference_rejected_total", reason="queue_full") == 1
+        # Refused before the body is read: a body that would be a 400 is not even parsed.
+        for path, body, kind in (("/predict", b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+                                 ("/v2/models/resnet18/infer", b"{not json", "application/json")):
+            refused = client.post(path, data=body, content_type=kind)
+            assert refused.status_code == 503 and "queue is full" in refused.get_json()["error"], path
+        assert metric_value(client, "inference_rejected_total", reason="queue_full") == 3
     finally:
         release.set()
     assert running.done.wait(30) and waiting.done.wait(30)

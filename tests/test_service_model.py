@@ -294,11 +294,31 @@ def test_admission_is_by_predicted_wait(max_wait_s, per_image_s, learned, queued
     batcher = timed_batcher(max_wait_s, per_image_s, learned=learned)
     batcher.submit(one(queued), float("inf"))
     if admitted:
+        batcher.check_room()  # the check before the body is read agrees, and counts nothing
         batcher.admit(1)
         return
-    with pytest.raises(Overloaded, match="MAX_QUEUE_WAIT_MS") as err:
-        batcher.admit(1)
-    assert (err.value.reason, err.value.retry_after_s) == ("queue_full", retry_after_s)
+    for check in (batcher.check_room, lambda: batcher.admit(1)):
+        with pytest.raises(Overloaded, match="MAX_QUEUE_WAIT_MS") as err:
+            check()
+        assert (err.value.reason, err.value.retry_after_s) == ("queue_full", retry_after_s)
+
+
+@pytest.mark.parametrize("queued, closing, reason", [(63, False, None), (64, False, "queue_full"), (0, True, "draining")],
+                         ids=["room-for-one", "full-by-count", "closing"])
+def test_room_is_checked_for_one_image_without_counting_it(model, queued, closing, reason):
+    batcher = Batcher(model, max_batch_size=8, max_delay_s=0, max_queue=64)  # model thread not started
+    if queued:
+        batcher.submit(one(queued), float("inf"))
+    if closing:
+        batcher.close(0)
+    if reason is None:
+        batcher.check_room()
+        batcher.check_room()
+        batcher.admit(1)  # the checks took no room
+        return
+    with pytest.raises(Overloaded) as err:
+        batcher.check_room()
+    assert err.value.reason == reason
 
 
 def test_the_forward_in_progress_counts_for_what_is_left_of_it():
