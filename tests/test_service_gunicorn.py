@@ -184,6 +184,35 @@ def test_sustained_overload_is_refused_fast_not_left_to_time_out(tmp_path):
     assert rejected_ms[int(0.9 * (len(rejected_ms) - 1))] < 250, rejected_ms[-20:]
 
 
+def test_a_full_worker_answers_a_large_upload_with_a_readable_503(tmp_path):
+    """A refusal is decided before the body is read, and gunicorn (keep-alive off) then closes a connection with
+    most of the upload unread: every client must still read the 503, never a reset. One image admitted at a
+    time (MAX_QUEUE=1) and eight clients uploading a few megabytes each at once, so most are refused."""
+    upload = images.jpeg((2400, 1800))
+    assert len(upload) > 1_000_000, len(upload)
+    server = start_gunicorn(tmp_path, workers=1, env={"MAX_QUEUE": 1, "MAX_BATCH_SIZE": 1, "MAX_QUEUE_WAIT_MS": 0})
+    url = server.extra["url"]
+
+    def post() -> tuple[int, str]:
+        try:
+            answer = requests.post(f"{url}/predict", data=upload, headers={"Content-Type": "image/jpeg"}, timeout=60)
+            return answer.status_code, answer.text
+        except requests.RequestException as exc:
+            return -1, repr(exc)
+
+    answers: list[tuple[int, str]] = []
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            wait_until(lambda: answers.extend(pool.map(lambda _: post(), range(8))) or
+                       any(code == 503 for code, _ in answers), timeout_s=120, what="a refused upload")
+    finally:
+        server.stop()
+    assert {code for code, _ in answers} <= {200, 503}, [a for a in answers if a[0] not in (200, 503)][:3]
+    refused = [json.loads(text) for code, text in answers if code == 503]
+    assert all("queue is full" in body["error"] for body in refused), refused[:3]
+    assert any(code == 200 for code, _ in answers), answers[:3]
+
+
 def test_bad_setting_stops_gunicorn_with_a_clear_message(tmp_path):
     child = start_child("gunicorn-bad", [PYTHON, "-m", "gunicorn", "-c", "inference/gunicorn.conf.py"], tmp_path,
                         env={"MAX_BATCH_SIZE": "0"})
