@@ -293,7 +293,16 @@ def test_tune_reports_the_held_out_part_against_the_baselines(tuned):
     assert {row["windows"] for row in report["held_out"].values()} == {15}
     for policy, search in report["searches"].items():
         best = search["trials"][search["best_trial"]]
-        assert best["settings"] == search["chosen"], policy
+        assert best["settings"] == search["chosen"] and best["margin"] == search["chosen_margin"], policy
+        # Each trial's margin, from its own score and that of the same setting at the headroom's next value.
+        headroom = next(iter(search["knobs"]))
+        scores = {tuple(sorted(t["settings"].items())): Score(t["windows_met"], t["windows"], t["replica_seconds"])
+                  for t in search["trials"]}
+        for t in search["trials"]:
+            later = [v for v in search["knobs"][headroom]["values"] if v > t["settings"][headroom] + 1e-9]
+            step = {**t["settings"], headroom: min(later)} if later else None
+            less = scores.get(tuple(sorted(step.items()))) if step else None
+            assert t["margin"] is has_margin(scores[tuple(sorted(t["settings"].items()))], less), (policy, t)
     assert [g["verdict"] in ("PASS", "MISS") for g in report["goals"]] == [True] * 4
     for label in ("| slo, tuned |", "| hpa, tuned |", "| kpa, tuned |", "| oracle |"):
         assert label in stdout
