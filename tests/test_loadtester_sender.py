@@ -63,15 +63,21 @@ def test_offered_rate_matches_the_trace_within_2_percent(stub_50ms):
 
 
 def test_a_slow_server_does_not_slow_the_sender(tmp_path):
-    """Open loop: with 2-s answers, a closed-loop client would send a handful; this one sends all on time."""
-    slow = start_stub_server(tmp_path, delay_ms=2000)
+    """Open loop: with 2-s answers, a closed-loop client would send a handful; this one sends all on time.
+
+    A sender that waited for answers would send late by about a whole answer (2 s) from the first batch of
+    connections on; the bounds are relative to that. The largest lag is allowed a quarter of it: on a busy
+    2-core machine one stall of the process (up to 300 ms measured beside a busy core) delays a few sends."""
+    delay_ms = 2000.0
+    slow = start_stub_server(tmp_path, delay_ms=delay_ms)
     try:
         table = replay(slow.extra["url"], [40.0] * 2)
     finally:
         slow.stop()
     assert len(table) == 80 and (table.kind == "ok").all()
     lag_ms = table.send_lag_ms
-    assert np.percentile(lag_ms, 99) < 100.0, "requests left on schedule while ~80 were in flight"
+    assert np.median(lag_ms) < 0.01 * delay_ms, "requests left on schedule while ~80 were in flight"
+    assert lag_ms.max() < 0.25 * delay_ms, np.sort(lag_ms)[-5:]
     assert np.nanmax(table.sent_s) - np.nanmin(table.sent_s) == pytest.approx(
         table.scheduled_s[-1] - table.scheduled_s[0], abs=0.1)
     assert table.latency_ms.min() >= 2000.0
