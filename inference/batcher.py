@@ -1,9 +1,11 @@
 """Micro-batching: request threads submit preprocessed images, one model thread runs them in batches.
 
-Admission is by time: a request is admitted only when the wait predicted for it (what is left of the forward
-in progress, then the full batches ahead of it, at the seconds per image the recent forwards took) fits
-`max_wait_s`, so the queue means the same time on any CPU and at any precision. The budget never drops below
-one full batch, which the model needs waiting to start its next forward full. A count of images
+Admission is by time: a request is admitted only when it is predicted to be computed within `max_wait_s`
+(what is left of the forward in progress, the full batches ahead of it, then its own forward, at the
+seconds per image the queue recently drained at), so the queue means the same time on any CPU, at any
+precision and under any CPU quota. Its own forward is inside the budget, so an admitted request is answered
+within about the budget: the HTTP work around it has the forward's time to spare. The budget never drops
+below two full batches' forwards: one running, one waiting full to start next. A count of images
 (`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at once (503 with
 the seconds after which the queue should have room). A job whose deadline passed before its forward starts
 is failed, never computed. The clock is injectable so the rules can be tested without sleeping.
@@ -45,8 +47,8 @@ class Overloaded(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
-# Weight of the newest forward in the seconds-per-image estimate: a few forwards follow a change of load
-# (batch sizes) or of CPU share, one slow forward does not close the queue.
+# Weight of the newest sample in the seconds-per-image estimate: a few batches follow a change of load
+# (batch sizes) or of CPU share, one slow batch does not close the queue.
 PER_IMAGE_EWMA_WEIGHT = 0.3
 
 
@@ -98,6 +100,7 @@ class Batcher:
         self._per_image_s: float | None = None  # unknown until the first forward has finished
         self._running_images = 0  # in the forward in progress, started at _running_since
         self._running_since = 0.0
+        self._cycle_from: tuple[float, int] | None = None  # (start, images) of a forward a full batch followed
         self._on_batch = on_batch or (lambda stats: None)
         self._on_depth = on_depth or (lambda depth: None)
         self._on_expired = on_expired or (lambda job: None)
@@ -115,7 +118,7 @@ class Batcher:
 
     @property
     def per_image_s(self) -> float | None:
-        """Seconds of forward per image, as the recent forwards took; None before the first."""
+        """Seconds the queue takes per image, as it recently drained; None before the first forward."""
         return self._per_image_s
 
     def predicted_wait_s(self) -> float:
@@ -132,10 +135,17 @@ class Batcher:
         return running_left + batches_ahead * self.max_batch_size * self._per_image_s
 
     def wait_budget_s(self) -> float:
-        """The wait admission allows: max_wait_s, but at least one full batch's forward."""
+        """What admission allows until a request's forward ends: max_wait_s, but at least two full batches'
+        forwards (one running, one waiting full to start next)."""
         if self._per_image_s is None:
             return self.max_wait_s
-        return max(self.max_wait_s, self.max_batch_size * self._per_image_s)
+        return max(self.max_wait_s, 2 * self.max_batch_size * self._per_image_s)
+
+    def _predicted_done_s(self, now: float) -> float:
+        """How long until the forward of a request admitted now would end: its wait, then a full batch."""
+        if self._per_image_s is None:
+            return 0.0
+        return self._predicted_wait_s(now) + self.max_batch_size * self._per_image_s
 
     def admit(self, images: int) -> None:
         """Count `images` against the queue now, before they are preprocessed, or raise Overloaded.
@@ -162,12 +172,12 @@ class Batcher:
             raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
                              "waiting); retry after a moment or add replicas")
         if self.max_wait_s > 0:
-            wait_s, budget_s = self._predicted_wait_s(self._clock()), self.wait_budget_s()
-            if wait_s > budget_s:
-                raise Overloaded("queue_full", f"the queue is full: a request admitted now would wait about "
-                                 f"{wait_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
+            done_s, budget_s = self._predicted_done_s(self._clock()), self.wait_budget_s()
+            if done_s > budget_s:
+                raise Overloaded("queue_full", f"the queue is full: a request admitted now would be computed in "
+                                 f"about {done_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
                                  "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
-                                 max(1, math.ceil(wait_s - budget_s)))  # Retry-After: drains the excess
+                                 max(1, math.ceil(done_s - budget_s)))  # Retry-After: drains the excess
 
     def cancel(self, images: int) -> None:
         """Give back an admission whose images never reached the queue (the upload was bad)."""
@@ -269,24 +279,28 @@ class Batcher:
             else:
                 live.append(job)
         if not live:
+            with self._cond:
+                self._cycle_from = None   # no forward to time the cycle to
             return True
         images = live[0].images if len(live) == 1 else np.concatenate([job.images for job in live])
         started = self._clock()
         with self._cond:
             self._running_images, self._running_since = int(images.shape[0]), started
+            if self._cycle_from is not None:
+                self._learn_locked((started - self._cycle_from[0]) / self._cycle_from[1])
         try:
             # A job larger than a batch (one request with many images) runs in batch-sized chunks.
             probs = np.concatenate([self._run_batch(images[i:i + self.max_batch_size])
                                for i in range(0, images.shape[0], self.max_batch_size)])
         except Exception as exc:  # noqa: BLE001 - report to every waiting request, keep serving
             with self._cond:
-                self._running_images = 0
+                self._running_images, self._cycle_from = 0, None
             log.exception("model forward failed")
             for job in live:
                 job.finish(error=exc)
             return True
         model_s = self._clock() - started
-        self._learn(model_s, int(images.shape[0]))
+        self._learn(started, model_s, int(images.shape[0]))
         offset = 0
         for job in live:
             job.queue_s = started - job.enqueued_at
@@ -297,13 +311,23 @@ class Batcher:
         self._on_batch(BatchStats(size=int(images.shape[0]), model_s=model_s, queue_s=[j.queue_s for j in live]))
         return True
 
-    def _learn(self, model_s: float, images: int) -> None:
+    def _learn(self, started: float, model_s: float, images: int) -> None:
+        """Learn what an image costs the queue. Where a full batch is waiting as this forward ends, the next
+        starts at once, and the time from this start to the next is what these images cost: the forward,
+        answering its batch, taking the next, and whatever the core did meanwhile for other threads
+        (decoding, refusals) or the kernel withheld (a CPU quota's throttling). That cycle is learned when
+        the next forward starts. Otherwise the forward's own time is all there is to learn."""
         with self._cond:
             self._running_images = 0
-            latest = model_s / images
-            previous = self._per_image_s
-            self._per_image_s = latest if previous is None else (
-                previous + PER_IMAGE_EWMA_WEIGHT * (latest - previous))
+            if sum(job.size for job in self._queue) >= self.max_batch_size:
+                self._cycle_from = (started, images)
+            else:
+                self._cycle_from = None
+                self._learn_locked(model_s / images)
+
+    def _learn_locked(self, latest: float) -> None:
+        previous = self._per_image_s
+        self._per_image_s = latest if previous is None else previous + PER_IMAGE_EWMA_WEIGHT * (latest - previous)
 
     def _loop(self) -> None:
         while self.run_once():

@@ -75,11 +75,11 @@ class ServiceConfig:
         "how long the model thread waits for more images once one is waiting; small, "
         "because under load batches fill by themselves while the previous forward runs."))
     max_queue_wait_ms: float = setting(500.0, env="MAX_QUEUE_WAIT_MS", unit="ms", lo=0, hi=3_600_000, doc=(
-        "the longest a request may be predicted to wait for its forward (the images ahead of it at the "
-        "measured seconds per image) and still be admitted; others get 503 at once, with Retry-After. Never "
-        "less than one full batch's forward, which the model needs waiting. 500 ms is the ConfigMap's "
-        "SLO_P95_MS: a request that would wait longer is sure to miss the SLO, and is better retried "
-        "elsewhere at once. 0: by MAX_QUEUE only."))
+        "the longest a request may be predicted to take until its forward ends (the images ahead of it, then "
+        "its own batch, at the seconds per image the queue recently drained at) and still be admitted; others "
+        "get 503 at once, with Retry-After. Never less than two full batches' forwards (one running, one "
+        "waiting). 500 ms is the ConfigMap's SLO_P95_MS: a request that would take longer is sure to miss the "
+        "SLO, and is better retried elsewhere at once. 0: by MAX_QUEUE only."))
     max_queue: int = setting(0, env="MAX_QUEUE", unit="images", lo=0, hi=100000, doc=(
         "a hard bound on the images admitted per worker (memory, request threads), whatever "
         "MAX_QUEUE_WAIT_MS allows; 0 means 8 x MAX_BATCH_SIZE."))

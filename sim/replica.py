@@ -3,10 +3,11 @@
 What it models (each as the service does it):
 - admission: a request is counted against the queue (images admitted and not yet taken by the model
   thread, including those still being preprocessed) when it arrives. It is refused (503 at once; latency:
-  the HTTP overhead) when MAX_QUEUE images are queued, or when its predicted wait (what is left of the
-  forward in progress, then the full batches queued ahead of it, at a full batch's seconds per image)
-  exceeds MAX_QUEUE_WAIT_MS (at least one full batch). The service learns its seconds per image from its
-  recent forwards; where admission refuses anything its batches are full, as the replica assumes. A bulk
+  the HTTP overhead) when MAX_QUEUE images are queued, or when the time until its forward would end (what
+  is left of the forward in progress, the full batches queued ahead of it, then its own, at a full batch's
+  seconds per image) exceeds MAX_QUEUE_WAIT_MS (at least two full batches). The service learns its seconds
+  per image from how its queue drained; where admission refuses anything its batches are full, as the
+  replica assumes, and nothing but the forwards takes the replica's model time. A bulk
   of arrivals between two batch starts is admitted with the wait at its first arrival (what is left of
   the forward only shrinks during it), so the replica refuses at most what that difference admits;
 - preprocessing on the request threads: a fixed delay per image before the job is queued, in parallel
@@ -132,7 +133,8 @@ class Replica:
         m0, m1 = self._m0_s * self._slow, self._m1_s * self._slow
         wait_s = self._wait_s
         per_image_s = (m0 + m1 * size) / size
-        budget_s = max(wait_s, size * per_image_s)
+        # What the wait may be: the service's budget (at least two full batches) less the request's own forward.
+        budget_s = max(wait_s, 2 * size * per_image_s) - size * per_image_s
         busy = 0.0
         ends: list[int] = []
         starts: list[float] = []
@@ -171,7 +173,7 @@ class Replica:
             if j > i:
                 room = limit - (nq - qh)
                 if wait_s:
-                    # The service admits while forward left + (queued // batch) full batches <= budget: up to
+                    # The service admits while forward left + (queued // batch) full batches <= that: up to
                     # `size` x (whole batches the budget holds after the forward left + 1) queued.
                     running_left = free - arr[i] if free > arr[i] else 0.0
                     batches = math.floor((budget_s - running_left) / (size * per_image_s) + 1e-9)

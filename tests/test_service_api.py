@@ -273,15 +273,15 @@ def test_full_queue_answers_503_at_once(make_app):
 
 def test_a_request_predicted_to_wait_past_the_budget_gets_503_with_retry_after(make_app):
     """Admission by time: the batcher is taught a slow CPU's 0.5 s per image (as its forwards would teach it),
-    so a forward of 8 just started and 16 queued images (two full batches) predict about 12 s, 8 s over a
-    budget of one batch."""
+    so a forward of 8 just started, 16 queued images (two full batches) and the request's own forward predict
+    its forward to end in about 16 s, 8 s over a budget of two batches."""
     import threading
 
     import torch
 
     app = make_app(max_queue_wait_ms=100)
     state = app.extensions["inference"]
-    state.batcher._learn(4.0, 8)
+    state.batcher._learn(0.0, 4.0, 8)
     release = threading.Event()
     forward = state.batcher._run_batch
     state.batcher._run_batch = lambda batch: release.wait(30) and forward(batch)

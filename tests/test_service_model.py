@@ -257,11 +257,13 @@ class TimedModel:
     def __init__(self, now: list[float], per_image_s: float):
         self.now, self.per_image_s = now, per_image_s
         self.seen_wait_s: list[float] = []
+        self.seen_per_image_s: list[float | None] = []
         self.batcher: Batcher | None = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.batcher is not None:
             self.seen_wait_s.append(self.batcher.predicted_wait_s())
+            self.seen_per_image_s.append(self.batcher.per_image_s)
         self.now[0] += self.per_image_s * batch.shape[0]
         return np.zeros((batch.shape[0], 1000))
 
@@ -278,18 +280,19 @@ def timed_batcher(max_wait_s: float, per_image_s: float = 0.02, learned: bool = 
     return batcher
 
 
-# Batches of 8. A request waits for the full batches queued ahead of it (images that do not fill one share
-# its forward): at 0.02 s per image, 8 to 15 queued images are a wait of 0.16 s, 16 to 23 of 0.32 s.
+# Batches of 8. A request is computed after the full batches queued ahead of it (images that do not fill one
+# share its forward), then its own forward: at 0.02 s per image (0.16 s a batch), 16 to 23 queued images are
+# done in 0.48 s, 24 in 0.64 s. The budget is never below two batches' forwards (0.32 s).
 @pytest.mark.parametrize("max_wait_s, per_image_s, learned, queued, admitted, retry_after_s", [
     (0.25, 0.02, False, 40, True, None),
-    (0.25, 0.02, True, 15, True, None),
-    (0.25, 0.02, True, 16, False, 1),
+    (0.5, 0.02, True, 23, True, None),
+    (0.5, 0.02, True, 24, False, 1),
     (0.05, 0.02, True, 15, True, None),
     (0.05, 0.02, True, 16, False, 1),
     (0.0, 0.02, True, 63, True, None),
     (0.25, 0.05, True, 63, False, 3),
-], ids=["unmeasured-count-only", "within-budget", "over-budget", "budget-floor-one-batch", "over-the-floor",
-        "off-count-only", "retry-after-rounds-up"])
+], ids=["unmeasured-count-only", "within-budget", "its-wait-fits-but-not-its-forward", "budget-floor-two-batches",
+        "over-the-floor", "off-count-only", "retry-after-rounds-up"])
 def test_admission_is_by_predicted_wait(max_wait_s, per_image_s, learned, queued, admitted, retry_after_s):
     batcher = timed_batcher(max_wait_s, per_image_s, learned=learned)
     batcher.submit(one(queued), float("inf"))
@@ -340,8 +343,31 @@ def test_the_forward_in_progress_counts_for_what_is_left_of_it():
 def test_seconds_per_image_follow_the_recent_forwards(forwards, expected):
     batcher = Batcher(RecordingModel(), max_batch_size=8, max_delay_s=0, max_queue=64, max_wait_s=0.25)
     for images, model_s in forwards:
-        batcher._learn(model_s, images)
+        batcher._learn(0.0, model_s, images)
     assert batcher.per_image_s == pytest.approx(expected)
+
+
+# One forward of 8 at 0.02 s per image has taught 0.02. Between forwards the model thread answers its batch, and
+# the core may go to other threads or be throttled: `between_s` on the clock. Where a full batch is waiting
+# as a forward ends, the next starts at once and its start learns the whole cycle (0.16 s + between_s per 8).
+@pytest.mark.parametrize("batches, together, between_s, seen", [
+    (2, False, 0.08, [0.02, 0.02]),
+    (2, True, 0.08, [0.02, 0.02 + 0.3 * 0.01]),
+    (3, True, 0.08, [0.02, 0.023, 0.023 + 0.3 * (0.03 - 0.023)]),
+    (2, True, 0.0, [0.02, 0.02]),
+], ids=["idle-between-forwards-learns-the-forward", "a-full-batch-waiting-learns-the-cycle",
+        "each-busy-cycle-moves-it", "a-cycle-with-nothing-else-is-the-forward"])
+def test_a_busy_queue_learns_what_an_image_costs_it(batches, together, between_s, seen):
+    batcher = timed_batcher(0.5)
+    model = batcher._run_batch
+    batcher._on_batch = lambda stats: model.now.__setitem__(0, model.now[0] + between_s)
+    for _ in range(batches):
+        batcher.submit(one(8), float("inf"))
+        if not together:
+            assert batcher.run_once()
+    while len(model.seen_per_image_s) < batches:
+        assert batcher.run_once()
+    assert model.seen_per_image_s == [pytest.approx(x) for x in seen]
 
 
 def test_expired_jobs_are_skipped_not_computed(model):

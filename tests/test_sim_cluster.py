@@ -123,7 +123,8 @@ def test_routing_spreads_requests(routing, max_spread):
 
 def test_least_outstanding_sends_a_fresh_replica_more_than_its_share_while_others_are_backlogged():
     arrivals = np.arange(0.0, 40.0, 1 / 150)     # 150 req/s: over two replicas' saturation (120)
-    for routing, check in (("random", lambda n: n < 1.2), ("least-outstanding", lambda n: n > 1.3)):
+    # The backlog the fresh one is sent to even out is what the old ones' queues admit (about three batches).
+    for routing, check in (("random", lambda n: n < 1.2), ("least-outstanding", lambda n: n > 1.2)):
         engine, cluster, outcomes = build(arrivals, initial=2, routing=routing)
         at(engine, cluster, 15.0, lambda: cluster.set_replicas(3))
         engine.run(40.0, cluster.route_until)

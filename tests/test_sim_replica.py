@@ -68,12 +68,12 @@ def test_a_full_queue_answers_503_at_once(burst, rejected):
     np.testing.assert_allclose(sink.latency_ms[sink.code == REJECTED_503], 1.0, atol=1e-3)
 
 
-# A full batch's forward is 130 ms. A request is admitted while what is left of the forward in progress plus
-# the full batches queued ahead of it come to at most the budget (never under one batch): with 8 k to
-# 8 k + 7 queued, it waits k batches.
+# A full batch's forward is 130 ms. A request is admitted while what is left of the forward in progress, the
+# full batches queued ahead of it and its own forward come to at most the budget (never under two batches,
+# 260 ms): with 8 k to 8 k + 7 queued, it is computed after k + 1 batches.
 @pytest.mark.parametrize("wait_ms, limit, admitted", [
-    (300.0, 64, 24), (100.0, 64, 16), (400.0, 64, 32), (400.0, 24, 24), (0.0, 64, 64),
-], ids=["budget", "budget-floor-one-batch", "longer-budget", "count-binds-first", "off-count-only"])
+    (400.0, 64, 24), (100.0, 64, 16), (530.0, 64, 32), (530.0, 24, 24), (0.0, 64, 64),
+], ids=["budget", "budget-floor-two-batches", "longer-budget", "count-binds-first", "off-count-only"])
 def test_admission_is_by_predicted_wait(wait_ms, limit, admitted):
     _, sink = replay(1.0 + np.arange(80) * 1e-9, replace(PROFILE, queue_wait_ms=wait_ms, queue_limit=limit))
     assert (sink.code[:admitted] == OK).all()
@@ -81,8 +81,9 @@ def test_admission_is_by_predicted_wait(wait_ms, limit, admitted):
 
 
 def test_the_forward_in_progress_counts_for_what_is_left_of_it():
-    # 8 at t=1 run from 1.002 to 1.132 s; at 1.05 s, 82 ms of that forward is left: with a 200 ms budget no
-    # full batch more fits behind it (82 + 130 > 200), so 8 of a burst of 40 are admitted (16 when idle).
+    # 8 at t=1 run from 1.002 to 1.132 s; at 1.05 s, 82 ms of that forward is left: with a 200 ms budget
+    # (260 ms, two batches) no full batch more fits behind it (82 + 130 + 130 > 260), so 8 of a burst of 40
+    # are admitted (16 when idle).
     times = np.concatenate([1.0 + np.arange(8) * 1e-9, 1.05 + np.arange(40) * 1e-9])
     _, sink = replay(times, replace(PROFILE, queue_wait_ms=200.0))
     assert (sink.code[:8 + 8] == OK).all()
