@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from inference.config import ServiceConfig
-from inference.inputs import ApiError, parse_topk, predict_inputs
+from inference.inputs import ApiError, error_body, parse_topk, predict_inputs
 from inference.metrics import INFERENCE_ENDPOINTS, Metrics
 from inference.model import LABELS, MODEL_NAME, Classifier
 from inference.oip import register_oip_routes
+from inference.refusal import refuse_before_flask
 from inference.state import InferenceState
 
 log = logging.getLogger("inference")
@@ -57,8 +58,7 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     def count(response: Response) -> Response:
         endpoint = g.get("endpoint")
         if endpoint in INFERENCE_ENDPOINTS:
-            metrics.requests.labels(endpoint, str(response.status_code)).inc()
-            metrics.duration.labels(endpoint).observe(time.monotonic() - g.started_monotonic)
+            metrics.answered(endpoint, response.status_code, time.monotonic() - g.started_monotonic)
         return response
 
     @app.teardown_request
@@ -70,7 +70,7 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
     def api_error(exc: ApiError):
         if exc.reason:
             metrics.rejected.labels(exc.reason).inc()
-        return jsonify(error=exc.message), exc.status, exc.headers
+        return exc.response()
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -87,20 +87,19 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
         else:
             message = exc.description or exc.name
         response = exc.get_response()
-        response.set_data(jsonify(error=message).get_data())
+        response.set_data(error_body(message))
         response.content_type = "application/json"
         return response
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return jsonify(error=f"internal error ({type(exc).__name__}); the service log has the details"), 500
+        return ApiError(500, f"internal error ({type(exc).__name__}); the service log has the details").response()
 
     # --- the service's own API ---
 
     @app.post("/predict")
     def predict():
-        state.check_room()
         images, single = predict_inputs()
         result = state.classify(images, parse_topk(request.args.get("topk")))
         body = {"model": MODEL_NAME, "weights": classifier.weights, **classifier.describe(),
@@ -138,4 +137,5 @@ def create_app(config: ServiceConfig | None = None, classifier: Classifier | Non
         return Response(payload, content_type=content_type)
 
     register_oip_routes(app, state)
+    refuse_before_flask(app, state)
     return app

@@ -18,7 +18,7 @@ import io
 import json
 
 import multipart
-from flask import current_app, request
+from flask import Response, current_app, request
 
 if not hasattr(multipart, "PushMultipartParser"):
     # python-multipart (FastAPI's parser) once installed itself under the same module name, with another API.
@@ -36,6 +36,14 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, reason: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.reason, self.headers = status, message, reason, headers or {}
+
+    def response(self) -> Response:
+        return Response(error_body(self.message), self.status, self.headers, mimetype="application/json")
+
+
+def error_body(message: str) -> str:
+    """Every error's body, whichever layer answers it."""
+    return json.dumps({"error": message}) + "\n"
 
 
 def parse_topk(raw: object) -> int:

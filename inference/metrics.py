@@ -66,6 +66,11 @@ class Metrics:
         self._cpu_lock = threading.Lock()
         self._cpu_seen_s = time.process_time()
 
+    def answered(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answer of an inference endpoint, whatever answered it (Flask, or the refusal layer)."""
+        self.requests.labels(endpoint, str(status)).inc()
+        self.duration.labels(endpoint).observe(seconds)
+
     def record_cpu(self) -> None:
         """Add the CPU this process used since the last call (process_time covers all its threads)."""
         with self._cpu_lock:

@@ -53,7 +53,6 @@ def register_oip_routes(app: Flask, state: InferenceState) -> None:
         if encoding not in ("", "identity"):
             raise ApiError(415, f"Content-Encoding {encoding[:20]!r} is not supported; send the body uncompressed",
                            "bad_input")
-        state.check_room()
         # tritonclient sends no Content-Type at all, so the body is read as an infer body whatever it says.
         parsed = parse_request(request.get_data(cache=False), request.headers.get(HEADER_LENGTH),
                                request.args.get("topk"))

@@ -240,6 +240,30 @@ def test_stopped_worker_refuses_with_503_and_retry_after(make_app):
     assert metric_value(client, "inference_rejected_total", reason="draining") == 1
 
 
+# A worker with no room refuses an inference request in front of Flask, before the body is read: what is
+# uploaded does not matter. Everything else still reaches Flask, which answers as it always does.
+@pytest.mark.parametrize("method, path, body, status, counted", [
+    ("POST", "/predict", b"not an image", 503, True),
+    ("POST", "/v2/models/resnet18/infer", b"{not json", 503, True),
+    ("POST", "/v2/models/other/infer", b"{}", 404, False),
+    ("POST", "/predict/", b"", 404, False),
+    ("GET", "/predict", None, 405, False),
+], ids=["predict-any-body", "v2-infer-any-body", "v2-unknown-model-is-flasks-404", "other-path-is-flasks-404",
+        "other-method-is-flasks-405"])
+def test_a_worker_without_room_refuses_before_flask_reads_the_body(make_app, method, path, body, status, counted):
+    app = make_app()
+    client = app.test_client()
+    app.extensions["inference"].stop(timeout_s=10)
+    response = client.open(path, method=method, data=body, content_type="application/octet-stream")
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["error"]
+    assert (response.headers.get("Retry-After") == "1") is counted
+    assert metric_value(client, "inference_rejected_total", reason="draining") == (1 if counted else 0)
+    if counted:
+        assert metric_value(client, "inference_requests_total", endpoint=path, code="503") == 1
+        assert metric_value(client, "inference_request_duration_seconds_count", endpoint=path) == 1
+
+
 def test_full_queue_answers_503_at_once(make_app):
     import threading
 
