@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,18 +23,9 @@ from typing import Callable
 
 import numpy as np
 
+from inference import cpu_pinning
+
 log = logging.getLogger(__name__)
-
-
-def lower_priority(nice: int) -> None:
-    """Raise the calling thread's nice value by `nice` (Linux treats a thread id as a process here)."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except OSError as exc:  # a sandbox may forbid it; serving matters more than priorities
-        log.warning("could not lower the model thread's priority: %s", exc)
 
 
 class Overloaded(RuntimeError):
@@ -209,7 +199,7 @@ class Batcher:
 
         def run() -> None:
             try:
-                lower_priority(nice)
+                cpu_pinning.lower_priority(nice)
                 if prepare is not None:
                     prepare()
             except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller

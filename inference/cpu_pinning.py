@@ -7,6 +7,9 @@ few cores a second worker adds far less than a worker's worth (with a fast forwa
 worker's decoding and HTTP are 40% of its CPU). Pinned, each worker's threads share its own cores, and N
 workers serve about N times one worker.
 
+The model thread's lower CPU priority (MODEL_THREAD_NICE, `lower_priority`) lives here too: where and how
+urgently a worker's threads run.
+
 The choice is a pure function of the CPUs the master may use and the CPUs its live workers hold; the gunicorn
 hooks (inference/gunicorn.conf.py) record a worker's CPUs in the master before the fork and apply them in the
 child after it.
@@ -15,8 +18,12 @@ child after it.
 from __future__ import annotations
 
 import collections
+import logging
 import os
+import threading
 from typing import Iterable, Sequence
+
+log = logging.getLogger(__name__)
 
 
 def pick_cpus(allowed: Iterable[int], held: Iterable[Sequence[int]], count: int) -> tuple[int, ...]:
@@ -39,3 +46,14 @@ def allowed_cpus() -> set[int]:
 def pin(cpus: Sequence[int]) -> None:
     """Pin the calling process (a freshly forked worker: every thread it starts inherits this)."""
     os.sched_setaffinity(0, cpus)
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice` (Linux treats a thread id as a process here)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # a sandbox may forbid it; serving matters more than priorities
+        log.warning("could not lower the model thread's priority: %s", exc)
