@@ -2,7 +2,7 @@
 
 Admission is by time: a request is admitted only when it is predicted to be computed within `max_wait_s`
 (what is left of the forward in progress, the full batches ahead of it, then its own forward, at the
-seconds per image the queue recently drained at), so the queue means the same time on any CPU, at any
+seconds per image the queue recently drained at, with a margin for how much that varied: inference/drain.py), so the queue means the same time on any CPU, at any
 precision and under any CPU quota. Its own forward is inside the budget, so an admitted request is answered
 within about the budget: the HTTP work around it has the forward's time to spare. The budget never drops
 below two full batches' forwards: one running, one waiting full to start next. A count of images
@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from inference import cpu_pinning
+from inference.drain import PerImageEstimate
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ class Overloaded(RuntimeError):
         super().__init__(message)
         self.reason = reason
         self.retry_after_s = retry_after_s
-
-
-# Weight of the newest sample in the seconds-per-image estimate: a few batches follow a change of load
-# (batch sizes) or of CPU share, one slow batch does not close the queue.
-PER_IMAGE_EWMA_WEIGHT = 0.3
 
 
 class DeadlineExceeded(RuntimeError):
@@ -88,6 +84,7 @@ class Batcher:
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s  # 0: admission by count only
         self._per_image_s: float | None = None  # unknown until the first forward has finished
+        self._estimate = PerImageEstimate()  # what _per_image_s is taken from
         self._running_images = 0  # in the forward in progress, started at _running_since
         self._running_since = 0.0
         self._cycle_from: tuple[float, int] | None = None  # (start, images) of a forward a full batch followed
@@ -108,7 +105,8 @@ class Batcher:
 
     @property
     def per_image_s(self) -> float | None:
-        """Seconds the queue takes per image, as it recently drained; None before the first forward."""
+        """Seconds the queue takes per image, as it recently drained, with a margin for how much that varied;
+        None before the first forward."""
         return self._per_image_s
 
     def predicted_wait_s(self) -> float:
@@ -277,7 +275,7 @@ class Batcher:
         with self._cond:
             self._running_images, self._running_since = int(images.shape[0]), started
             if self._cycle_from is not None:
-                self._learn_locked((started - self._cycle_from[0]) / self._cycle_from[1])
+                self._per_image_s = self._estimate.add((started - self._cycle_from[0]) / self._cycle_from[1])
         try:
             # A job larger than a batch (one request with many images) runs in batch-sized chunks.
             probs = np.concatenate([self._run_batch(images[i:i + self.max_batch_size])
@@ -313,11 +311,7 @@ class Batcher:
                 self._cycle_from = (started, images)
             else:
                 self._cycle_from = None
-                self._learn_locked(model_s / images)
-
-    def _learn_locked(self, latest: float) -> None:
-        previous = self._per_image_s
-        self._per_image_s = latest if previous is None else previous + PER_IMAGE_EWMA_WEIGHT * (latest - previous)
+                self._per_image_s = self._estimate.add(model_s / images)
 
     def _loop(self) -> None:
         while self.run_once():

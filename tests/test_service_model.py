@@ -337,8 +337,8 @@ def test_the_forward_in_progress_counts_for_what_is_left_of_it():
 
 @pytest.mark.parametrize("forwards, expected", [
     ([(8, 0.16)], 0.02),
-    ([(8, 0.16), (8, 0.32)], 0.02 + 0.3 * 0.02),
-    ([(1, 0.05), (8, 0.16)], 0.05 + 0.3 * (0.02 - 0.05)),
+    ([(8, 0.16), (8, 0.32)], 0.0325),     # inference/drain.py: mean 0.0225, twice the deviation 0.005
+    ([(1, 0.05), (8, 0.16)], 0.06125),    # mean 0.04625, twice the deviation 0.0075
 ], ids=["first-forward-sets-it", "a-slow-forward-moves-it-partly", "batch-one-then-full"])
 def test_seconds_per_image_follow_the_recent_forwards(forwards, expected):
     batcher = Batcher(RecordingModel(), max_batch_size=8, max_delay_s=0, max_queue=64, max_wait_s=0.25)
@@ -352,8 +352,8 @@ def test_seconds_per_image_follow_the_recent_forwards(forwards, expected):
 # as a forward ends, the next starts at once and its start learns the whole cycle (0.16 s + between_s per 8).
 @pytest.mark.parametrize("batches, together, between_s, seen", [
     (2, False, 0.08, [0.02, 0.02]),
-    (2, True, 0.08, [0.02, 0.02 + 0.3 * 0.01]),
-    (3, True, 0.08, [0.02, 0.023, 0.023 + 0.3 * (0.03 - 0.023)]),
+    (2, True, 0.08, [0.02, 0.02625]),                # the cycle's 0.03 a sample (inference/drain.py)
+    (3, True, 0.08, [0.02, 0.02625, 0.03046875]),
     (2, True, 0.0, [0.02, 0.02]),
 ], ids=["idle-between-forwards-learns-the-forward", "a-full-batch-waiting-learns-the-cycle",
         "each-busy-cycle-moves-it", "a-cycle-with-nothing-else-is-the-forward"])
