@@ -6,8 +6,9 @@ What it models (each as the service does it):
   the HTTP overhead) when MAX_QUEUE images are queued, or when the time until its forward would end (what
   is left of the forward in progress, the full batches queued ahead of it, then its own, at a full batch's
   seconds per image) exceeds MAX_QUEUE_WAIT_MS (at least two full batches). The service learns its seconds
-  per image from how its queue drained; where admission refuses anything its batches are full, as the
-  replica assumes, and nothing but the forwards takes the replica's model time. A bulk
+  per image from how its queue drained, with a margin for how much that varied (inference/drain.py);
+  where admission refuses anything its batches are full, as the replica assumes, nothing but the forwards
+  takes the replica's model time, and its batch times do not vary, so the margin is nil. A bulk
   of arrivals between two batch starts is admitted with the wait at its first arrival (what is left of
   the forward only shrinks during it), so the replica refuses at most what that difference admits;
 - preprocessing on the request threads: a fixed delay per image before the job is queued, in parallel
