@@ -8,7 +8,7 @@ scale-to-zero off (MIN_REPLICAS >= 1 here), no scale-down delay and no activatio
     ready           = max(1, ready pods)
     max_scale_up    = ceil(KPA_MAX_SCALE_UP_RATE x ready)
     max_scale_down  = floor(ready / KPA_MAX_SCALE_DOWN_RATE)
-    target          = per-replica target x TARGET_UTILIZATION
+    target          = per-replica target x KPA_TARGET_UTILIZATION
     dspc, dppc      = ceil(stable mean / target), ceil(panic mean / target)
     desired_stable  = clamp(dspc, max_scale_down, max_scale_up); desired_panic likewise from dppc
     over_threshold  = dppc / ready >= KPA_PANIC_THRESHOLD
@@ -69,7 +69,7 @@ def decide_kpa(obs: Observation, state: State, config: Config, now_s: float) -> 
 
     max_scale_up = math.ceil(config.kpa_max_scale_up_rate * ready)
     max_scale_down = math.floor(ready / config.kpa_max_scale_down_rate)
-    target = per_replica * config.target_utilization
+    target = per_replica * config.kpa_target_utilization
     dspc = math.ceil(stable / target - 1e-9)  # float noise (2.0000000001) must not cost a pod
     dppc = math.ceil(panic / target - 1e-9)
     desired_stable = int(min(max(dspc, max_scale_down), max_scale_up))

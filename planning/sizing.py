@@ -15,12 +15,12 @@ measurement always gives the same run, and tests can check the derivation withou
   (MAX_QUEUE_WAIT_MS), and as a count at the saturation rate (MAX_QUEUE). A --max-queue given admits by that
   count alone.
 - replicas: 1..N, N from the cores (`default_max_replicas`).
-- trace scale (unless --trace-scale): the trace's peak at (N - 0.5) x TARGET_UTILIZATION x one worker's
+- trace scale (unless --trace-scale): the trace's peak at (N - 0.5) x 70% x one worker's
   saturation rate, so the peak needs all N workers while the quiet phases need one, and the one worker that
   serves the first seconds of a burst is barely over its capacity (N workers sharing N cores with the load
   tester and Prometheus serve less than N times one); the quick slice's peak
-  at 0.85 x saturation: more than one worker plans for (70%), less than it can serve while the second
-  starts.
+  at 0.85 x saturation: more than one worker plans for (TARGET_UTILIZATION of its within-SLO capacity), less
+  than it can serve while the second starts.
 - policy windows: multiples of the 1 s scrape and of the measured start-up (the forecast looks one to two
   start-ups ahead).
 """
@@ -31,12 +31,13 @@ import math
 from dataclasses import dataclass, fields
 
 from loadtester.capacity_report import MAX_SUSTAINED_FRACTION, CapacityReport, littles_law_inflight
-# The peak of a full run needs N replicas at TARGET_UTILIZATION: (N - PEAK_MARGIN) of them, the margin the
+# The peak of a full run needs N replicas at PEAK_UTILIZATION: (N - PEAK_MARGIN) of them, the margin the
 # simulator's and the load tester's --peak-replicas keep too.
 from loadtester.trace_sizing import PEAK_MARGIN
 
-# The autoscaler's TARGET_UTILIZATION (its default): the trace peak is sized against it.
-TARGET_UTILIZATION = 0.7
+# The share of a worker's saturation each of the N replicas carries at the full run's peak: Knative's 70%
+# target, a fixed load level, so the trace is the same whichever policy (and TARGET_UTILIZATION) replays it.
+PEAK_UTILIZATION = 0.7
 QUICK_PEAK_OF_SATURATION = 0.85
 SLO_BATCHES = 3
 SLO_ROUND_MS = 50
@@ -172,10 +173,11 @@ def derive(report: CapacityReport | None, *, quick: bool, max_replicas: int, slo
     rows.append(("replicas", f"1..{max_replicas}", "one worker per core (one core left free above 2)"))
     if quick:
         peak = QUICK_PEAK_OF_SATURATION * saturation
-        how = f"{QUICK_PEAK_OF_SATURATION:g} x saturation: needs 2 workers at {TARGET_UTILIZATION:.0%}, one survives"
+        how = (f"{QUICK_PEAK_OF_SATURATION:g} x saturation: more than one worker plans for, less than it serves while "
+               "the second starts")
     else:
-        peak = (max_replicas - PEAK_MARGIN) * TARGET_UTILIZATION * saturation if max_replicas > 1 else 0.9 * saturation
-        how = (f"({max_replicas} - {PEAK_MARGIN:g}) x {TARGET_UTILIZATION:.0%} x saturation: the peak needs "
+        peak = (max_replicas - PEAK_MARGIN) * PEAK_UTILIZATION * saturation if max_replicas > 1 else 0.9 * saturation
+        how = (f"({max_replicas} - {PEAK_MARGIN:g}) x {PEAK_UTILIZATION:.0%} x saturation: the peak needs "
                f"{max_replicas} workers, the quiet phases one")
     rows.append(("trace peak", f"{peak:.1f} req/s", how))
     timings = timings_for(quick, startup_s)

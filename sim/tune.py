@@ -88,8 +88,8 @@ SLO_KNOBS = (
 )
 # The baselines, tuned the same way on the same part: what a user of either would tune.
 HPA_KNOBS = (Knob("hpa_target_cpu", _headroom(0.5, 0.9), "the HPA's CPU utilisation target"),)
-KPA_KNOBS = (Knob("target_utilization", _headroom(0.5, 1.0),
-                  "Knative's target-utilization: the per-replica target is TARGET_INFLIGHT_PER_REPLICA x this"),)
+KPA_KNOBS = (Knob("kpa_target_utilization", _headroom(0.5, 1.0),
+                  "Knative's target utilisation: the per-replica target is TARGET_INFLIGHT_PER_REPLICA x this"),)
 
 
 @dataclass(frozen=True)

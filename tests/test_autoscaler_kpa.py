@@ -14,7 +14,7 @@ from tests.test_autoscaler_policy import observed
 
 def kpa_config(**overrides) -> Config:
     base = dict(policy="kpa", scaler="dry-run", min_replicas=1, max_replicas=100, target_inflight_per_replica=10,
-                capacity_rps_per_replica=10, target_utilization=0.7)
+                capacity_rps_per_replica=10, kpa_target_utilization=0.7)
     base.update(overrides)
     return Config(**base).validate()
 

@@ -60,7 +60,7 @@ class Clock:
 
 def config(**overrides) -> Config:
     base = dict(scaler="dry-run", policy="slo", capacity_rps_per_replica=10, target_inflight_per_replica=0,
-                poll_interval_s=5, forecast_horizon_s=0, capacity_learning=False)
+                poll_interval_s=5, forecast_horizon_s=0, capacity_learning=False, target_utilization=0.7)
     base.update(overrides)
     return Config(**base).validate()
 

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from autoscaler.config import Config
 from loadtester.capacity_report import CapacityReport, Step
-from planning.sizing import QUICK_PEAK_OF_SATURATION, TARGET_UTILIZATION, derive, timings_for
+from planning.sizing import PEAK_UTILIZATION, QUICK_PEAK_OF_SATURATION, derive, timings_for
 
 
 def measured(saturation: float, batch_ms: float, unloaded_ms: float = 20.0, startup_s: float = 3.0) -> CapacityReport:
@@ -42,18 +43,21 @@ def test_capacity_estimates_scale_with_the_machine(saturation):
 
 
 @pytest.mark.parametrize("quick, max_replicas, peak_of_saturation", [
-    (False, 2, (2 - 0.5) * TARGET_UTILIZATION),
-    (False, 7, (7 - 0.5) * TARGET_UTILIZATION),
+    (False, 2, (2 - 0.5) * PEAK_UTILIZATION),
+    (False, 7, (7 - 0.5) * PEAK_UTILIZATION),
     (True, 2, QUICK_PEAK_OF_SATURATION),
     (True, 7, QUICK_PEAK_OF_SATURATION),
 ], ids=["full-2-cores", "full-8-cores", "quick-2-cores", "quick-8-cores"])
 def test_the_trace_peak_needs_the_top_of_the_range(quick, max_replicas, peak_of_saturation):
     sizing = derive(measured(60.0, 133.0), quick=quick, max_replicas=max_replicas)
     assert sizing.peak_rps == pytest.approx(peak_of_saturation * 60.0, rel=1e-3)
-    needed = math.ceil(sizing.peak_rps / (TARGET_UTILIZATION * sizing.worker_capacity_rps))
+    needed = math.ceil(sizing.peak_rps / (PEAK_UTILIZATION * sizing.worker_capacity_rps))
     assert needed == (2 if quick else max_replicas)
+    # The slo policy at its default plans for more than one worker at the peak, so every run scales up ...
+    planned = Config().target_utilization * sizing.capacity_within_slo_rps
+    assert sizing.peak_rps > planned
     # ... and one worker carries the quiet phases (wl.txt's 2 req/s of a 32.6 req/s peak).
-    assert sizing.peak_rps * 2.0 / 32.6 < TARGET_UTILIZATION * sizing.worker_capacity_rps
+    assert sizing.peak_rps * 2.0 / 32.6 < PEAK_UTILIZATION * sizing.worker_capacity_rps
     assert sizing.scale_for(32.6) == pytest.approx(sizing.peak_rps / 32.6, abs=1e-4)
 
 
