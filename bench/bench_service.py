@@ -43,8 +43,9 @@ from bench.ideal_queue import served_slowdown
 from local.machine import cpu_model
 from bench.service_parts import (bench_images, best_closed_loop, candidates, ceiling, ceiling_batch_time, fork_to_ready_s,
                                  ideal_p99_ms, start_baseline, start_service)
-from bench.cpu_quota import QuotaUnavailable
-from bench.service_pinned import pinned_rows, pinned_targets, run_pinned
+from bench import cpu_quota
+from bench.cpu_quota import PERIOD_US, QuotaUnavailable
+from bench.service_pinned import MAX_BATCH, pinned_rows, pinned_targets, run_pinned
 from processes.children import REPO
 
 # Row (a) once more with the worker held to this share of its core (a pod's `cpu: 500m` limit).
@@ -76,9 +77,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=2, help="times each candidate is measured (best kept)")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement, s")
     parser.add_argument("--quick", action="store_true", help="one round of short measurements (a smoke run)")
+    parser.add_argument("--quota-period-ms", type=float, default=PERIOD_US / 1000,
+                        help="the CFS period of row (a)'s half-core quota, ms (default: the kernel's and "
+                             "Kubernetes' 100; a group that used its quota waits up to half of it)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0:
         parser.error("--rounds must be >= 1 and --seconds > 0")
+    period_us = round(args.quota_period_ms * 1000)
+    try:
+        cpu_quota.check(HALF_CORE, period_us)
+    except ValueError as exc:
+        parser.error(f"--quota-period-ms={args.quota_period_ms:g}: {exc}")
     if args.quick:
         args.rounds, args.seconds = 1, 4.0
     from inference import backends
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     images = bench_images()
     splits = sorted({(cpus, 1), (1, cpus)})
     levels = sorted({2 * cpus, 8 * cpus, 16 * cpus})
-    max_batch = 8
+    max_batch = MAX_BATCH
     best = Best()
     baseline_rounds: list[float] = []
 
@@ -157,7 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
         # then the same replica on half its core (a CFS quota, as a pod's `cpu: 500m` limit).
         row_a = run_pinned(auto, images, args.seconds, tmp)
         try:
-            row_a_half, why_no_half = run_pinned(auto, images, args.seconds, tmp, cpu_fraction=HALF_CORE), ""
+            row_a_half, why_no_half = run_pinned(auto, images, args.seconds, tmp, cpu_fraction=HALF_CORE,
+                                                 quota_period_us=period_us), ""
         except QuotaUnavailable as exc:
             row_a_half, why_no_half = None, f"(a, {HALF_CORE:g} core): {exc}"
 

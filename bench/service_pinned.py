@@ -21,12 +21,12 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from bench.clients import Sample, open_loop
-from bench.cpu_quota import cpu_group, joined
+from bench.cpu_quota import PERIOD_US, cpu_group, joined
 from bench.service_parts import (Candidate, best_closed_loop, ceiling, decode_cpu_ms, front_cpu, ideal_p99_ms,
                                  start_service)
 from inference.config import ServiceConfig
 
-MAX_BATCH = 8
+MAX_BATCH = ServiceConfig().max_batch_size   # the service's default, which row (a) serves with
 
 
 @contextmanager
@@ -52,16 +52,17 @@ def goodput_rps(sample: Sample, within_s: float) -> float:
 
 
 def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_dir: Path,
-               extra_env: dict[str, str] | None = None, cpu_fraction: float | None = None) -> dict | None:
+               extra_env: dict[str, str] | None = None, cpu_fraction: float | None = None,
+               quota_period_us: int = PERIOD_US) -> dict | None:
     """Row (a) for `candidate` (the service's settings with `extra_env`), or None on a machine with one core.
-    With `cpu_fraction`, the worker (and its ceiling) get that share of their core as a CFS quota
-    (bench/cpu_quota.py; raises QuotaUnavailable where none can be set)."""
+    With `cpu_fraction`, the worker (and its ceiling) get that share of their core as a CFS quota per
+    `quota_period_us` (bench/cpu_quota.py; raises QuotaUnavailable where none can be set)."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None
     server, client = {cores[-1]}, {cores[0]}
     open_s = max(10.0, 2 * seconds)
-    with cpu_group(cpu_fraction) if cpu_fraction else nullcontext() as group:
+    with cpu_group(cpu_fraction, period_us=quota_period_us) if cpu_fraction else nullcontext() as group:
         with pinned(server), joined(group) if group else nullcontext():
             ceiling_ips = {b: ceiling(candidate, 1, 1, b, seconds, images) for b in (1, MAX_BATCH)}
             decode_ms = decode_cpu_ms(images)
@@ -88,12 +89,16 @@ def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_d
         "overload_503_from_send_p99_ms": over.pct(99, 503, "from_send_s"),
         "overload_503_send_lag_p99_ms": over.pct(99, 503, "send_lag_s"),
         "cpu_per_request_ms": cpu, "cpu_fraction": cpu_fraction,
+        "quota_period_ms": quota_period_us / 1000 if cpu_fraction else None,
     }
 
 
 def label(a: dict) -> str:
-    """(a), or (a, 0.5 core) for the variant under a CPU quota."""
-    return f"(a, {a['cpu_fraction']:g} core)" if a.get("cpu_fraction") else "(a)"
+    """(a), or (a, 0.5 core) for the variant under a CPU quota (with its period where not the kernel's 100 ms)."""
+    if not a.get("cpu_fraction"):
+        return "(a)"
+    period = a.get("quota_period_ms")
+    return f"(a, {a['cpu_fraction']:g} core" + (f" per {period:g} ms)" if period and period != PERIOD_US / 1000 else ")")
 
 
 def pinned_rows(name: str, a: dict | None, why_not: str = "one core only: no core to pin the load generator to"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bench.cpu_quota import CPU_HIERARCHY, QuotaUnavailable, cpu_group, joined, own_group
+from bench.cpu_quota import CPU_HIERARCHY, PERIOD_US, QuotaUnavailable, cpu_group, joined, own_group
 
 BUSY_S = 2.0
 SPIN = f"import time\nend = time.monotonic() + {BUSY_S}\nwhile time.monotonic() < end: pass\nimport os; print(sum(os.times()[:2]))"
@@ -26,10 +26,12 @@ writable = os.access(CPU_HIERARCHY, os.W_OK) and (CPU_HIERARCHY / "tasks").is_fi
 
 
 @pytest.mark.skipif(not writable, reason=f"no writable cgroup v1 cpu hierarchy at {CPU_HIERARCHY} (needs root)")
-@pytest.mark.parametrize("fraction", [0.25, 0.5], ids=["quarter-core", "half-core"])
-def test_a_child_started_in_the_block_gets_its_share_and_no_more(fraction):
+@pytest.mark.parametrize("fraction, period_us", [(0.25, PERIOD_US), (0.5, PERIOD_US), (0.5, 10_000)],
+                         ids=["quarter-core", "half-core", "half-core-per-10-ms"])
+def test_a_child_started_in_the_block_gets_its_share_and_no_more(fraction, period_us):
     before = own_group()
-    with cpu_group(fraction) as group:
+    with cpu_group(fraction, period_us=period_us) as group:
+        assert (group / "cpu.cfs_period_us").read_text().strip() == str(period_us)
         with joined(group):
             assert own_group() == group
             used_s = spin_cpu_s()
@@ -45,6 +47,17 @@ def test_a_child_started_in_the_block_gets_its_share_and_no_more(fraction):
 def test_a_share_of_nothing_is_refused(fraction, tmp_path):
     with pytest.raises(ValueError, match=f"fraction={fraction}"):
         with cpu_group(fraction, hierarchy=tmp_path):
+            pass
+
+
+@pytest.mark.parametrize("fraction, period_us, named", [
+    (0.5, 999, "a period of 0.999 ms"),
+    (0.5, 1_000_001, "a period of 1000 ms"),
+    (0.5, 1_500, "a period of 1.5 ms"),     # half of it is under the kernel's 1 ms least quota
+], ids=["period-under-1-ms", "period-over-1-s", "quota-under-1-ms"])
+def test_a_period_the_kernel_refuses_is_refused_first(fraction, period_us, named, tmp_path):
+    with pytest.raises(ValueError, match=named):
+        with cpu_group(fraction, hierarchy=tmp_path, period_us=period_us):
             pass
 
 
@@ -70,3 +83,13 @@ def test_a_process_started_in_the_group_keeps_it_until_it_ends_and_then_the_grou
             child.kill()
             child.wait(timeout=30)
     assert not group.exists()
+
+
+@pytest.mark.skipif(not writable, reason=f"no writable cgroup v1 cpu hierarchy at {CPU_HIERARCHY} (needs root)")
+def test_a_thread_can_hold_a_second_group_while_the_first_is_still_there():
+    # As when a helper process started in the first block (multiprocessing's resource tracker) keeps it alive.
+    with cpu_group(0.5) as first:
+        with cpu_group(0.25, period_us=10_000) as second:
+            assert first != second and first.is_dir() and second.is_dir()
+            assert (second / "cpu.cfs_quota_us").read_text().strip() == "2500"
+    assert not first.exists() and not second.exists()

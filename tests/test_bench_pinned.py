@@ -10,7 +10,7 @@ import pytest
 
 from bench.clients import Sample
 from bench.service_parts import bench_images, decode_cpu_ms, front_cpu
-from bench.service_pinned import goodput_rps, goodput_within_s, pinned
+from bench.service_pinned import goodput_rps, goodput_within_s, label, pinned
 from tests.support import start_gunicorn
 
 
@@ -24,6 +24,15 @@ def test_pinning_holds_for_what_the_block_starts_and_ends_with_it():
                                capture_output=True, text=True, timeout=60)
     assert child.stdout.strip() == str([core])
     assert os.sched_getaffinity(0) == before
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"cpu_fraction": None, "quota_period_ms": None}, "(a)"),
+    ({"cpu_fraction": 0.5, "quota_period_ms": 100.0}, "(a, 0.5 core)"),
+    ({"cpu_fraction": 0.5, "quota_period_ms": 10.0}, "(a, 0.5 core per 10 ms)"),
+], ids=["whole-core", "half-core-kernel-period", "half-core-short-period"])
+def test_a_rows_label_names_its_quota_and_a_period_that_is_not_the_kernels(row, expected):
+    assert label(row) == expected
 
 
 @pytest.mark.parametrize("statuses, latencies_s, expected_rps", [
