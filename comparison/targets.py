@@ -11,7 +11,7 @@ from __future__ import annotations
 TARGET_WINDOWS = 0.99       # share of 10 s windows with p95 within the SLO
 TARGET_COST_CUT = 0.25      # fewer replica-seconds than hpa-50
 TARGET_P95_CUT = 0.30       # lower p95 than static-min
-TARGET_ORACLE_RATIO = 1.3   # at most this many times the oracle's replica-seconds
+TARGET_ORACLE_RATIO = 1.2   # at most this many times the oracle's replica-seconds (simulator only)
 
 # The figures whose spread over repeated runs decides whether two policies can be told apart.
 RANKED = (("p95_ms", "p95"), ("windows_in_slo", "windows in SLO"), ("replica_seconds", "replica-seconds"))

@@ -40,13 +40,11 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from comparison.events import integrate_steps
-from comparison.targets import TARGET_WINDOWS
+from comparison.targets import TARGET_ORACLE_RATIO, TARGET_WINDOWS
 from loadtester.schedule import Schedule
 from sim.results import WINDOW_S
 
 MAX_PASSES = 2
-# The held-out goal against the oracle (the matrix's goal is 1.3x on the whole replay).
-TUNED_ORACLE_RATIO = 1.2
 
 
 @dataclass(frozen=True)
@@ -240,7 +238,7 @@ def split_schedule(schedule: Schedule, split_s: float, warmup_s: float) -> tuple
             Part(held, split_s - start, schedule.duration_s - start, start))
 
 
-def held_out_goals(scores: Mapping[str, Score], oracle_ratio: float = TUNED_ORACLE_RATIO,
+def held_out_goals(scores: Mapping[str, Score], oracle_ratio: float = TARGET_ORACLE_RATIO,
                    goal: float = TARGET_WINDOWS) -> list[dict]:
     """The tuned slo on the held-out part against the goals: its windows, its cost against the oracle's, and
     fewer replica-seconds than tuned hpa and tuned kpa at no fewer windows kept. Each: goal, measured, verdict
