@@ -96,11 +96,11 @@ class Config:
 
     # --- slo policy ------------------------------------------------------------------------------
     target_utilization: float = setting(
-        0.85, "Fraction of a replica's within-SLO capacity to plan for: the headroom absorbs noise and the "
+        0.88, "Fraction of a replica's within-SLO capacity to plan for: the headroom absorbs noise and the "
         "time new replicas need to start. The capacity is already the rate that keeps p95 within the SLO, "
-        "and panic, the forecast and the latency signal cover surges: on the simulated matrix 0.85 kept "
-        "99% of windows on both real traces at 16-17% fewer replica-seconds than Knative's 0.7, and 0.9 "
-        "did not (docs/benchmarks.md).", "fraction", 0.05, 1.0)
+        "and panic, the rise window, the forecast and the latency signal cover surges: on the simulated "
+        "matrix 0.88 kept 99% of windows on both real traces at 20-21% fewer replica-seconds than Knative's "
+        "0.7 (docs/benchmarks.md).", "fraction", 0.05, 1.0)
     target_inflight_per_replica: float = setting(
         4, "Concurrent requests one replica handles within the SLO (Little's law: capacity x latency, "
         "e.g. 20 req/s x 0.2 s). The slo policy counts in-flight requests only where the request rate "
@@ -145,9 +145,18 @@ class Config:
     tolerance: float = setting(
         0.1, "Ignore load changes within this fraction of the current capacity (HPA's 10%) so "
         "noise does not flap the replica count.", "fraction", 0, 0.9)
+    rise_window_s: float = setting(
+        20, "A rise counts for scale-up from the mean rate of the last poll intervals over this window "
+        "(reconstructed as for panic), never for scale-down: the stable window shows a step at its full "
+        "size only after both windows. Longer than a few polls and a start-up, so that one noisy poll "
+        "does not count.", "s", 0, 3600, zero_means="the stable window alone")
     forecast_horizon_s: float = setting(
         30, "Project the request-rate trend this far ahead so replicas are ready when a ramp "
         "arrives; about a replica's start-up time.", "s", 0, 3600, zero_means="no forecasting")
+    forecast_confirm_s: float = setting(
+        15, "The forecast's trend is no steeper than the slope of the last poll intervals' rates over this "
+        "window (three 5 s polls): a step ramps the windowed rate for RATE_WINDOW_S after it has ended.",
+        "s", 0, 3600, zero_means="the windowed rates' trend as it is")
     recent_rate_memory: float = setting(
         0.8, "The slo policy reconstructs the request rate of the last poll interval from the "
         "change of the windowed rate (a 30 s window shows a step at a sixth of its size per poll). "
@@ -216,6 +225,13 @@ class Config:
                  f"MIN_REPLICAS={self.min_replicas} must be <= MAX_REPLICAS={self.max_replicas}")
         _require(self.panic_window_s <= self.stable_window_s,
                  f"PANIC_WINDOW_S={format_number(self.panic_window_s)} must be <= STABLE_WINDOW_S="
+                 f"{format_number(self.stable_window_s)}")
+        # The policy keeps the samples of one stable window; a longer rise window would silently be that.
+        _require(self.rise_window_s <= self.stable_window_s,
+                 f"RISE_WINDOW_S={format_number(self.rise_window_s)} must be <= STABLE_WINDOW_S="
+                 f"{format_number(self.stable_window_s)}")
+        _require(self.forecast_confirm_s <= self.stable_window_s,
+                 f"FORECAST_CONFIRM_S={format_number(self.forecast_confirm_s)} must be <= STABLE_WINDOW_S="
                  f"{format_number(self.stable_window_s)}")
         _require(self.stall_after_s > self.poll_interval_s,
                  f"STALL_AFTER_S={format_number(self.stall_after_s)} must be > "

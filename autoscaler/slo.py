@@ -8,6 +8,12 @@ rules below. Why each piece exists:
   step as a 1.3x one on the first poll after it. From the change of the windowed rate between polls
   and the policy's own estimate of the interval that left the window, the rate of the last poll
   interval is reconstructed (`recent_rate`), so a step is seen at its size one poll after it;
+- rise window: the mean recent rate over RISE_WINDOW_S (20 s) counts like the stable mean, so it only
+  ever adds replicas (a scale-down still waits for the stable mean and the stabilization). The stable
+  window's mean of windowed rates shows a step at its full size only after both windows (60 s of 30 s
+  rates), and a step short of panic's 2x would otherwise wait for the forecast's trend. On the simulated
+  matrix it kept the same windows at 1.6-4.2% fewer replica-seconds with a 0.88 utilisation target than the
+  stable window alone did at 0.85;
 - panic window: the recent rate over PANIC_WINDOW_S. Panic (that demand >= PANIC_THRESHOLD x the ready
   replicas) adds it to the demand and forbids scale-down for a stable window, so a burst's replicas
   are not released in its gaps. Outside panic it does not count (as in Knative): a burst shorter than
@@ -15,7 +21,10 @@ rules below. Why each piece exists:
   is remembered for SCALE_DOWN_STABILIZATION_S;
 - forecast: a linear trend of the rate, projected FORECAST_HORIZON_S ahead, so a ramp finds
   replicas ready instead of queueing while they start; fitted only on rates whose window was full of
-  traffic, since the windowed rate of a load that starts from idle ramps up by itself;
+  traffic, since the windowed rate of a load that starts from idle ramps up by itself; and no steeper
+  than the recent rates of the last FORECAST_CONFIRM_S show it, since a step ramps the windowed rate for
+  a whole RATE_WINDOW_S after it has ended (on the simulated matrix 1.6-10.6% fewer replica-seconds, one
+  window more kept on wl.txt x50);
 - latency feedback: p95 above the SLO adds replicas even when the load model says enough - the model
   is an estimate, the SLO is the goal. Only when no replica is still starting, otherwise the same
   slowness would be answered twice;
@@ -74,7 +83,8 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
         new_own = replace(new_own, settled_at_s=now_s + config.rate_window_s)
     elif replicas < current:
         new_own = replace(new_own, last_scale_down_s=now_s)
-    details = {"need_stable": round(sig.need_stable, 3), "need_panic": round(sig.need_panic, 3),
+    details = {"need_stable": round(sig.need_stable, 3), "need_rise": round(sig.need_rise, 3),
+               "need_panic": round(sig.need_panic, 3),
                "need_forecast": round(sig.need_forecast, 3), "capacity_rps": round(sig.capacity_rps, 3),
                "want": plan.want}
     if sig.recent_rps is not None:
@@ -86,9 +96,11 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
 def _plan(obs: Observation, sig: Signals, config: Config) -> Plan:
     current = obs.status.current
     panic_need = sig.need_panic if sig.panic else 0.0
-    need = max(sig.need_stable, sig.need_forecast, panic_need)
-    driver = "panic" if sig.panic and sig.need_panic > sig.need_stable else "load"
-    if sig.need_forecast > max(sig.need_stable, panic_need):
+    need = max(sig.need_stable, sig.need_rise, sig.need_forecast, panic_need)
+    driver = "panic" if sig.panic and sig.need_panic > max(sig.need_stable, sig.need_rise) else "load"
+    if sig.need_rise > max(sig.need_stable, panic_need):
+        driver = "rise"
+    if sig.need_forecast > max(sig.need_stable, sig.need_rise, panic_need):
         driver = "forecast"
     demanded = _ceil(need)
     want = current if current > 0 and abs(need / current - 1.0) <= config.tolerance else demanded
@@ -133,6 +145,8 @@ def _up(current: int, sig: Signals, plan: Plan, config: Config) -> tuple[int, st
         return current, f"hold: at MAX_REPLICAS {config.max_replicas} ({plan.load_text})", "at-max"
     why = {"latency": plan.latency_text, "panic": f"panic, {plan.load_text}", "forecast":
            f"forecast {sig.need_forecast:.2f} replicas in {_fmt_s(config.forecast_horizon_s)}, {plan.load_text}",
+           "rise": f"rise, {sig.need_rise:.2f} replicas for the rate of the last "
+                   f"{_fmt_s(config.rise_window_s)}, {plan.load_text}",
            "load": plan.load_text}[plan.driver]
     capped = f", capped from {plan.want}" if target < plan.want else ""
     return target, f"scale-up: {why}{capped}", plan.driver

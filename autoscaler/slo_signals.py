@@ -1,7 +1,7 @@
 """The slo policy's signal estimation: what it remembers between polls (`SloState`) and what one poll
-says (`estimate` -> `Signals`): the demand in replicas of the stable window, the panic window and the
-forecast, whether the policy panics, whether the windowed metrics show the current replicas yet, and
-whether p95 misses the SLO. The rules that turn these into a replica count are slo.py's.
+says (`estimate` -> `Signals`): the demand in replicas of the stable window, the rise window, the panic
+window and the forecast, whether the policy panics, whether the windowed metrics show the current
+replicas yet, and whether p95 misses the SLO. The rules that turn these into a replica count are slo.py's.
 
 demand (in replicas) = load / (per-replica capacity x TARGET_UTILIZATION), where load is the request
 rate (capacity CAPACITY_RPS_PER_REPLICA, learned online). The in-flight concurrency (capacity
@@ -60,6 +60,7 @@ class Signals:
     samples: tuple[Sample, ...]       # the stable window, this poll's sample last
     recent_rps: float | None          # the rate of the last poll interval (recent_rate)
     need_stable: float                # for the stable window's mean load
+    need_rise: float                  # for the mean recent rate of the rise window (0: off or unknown)
     need_panic: float                 # for the panic window's
     need_forecast: float              # for the rate trend FORECAST_HORIZON_S ahead (0: no rising trend)
     panic_until_s: float | None
@@ -72,10 +73,9 @@ def _mean(values) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _slope(samples: tuple[Sample, ...]) -> float | None:
-    """Least-squares slope of the rate over time (req/s per s), or None with too few points."""
-    pts = [(s.t_s, s.rate_rps) for s in samples if s.rate_rps is not None]
-    if len(pts) < 3:
+def _slope(pts: list[tuple[float, float]], least: int) -> float | None:
+    """Least-squares slope of (t_s, rate) points (req/s per s), or None with fewer than `least` points."""
+    if len(pts) < least:
         return None
     n = len(pts)
     mt = sum(t for t, _ in pts) / n
@@ -84,6 +84,20 @@ def _slope(samples: tuple[Sample, ...]) -> float | None:
     if var <= 0:
         return None
     return sum((t - mt) * (r - mr) for t, r in pts) / var
+
+
+def _trend_slope(trend: tuple[Sample, ...], now_s: float, config: Config) -> float | None:
+    """The rate's trend: the slope of the windowed rates, but no steeper than the recent rates of the last
+    FORECAST_CONFIRM_S show it. A step in the rate ramps the windowed rate for a whole RATE_WINDOW_S, which
+    alone would project a step that has already ended as far again; the recent rates are flat after it."""
+    slope = _slope([(s.t_s, s.rate_rps) for s in trend if s.rate_rps is not None], 3)
+    if slope is None or slope <= 0 or config.forecast_confirm_s <= 0:
+        return slope
+    # A recent rate is the mean over its interval, so it stands at the interval's middle.
+    recent = [(s.t_s - s.span_s / 2, s.recent_rps) for s in trend
+              if s.recent_rps is not None and s.t_s > now_s - config.forecast_confirm_s]
+    confirmed = _slope(recent, 2)
+    return slope if confirmed is None else min(slope, confirmed)
 
 
 def _rate_during(samples: tuple[Sample, ...], t_s: float) -> float | None:
@@ -205,11 +219,13 @@ def estimate(obs: Observation, own: SloState, config: Config, now_s: float) -> S
         return _mean(s.inflight for s in window) if use_inflight else None
 
     need_stable = _demand(_mean(s.rate_rps for s in samples), inflight_mean(samples), capacity, config)
+    rise_rate = _recent_mean(samples, now_s - config.rise_window_s) if config.rise_window_s > 0 else None
+    need_rise = _demand(rise_rate, None, capacity, config) if not use_inflight else 0.0
     need_panic = _demand(_recent_mean(samples, now_s - config.panic_window_s), inflight_mean(panic_samples),
                          capacity, config)
     trend = tuple(s for s in samples if traffic_since is not None and s.t_s >= traffic_since + config.rate_window_s)
     need_forecast = 0.0
-    slope = _slope(trend) if config.forecast_horizon_s > 0 else None
+    slope = _trend_slope(trend, now_s, config) if config.forecast_horizon_s > 0 else None
     if slope is not None and slope > 0 and m.rate_rps is not None and capacity > 0:
         need_forecast = (m.rate_rps + slope * config.forecast_horizon_s) / (capacity * config.target_utilization)
 
@@ -218,5 +234,5 @@ def estimate(obs: Observation, own: SloState, config: Config, now_s: float) -> S
         panic_until = now_s + config.stable_window_s
     slo_missed = (m.p95_ms is not None and m.p95_ms > config.slo_p95_ms
                   and (m.rate_rps is None or m.rate_rps > 0))
-    return Signals(capacity, starting, settled_at, settled, traffic_since, samples, recent, need_stable, need_panic,
-                   need_forecast, panic_until, panic_until is not None and now_s < panic_until, slo_missed)
+    return Signals(capacity, starting, settled_at, settled, traffic_since, samples, recent, need_stable, need_rise,
+                   need_panic, need_forecast, panic_until, panic_until is not None and now_s < panic_until, slo_missed)

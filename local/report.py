@@ -111,8 +111,9 @@ def what_ran(options: Options, sizing: Sizing, plan_text: str, trace_text: str, 
         f"{sizing.capacity_within_slo_rps:g} req/s per worker, {sizing.target_inflight_per_replica:g} in flight "
         f"(sizing: {sizing.source})",
         f"- autoscaler windows: poll {t.poll_interval_s:g} s, rate {t.rate_window_s} s, stable {t.stable_window_s:g} s, "
-        f"panic {t.panic_window_s:g} s, scale-down stabilization {t.scale_down_stabilization_s:g} s, one step per "
-        f"{t.scale_down_step_s:g} s, forecast {t.forecast_horizon_s:g} s; HPA scale-down stabilization "
+        f"panic {t.panic_window_s:g} s, rise {t.rise_window_s:g} s, scale-down stabilization "
+        f"{t.scale_down_stabilization_s:g} s, one step per {t.scale_down_step_s:g} s, forecast "
+        f"{t.forecast_horizon_s:g} s (confirmed over {t.forecast_confirm_s:g} s); HPA scale-down stabilization "
         f"{t.hpa_scale_down_stabilization_s:g} s",
         "- Prometheus: the `prometheus` binary, prometheus/prometheus-local.yml (1 s scrape), data in "
         "`prometheus/data/`",

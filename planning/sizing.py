@@ -68,9 +68,11 @@ class Timings:
     rate_window_s: int
     stable_window_s: float
     panic_window_s: float
+    rise_window_s: float
     scale_down_stabilization_s: float
     scale_down_step_s: float
     forecast_horizon_s: float
+    forecast_confirm_s: float
     hpa_scale_down_stabilization_s: float
 
     def autoscaler_env(self) -> dict[str, str]:
@@ -79,16 +81,20 @@ class Timings:
 
 def timings_for(quick: bool, startup_s: float) -> Timings:
     """Decisions every 2 s (two scrapes); rates over 10 s; a 20 s stable window and stabilization, so a
-    replica can be released inside the trace's 45 s phases; one replica released per 10 s; a forecast two
-    start-ups ahead. The HPA keeps the upstream 300 s scale-down stabilization: that is the baseline being
-    compared with. Quick mode halves most of it so a scale-up and a scale-down fit in 90 s."""
+    replica can be released inside the trace's 45 s phases; a rise counted over four polls and a forecast
+    two start-ups ahead, confirmed by the last three polls' rates (the autoscaler's defaults count both in
+    its 5 s polls); one replica released per 10 s. The HPA keeps the upstream 300 s scale-down
+    stabilization: that is the baseline being compared with. Quick mode halves most of it so a scale-up
+    and a scale-down fit in 90 s."""
     if quick:
-        return Timings(poll_interval_s=1, rate_window_s=5, stable_window_s=8, panic_window_s=3,
+        return Timings(poll_interval_s=1, rate_window_s=5, stable_window_s=8, panic_window_s=3, rise_window_s=4,
                        scale_down_stabilization_s=6, scale_down_step_s=3,
-                       forecast_horizon_s=_clamp(round(1.25 * startup_s, 1), 3, 15), hpa_scale_down_stabilization_s=20)
-    return Timings(poll_interval_s=2, rate_window_s=10, stable_window_s=20, panic_window_s=4,
+                       forecast_horizon_s=_clamp(round(1.25 * startup_s, 1), 3, 15), forecast_confirm_s=3,
+                       hpa_scale_down_stabilization_s=20)
+    return Timings(poll_interval_s=2, rate_window_s=10, stable_window_s=20, panic_window_s=4, rise_window_s=8,
                    scale_down_stabilization_s=20, scale_down_step_s=10,
-                   forecast_horizon_s=_clamp(round(2 * startup_s, 1), 4, 30), hpa_scale_down_stabilization_s=300)
+                   forecast_horizon_s=_clamp(round(2 * startup_s, 1), 4, 30), forecast_confirm_s=6,
+                   hpa_scale_down_stabilization_s=300)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,9 @@ def test_a_bad_flag_is_named_as_given(argv, key, value):
 RULES = {
     "min-above-max": ({"MIN_REPLICAS": "5", "MAX_REPLICAS": "3"}, "MIN_REPLICAS=5 must be <= MAX_REPLICAS=3"),
     "panic-longer-than-stable": ({"PANIC_WINDOW_S": "90"}, "PANIC_WINDOW_S=90 must be <= STABLE_WINDOW_S=60"),
+    "rise-longer-than-stable": ({"RISE_WINDOW_S": "90"}, "RISE_WINDOW_S=90 must be <= STABLE_WINDOW_S=60"),
+    "confirmation-longer-than-stable": ({"FORECAST_CONFIRM_S": "61"},
+                                        "FORECAST_CONFIRM_S=61 must be <= STABLE_WINDOW_S=60"),
     "no-capacity-signal": ({"TARGET_INFLIGHT_PER_REPLICA": "0", "CAPACITY_RPS_PER_REPLICA": "0"},
                            "TARGET_INFLIGHT_PER_REPLICA=0 and CAPACITY_RPS_PER_REPLICA=0"),
     "gunicorn-without-pidfile": ({"SCALER": "gunicorn"}, "GUNICORN_PIDFILE='' must name"),

@@ -32,6 +32,7 @@ def slo_config(**overrides) -> Config:
     # which the policy would otherwise reconstruct from a 30 s window (tests of that set rate_window_s=30).
     base = dict(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
                 target_inflight_per_replica=0, target_utilization=0.7, stable_window_s=60, panic_window_s=6,
+                rise_window_s=0,
                 rate_window_s=int(POLL_S),
                 scale_down_stabilization_s=120, scale_down_step_s=10, tolerance=0.1, forecast_horizon_s=0,
                 capacity_learning=False, slo_p95_ms=500)
@@ -145,6 +146,19 @@ def check_no_forecast(trace, cfg):
     assert replicas(trace)[-1] < math.ceil((2.0 + 0.5 * 90) / 7)  # lags the ramp: what forecasting fixes
 
 
+def windowed_step(t: float) -> float:
+    """A 30 s windowed rate() of a step from 20 to 40 req/s at 60 s: it ramps until 90 s."""
+    return 20.0 + 20.0 * min(max((t - 60.0) / 30.0, 0.0), 1.0)
+
+
+def check_step_not_projected(trace, cfg):
+    assert max(replicas(trace)) == math.ceil(40.0 / 7)   # what the step needs, no more
+
+
+def check_step_projected(trace, cfg):
+    assert max(replicas(trace)) > math.ceil(40.0 / 7)    # the windowed rate's ramp projected past the step
+
+
 SCENARIOS = {
     # id: (config overrides, rate(t), start replicas, duration s, simulate() extras, check)
     "steady-load": ({}, lambda t: 20.0, 3, 300, {}, check_steady),
@@ -160,6 +174,11 @@ SCENARIOS = {
     "restart-no-scale-down-first-window": ({}, lambda t: 1.0, 6, 200, {"t0_s": 1000.0}, check_restart),
     "forecast-on-a-ramp": ({"forecast_horizon_s": 30}, lambda t: 2.0 + 0.5 * t, 1, 60, {}, check_forecast),
     "same-ramp-without-forecast": ({}, lambda t: 2.0 + 0.5 * t, 1, 60, {}, check_no_forecast),
+    "step-is-not-projected-once-the-recent-rates-are-flat": (
+        {"forecast_horizon_s": 30, "rate_window_s": 30}, windowed_step, 3, 150, {}, check_step_not_projected),
+    "without-confirmation-the-step-is-projected": (
+        {"forecast_horizon_s": 30, "rate_window_s": 30, "forecast_confirm_s": 0}, windowed_step, 3, 150, {},
+        check_step_projected),
     "windowed-rate-filling-after-idle-is-no-trend": (
         {"forecast_horizon_s": 30, "rate_window_s": 30}, lambda t: 5.0 * min(max(t, 0.0), 30.0) / 30.0, 1, 120, {},
         check_idle_start_is_no_trend),
@@ -341,6 +360,31 @@ def test_the_short_window_counts_in_panic_only_and_sees_steps_at_their_size(earl
     state = State(started_s=0.0, policy=SloState(samples=history(earlier, t0_s=45.0), traffic_since_s=0.0))
     d = decide(observed(3, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
     assert (d.replicas, d.kind) == (want, kind), d.reason
+
+
+RISE_CASES = {
+    # id: (earlier windowed rates, rate now, rise window s, current, expected replicas, kind); 10 req/s per replica
+    # at 70%, polls every 5 s, a 5 s rate window (so the recent rate is the windowed one), panic at 2 x current.
+    # 20 -> 40 req/s: the rise window's mean (5 x 40 + 15 x 20) / 20 = 25 -> 3.57 replicas; the stable mean
+    # (11 x 20 + 40) / 12 = 21.7 -> 3.10, within the tolerance of 3; the panic window's 5.24 < 6
+    "step-short-of-panic-counts-at-once": ([20.0] * 11, 40.0, 20, 3, 4, "rise"),
+    "without-it-the-step-waits": ([20.0] * 11, 40.0, 0, 3, 3, "tolerance"),
+    # three polls into the step the window holds only it: 40 / 7 = 5.71; the stable mean (8 x 20 + 4 x 40) / 12 -> 3.81
+    "a-held-step-counts-at-its-size": ([20.0] * 8 + [40.0] * 3, 40.0, 20, 3, 6, "rise"),
+    "the-stable-mean-alone-is-slower": ([20.0] * 8 + [40.0] * 3, 40.0, 0, 3, 4, "load"),
+    # 20 -> 5 req/s: the stable mean (11 x 20 + 5) / 12 -> 2.68 asks for 3, the rise window's 0.89 counts for nothing
+    "a-drop-scales-down-by-the-stable-mean": ([20.0] * 11, 5.0, 20, 4, 3, "load"),
+    "the-same-drop-without-it": ([20.0] * 11, 5.0, 0, 4, 3, "load"),
+}
+
+
+@pytest.mark.parametrize("earlier,rate,window_s,current,want,kind", RISE_CASES.values(), ids=RISE_CASES.keys())
+def test_a_rise_counts_for_scale_up_within_the_rise_window(earlier, rate, window_s, current, want, kind):
+    cfg = slo_config(rise_window_s=window_s, max_replicas=20, scale_down_stabilization_s=0)
+    state = State(started_s=0.0, policy=SloState(samples=history(earlier, t0_s=45.0), traffic_since_s=0.0))
+    d = decide(observed(current, rate_rps=rate, p95_ms=100.0), state, cfg, 100.0)
+    assert (d.replicas, d.kind) == (want, kind), d.reason
+    assert (d.details["need_rise"] > 0) == (window_s > 0)
 
 
 SCALE_UP_CASES = {

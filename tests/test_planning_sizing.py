@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from autoscaler.config import Config
+from autoscaler.config import Config, load_config
 from loadtester.capacity_report import CapacityReport, Step
 from planning.sizing import PEAK_UTILIZATION, QUICK_PEAK_OF_SATURATION, derive, timings_for
 
@@ -80,6 +80,14 @@ def test_a_given_worker_capacity_skips_the_probe_and_says_what_it_assumed():
 ], ids=["quick-measured", "quick-floor", "quick-cap", "full-measured", "full-floor", "full-cap"])
 def test_the_forecast_looks_one_or_two_start_ups_ahead(startup_s, quick, horizon_s):
     assert timings_for(quick, startup_s).forecast_horizon_s == horizon_s
+
+
+@pytest.mark.parametrize("quick, rise_s, confirm_s", [(True, 4, 3), (False, 8, 6)], ids=["quick", "full"])
+def test_the_windows_are_a_valid_autoscaler_configuration_in_polls_as_the_defaults(quick, rise_s, confirm_s):
+    timings = timings_for(quick, 2.0)
+    config = load_config([], {**timings.autoscaler_env(), "POLICY": "slo"})
+    assert config.rise_window_s == rise_s == 4 * config.poll_interval_s
+    assert config.forecast_confirm_s == confirm_s == 3 * config.poll_interval_s
 
 
 def test_the_queue_holds_seconds_of_one_workers_work():
