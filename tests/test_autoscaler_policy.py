@@ -372,6 +372,8 @@ RISE_CASES = {
     # three polls into the step the window holds only it: 40 / 7 = 5.71; the stable mean (8 x 20 + 4 x 40) / 12 -> 3.81
     "a-held-step-counts-at-its-size": ([20.0] * 8 + [40.0] * 3, 40.0, 20, 3, 6, "rise"),
     "the-stable-mean-alone-is-slower": ([20.0] * 8 + [40.0] * 3, 40.0, 0, 3, 4, "load"),
+    # the policy keeps one stable window (60 s) of rates: a longer rise window is that window, as valid config
+    "a-window-past-the-stable-one-is-the-stable-one": ([20.0] * 8 + [40.0] * 3, 40.0, 90, 3, 4, "load"),
     # 20 -> 5 req/s: the stable mean (11 x 20 + 5) / 12 -> 2.68 asks for 3, the rise window's 0.89 counts for nothing
     "a-drop-scales-down-by-the-stable-mean": ([20.0] * 11, 5.0, 20, 4, 3, "load"),
     "the-same-drop-without-it": ([20.0] * 11, 5.0, 0, 4, 3, "load"),
