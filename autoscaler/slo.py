@@ -96,12 +96,9 @@ def decide_slo(obs: Observation, state: State, config: Config, now_s: float) -> 
 def _plan(obs: Observation, sig: Signals, config: Config) -> Plan:
     current = obs.status.current
     panic_need = sig.need_panic if sig.panic else 0.0
-    need = max(sig.need_stable, sig.need_rise, sig.need_forecast, panic_need)
-    driver = "panic" if sig.panic and sig.need_panic > max(sig.need_stable, sig.need_rise) else "load"
-    if sig.need_rise > max(sig.need_stable, panic_need):
-        driver = "rise"
-    if sig.need_forecast > max(sig.need_stable, sig.need_rise, panic_need):
-        driver = "forecast"
+    # What asks for the most drives the decision; on a tie the first named (the steady load first).
+    driver, need = max((("load", sig.need_stable), ("panic", panic_need), ("rise", sig.need_rise),
+                        ("forecast", sig.need_forecast)), key=lambda named: named[1])
     demanded = _ceil(need)
     want = current if current > 0 and abs(need / current - 1.0) <= config.tolerance else demanded
     p95 = obs.metrics.p95_ms

@@ -32,8 +32,7 @@ def slo_config(**overrides) -> Config:
     # which the policy would otherwise reconstruct from a 30 s window (tests of that set rate_window_s=30).
     base = dict(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=10, capacity_rps_per_replica=10,
                 target_inflight_per_replica=0, target_utilization=0.7, stable_window_s=60, panic_window_s=6,
-                rise_window_s=0,
-                rate_window_s=int(POLL_S),
+                rise_window_s=0, rate_window_s=int(POLL_S),
                 scale_down_stabilization_s=120, scale_down_step_s=10, tolerance=0.1, forecast_horizon_s=0,
                 capacity_learning=False, slo_p95_ms=500)
     base.update(overrides)
