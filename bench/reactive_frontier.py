@@ -19,7 +19,7 @@ from typing import Sequence
 from planning.runs import ORACLE
 from sim import cli, matrix
 from sim.oracle import lagged_plan
-from sim.run import arrivals_per_step, run_policy
+from sim.run import DEFAULT_SCRAPE_INTERVAL_S, arrivals_per_step, run_policy
 from sim.tune import Score, score_span
 
 DEFAULT_GRID = "1.0,1.1,1.2,1.3,1.4,1.5,1.6"
@@ -29,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.reactive_frontier", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="twitter-1h,nasa-1d", help="cases of sim/matrix.py (default: %(default)s)")
     parser.add_argument("--headroom-grid", default=DEFAULT_GRID, help="headrooms tried (default: %(default)s)")
-    parser.add_argument("--lag-s", type=float, default=5.0,
+    parser.add_argument("--lag-s", type=float, default=DEFAULT_SCRAPE_INTERVAL_S,
                         help="how late the planner learns of an arrival, s (default: one scrape interval, %(default)s)")
-    parser.add_argument("--mean-s", type=float, default=5.0, help="the span it averages, s (default: %(default)s)")
+    parser.add_argument("--mean-s", type=float, default=DEFAULT_SCRAPE_INTERVAL_S,
+                        help="the span it averages, s (default: one scrape interval, %(default)s)")
     parser.add_argument("--hold-s", type=float, default=30.0,
                         help="how long it keeps what it asked for, s (default: %(default)s, as slo's stabilization)")
     parser.add_argument("--duration", type=float, default=None, help="cut every case after S seconds (a quick look)")

@@ -39,10 +39,10 @@ class ExportOptions:
         "end of the range: unix seconds or ISO 8601"))
     step_s: int = setting(5, flag="--step-s", metavar="S", unit="s", lo=1, hi=3600, doc=(
         "one rate per step of this many seconds (every second of a step gets it); at least the scrape interval"))
-    scrape_interval_s: float = setting(5.0, flag="--scrape-interval-s", metavar="S", unit="s", lo=0, hi=3600,
+    scrape_interval_s: float = setting(2.0, flag="--scrape-interval-s", metavar="S", unit="s", lo=0, hi=3600,
                                        lo_open=True, doc=(
                                            "how often Prometheus scrapes the service (prometheus/prometheus.yml: "
-                                           "5 s); the query's window is the step plus this"))
+                                           "2 s); the query's window is the step plus this"))
     query: str = setting(DEFAULT_QUERY, flag="--query", metavar="PROMQL", doc=(
         "PromQL giving the cluster's requests per second as one series; $window stands for the step plus one "
         "scrape interval, less 1 ms"))

@@ -35,11 +35,7 @@ from sim.profile import ProfileError, default_profile
 from sim.profile_sources import load_profile
 from sim.replay_shape import counting_noise, noise_warning, replay_rates
 from planning.runs import SIM_RUNS, RunNameError, check_run_name
-from sim.run import START_MIN, STARTS, RunSettings, run_policy
-
-# The in-cluster Prometheus' scrape interval (prometheus/prometheus.yml, global.scrape_interval).
-DEFAULT_SCRAPE_INTERVAL_S = 5.0
-
+from sim.run import DEFAULT_SCRAPE_INTERVAL_S, START_MIN, STARTS, RunSettings, run_policy
 
 class UsageError(SettingError):
     """Bad input; the message names the flag."""

@@ -1,7 +1,7 @@
 """One simulated run of one policy: the schedule, the cluster, Prometheus and the autoscaler's own loop.
 
 Arrivals come from loadtester.schedule.build_schedule (the load tester's code: same seed, same requests).
-Every scrape interval (5 s, prometheus/prometheus.yml) the replicas are scraped into sim/prometheus.py's
+Every scrape interval (2 s, prometheus/prometheus.yml) the replicas are scraped into sim/prometheus.py's
 emulator; every POLL_INTERVAL_S the real `autoscaler.loop.Loop.step()` runs on the simulated clock, with
 the emulator behind `autoscaler.collector.PrometheusSource` as its metrics and the simulated cluster as
 its scaler, so `decide()` and every policy are the production code. Its JSON decision lines are kept in
@@ -33,6 +33,8 @@ from sim.results import request_table, summarize_run
 # The decision log's wall clock: simulated second 0 is this instant (any fixed time would do).
 EPOCH_UNIX_S = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 ORACLE_STEP_S = 1.0
+# The in-cluster Prometheus' scrape interval (prometheus/prometheus.yml, global.scrape_interval).
+DEFAULT_SCRAPE_INTERVAL_S = 2.0
 # What the cluster holds when the replay starts. START_MIN: MIN_REPLICAS, as a fresh deployment and the
 # local stack start (the oracle still starts with what its plan asks for). START_FIRST_NEED: every run
 # starts with the oracle's first count, the replicas the trace's first seconds need: a deployment that
@@ -48,7 +50,7 @@ class RunSettings:
 
     profile: Profile
     config: Config                       # the autoscaler's settings (environment + overrides), any policy
-    scrape_interval_s: float = 5.0
+    scrape_interval_s: float = DEFAULT_SCRAPE_INTERVAL_S
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     seed: int = 0
     start: str = START_MIN               # the replicas every run starts with: START_MIN or START_FIRST_NEED

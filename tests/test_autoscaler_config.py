@@ -18,7 +18,7 @@ def load(env: dict | None = None, argv: list | None = None, namespace_file: str 
 def test_defaults_are_valid_and_documented():
     cfg = load()
     assert (cfg.prometheus_url, cfg.scaler, cfg.policy) == ("http://localhost:9090", "kubernetes", "slo")
-    assert (cfg.min_replicas, cfg.slo_p95_ms, cfg.poll_interval_s, cfg.metrics_port) == (1, 500, 5, 9100)
+    assert (cfg.min_replicas, cfg.slo_p95_ms, cfg.poll_interval_s, cfg.metrics_port) == (1, 500, 2, 9100)
     assert (cfg.stable_window_s, cfg.panic_window_s, cfg.scale_down_stabilization_s) == (60, 6, 30)
     assert cfg.target_namespace == "default"
     from dataclasses import fields
@@ -100,7 +100,7 @@ RULES = {
                            "TARGET_INFLIGHT_PER_REPLICA=0 and CAPACITY_RPS_PER_REPLICA=0"),
     "gunicorn-without-pidfile": ({"SCALER": "gunicorn"}, "GUNICORN_PIDFILE='' must name"),
     "fallback-outside-bounds": ({"FALLBACK_REPLICAS": "20"}, "FALLBACK_REPLICAS=20 must be 0 (off) or within"),
-    "stall-below-poll": ({"STALL_AFTER_S": "3"}, "STALL_AFTER_S=3 must be > POLL_INTERVAL_S=5"),
+    "stall-below-poll": ({"STALL_AFTER_S": "2"}, "STALL_AFTER_S=2 must be > POLL_INTERVAL_S=2"),
     "url-without-scheme": ({"PROMETHEUS_URL": "prometheus:9090"}, "PROMETHEUS_URL='prometheus:9090' must start"),
     "query-unknown-placeholder": ({"QUERY_RATE_RPS": "sum(rate(x[{windw}]))"}, "unknown placeholder(s) ['windw']"),
 }

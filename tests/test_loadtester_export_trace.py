@@ -254,7 +254,7 @@ REFUSALS = [
     ("start-and-since", ["--start", "1767225600", "--since", "1h"], "--start and --since both"),
     ("start-after-end", ["--start", "1767229200", "--end", "1767225600"], "shorter than one step"),
     ("end-word", ["--end", "later"], "--end='later': expected unix seconds or an ISO 8601 time"),
-    ("step-under-scrape", ["--step-s", "2"], "--step-s=2: expected at least --scrape-interval-s (5 s)"),
+    ("step-under-scrape", ["--step-s", "1"], "--step-s=1: expected at least --scrape-interval-s (2 s)"),
     ("step-fraction", ["--step-s", "2.5"], "--step-s=2.5: expected an integer in 1..3600 s"),
     ("scrape-zero", ["--scrape-interval-s", "0"], "--scrape-interval-s=0: expected a number in >0..3600 s"),
     ("gaps-choice", ["--gaps", "hold"], "--gaps='hold': expected one of interpolate | zero"),
@@ -421,7 +421,9 @@ def counted_between_scrapes(run: Replay, k: int, step_s: int) -> float:
 def test_round_trip_matches_the_replayed_counts(backfilled, tmp_path, step_s):
     url, run, t0_s = backfilled
     out = tmp_path / "exported.txt"
-    args = ["--start", str(t0_s), "--end", str(t0_s + RUN_S)] + (["--step-s", str(step_s)] if step_s != 5 else [])
+    # This Prometheus was fed 5 s scrapes, not the in-cluster 2 s: the flag says so, as a user's would.
+    args = (["--start", str(t0_s), "--end", str(t0_s + RUN_S), "--scrape-interval-s", str(SCRAPE_S)]
+            + (["--step-s", str(step_s)] if step_s != 5 else []))
     done = export(url, out, *args)
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}: {RUN_S} s" in done.stdout

@@ -140,7 +140,10 @@ def test_python_m_sim_runs(trace, tmp_path):
 
 
 def test_the_default_scrape_interval_is_the_clusters():
+    from autoscaler.config import Config
+    from loadtester.export_trace_cli import ExportOptions
     from local.prometheus_config import scrape_interval_s
     from sim.cli import DEFAULT_SCRAPE_INTERVAL_S
 
-    assert DEFAULT_SCRAPE_INTERVAL_S == scrape_interval_s(REPO / "prometheus" / "prometheus.yml")
+    cluster_s = scrape_interval_s(REPO / "prometheus" / "prometheus.yml")
+    assert DEFAULT_SCRAPE_INTERVAL_S == ExportOptions.scrape_interval_s == Config.poll_interval_s == cluster_s

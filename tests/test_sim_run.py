@@ -70,9 +70,12 @@ def test_every_poll_goes_through_the_real_decide(monkeypatch):
         return real(obs, state, config, now_s)
 
     monkeypatch.setattr(autoscaler.loop, "decide", spy)
-    result = run_policy("hpa-50", schedule_of((100, 60)), settings())
-    assert [t for t, _ in calls] == [5.0 * k for k in range(13)]    # POLL_INTERVAL_S=5 over 60 s
-    assert len(result.decisions) == 13
+    run_settings = settings()
+    result = run_policy("hpa-50", schedule_of((100, 60)), run_settings)
+    poll_s = run_settings.config.poll_interval_s
+    polls = [poll_s * k for k in range(round(60 / poll_s) + 1)]    # every POLL_INTERVAL_S over 60 s
+    assert [t for t, _ in calls] == polls
+    assert len(result.decisions) == len(polls)
     # What Prometheus showed it: the emulated rate of the simulated requests.
     assert calls[-1][1].metrics.rate_rps == pytest.approx(100, rel=0.15)
     assert calls[-1][1].metrics.cpu_cores > 0.5
