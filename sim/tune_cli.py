@@ -26,7 +26,7 @@ from loadtester.capacity_report import env_file_text
 from settings import add_flags, format_number, read_values, setting, specs
 from sim import cli
 from sim.cli import SimOptions, UsageError
-from sim.run import RunSettings, run_policy
+from sim.run import START_FIRST_NEED, RunSettings, run_policy
 from sim.tune import (HPA_KNOBS, KPA_KNOBS, SLO_KNOBS, Knob, Part, Score, coordinate_search, held_out_goals,
                       score_span, split_at_s, split_problem, split_schedule)
 from sim.tune_report import ENV_FILE, JSON_FILE, report_lines, tune_json
@@ -56,11 +56,15 @@ class TuneOptions:
     coarse_s: int | None = _as_sim("coarse_s")
     arrivals: str = _as_sim("arrivals")
     seed: int = _as_sim("seed")
+    start: str = _as_sim("start", default=START_FIRST_NEED, doc=(
+        "the replicas each part's replay starts with: first-need (what its first seconds need, as make simulate "
+        "starts: a deployment already serving; the held-out part then joins the traffic running) or min "
+        "(MIN_REPLICAS, a fresh deployment)"))
     tune_fraction: float = setting(0.5, flag="--tune-fraction", metavar="F", lo=0.05, hi=0.95, doc=(
         "tune on the first F of the replay and report on the rest (split at a 10 s window boundary)"))
     warmup_s: float = setting(120.0, flag="--warmup-s", metavar="S", unit="s", lo=0, doc=(
-        "the first S seconds of each part's replay are not scored: the tuned part starts from MIN_REPLICAS, the "
-        "held-out part is replayed from S seconds before the split"))
+        "the first S seconds of each part's replay are not scored: the tuned part starts the trace, the held-out "
+        "part is replayed from S seconds before the split"))
     out: str | None = setting(None, flag="--out", metavar="DIR", doc=(
         f"also write DIR/{ENV_FILE} (the settings as KEY=VALUE lines) and DIR/{JSON_FILE} (every trial)"))
 

@@ -16,10 +16,10 @@ import pytest
 
 from autoscaler.config import Config, ConfigError, load_config
 from loadtester.schedule import Schedule
-from settings import specs
+from settings import read_values, specs
 from sim.tune import (Knob, Score, best_index, coordinate_search, has_margin, held_out_goals, score_span, split_at_s,
                       split_problem, split_schedule)
-from sim.tune_cli import env_values, main
+from sim.tune_cli import TuneOptions, build_parser, env_values, main, prepare
 from tests.support import kustomize_build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -241,9 +241,10 @@ def run_tune(*argv, environ=None):
     (["--trace", "{trace}", "--slo-ms", "450", "--scale", "2", "--peak-replicas", "3"], "not allowed with --scale"),
     (["--trace", "{trace}", "--slo-ms", "450", "--max-replicas", "0"], "--max-replicas=0"),
     (["--trace", "{trace}", "--slo-ms", "450", "--out", "{trace}"], "is not a directory"),
+    (["--trace", "{trace}", "--slo-ms", "450", "--start", "warm"], "--start"),
 ], ids=["no-trace", "no-slo", "missing-trace", "zero-slo", "fraction-one", "negative-warm-up",
         "warm-up-longer-than-the-tuned-part", "fraction-leaves-nothing-held-out", "scale-and-peak-replicas",
-        "zero-max-replicas", "out-is-a-file"])
+        "zero-max-replicas", "out-is-a-file", "unknown-start"])
 def test_bad_input_exits_2_naming_the_flag(tmp_path, trace, capsys, args, words):
     files = {"trace": trace, "missing": tmp_path / "nope.txt"}
     code, out, err = run_tune(*[a.format(**files) for a in args])
@@ -256,6 +257,19 @@ def test_python_m_sim_tune_dispatches(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sim", "tune", "--trace", str(tmp_path / "nope.txt"), "--slo-ms",
                              "450"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "python -m sim tune: error: --trace" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args, start", [
+    ([], "first-need"),
+    (["--start", "first-need"], "first-need"),
+    (["--start", "min"], "min"),
+], ids=["default-joins-the-traffic-running", "first-need", "min-is-a-cold-start"])
+def test_every_replay_starts_as_start_says(trace, args, start):
+    """The held-out part starts mid-trace: by default with what its first seconds need, not one replica."""
+    parsed = build_parser().parse_args(["--trace", str(trace), "--slo-ms", "450", "--scale", "5", *args])
+    job = prepare(TuneOptions(**read_values(TuneOptions, {}, parsed)), {})
+    assert job["plan"]["settings"].start == start
+    assert ("--start" in job["argv"]) == (start != "min")   # the replay command it prints says so too
 
 
 @pytest.fixture(scope="module")
