@@ -92,9 +92,9 @@ class Config:
     slo_p95_ms: float = setting(500, "Latency objective: p95 of request duration.", "ms", 1, 600000)
     poll_interval_s: float = setting(
         2, "Time between decisions. Same as the in-cluster scrape interval (polling faster only re-reads "
-        "the same samples), and Knative's 2 s tick: on the simulated matrix 2 s instead of 5 s kept the "
-        "same windows at 1-11% fewer replica-seconds (a step is seen sooner, so less headroom is "
-        "needed).", "s", 0.05, 600)
+        "the same samples), and Knative's 2 s tick: a step is seen one scrape after it began. On the "
+        "simulated matrix 2 s polls kept their windows at a 0.89 utilisation target, where 5 s polls lost "
+        "a window on both real traces at 0.885.", "s", 0.05, 600)
 
     # --- slo policy ------------------------------------------------------------------------------
     target_utilization: float = setting(

@@ -37,6 +37,7 @@ from sim.replay_shape import counting_noise, noise_warning, replay_rates
 from planning.runs import SIM_RUNS, RunNameError, check_run_name
 from sim.run import DEFAULT_SCRAPE_INTERVAL_S, START_MIN, STARTS, RunSettings, run_policy
 
+
 class UsageError(SettingError):
     """Bad input; the message names the flag."""
 
