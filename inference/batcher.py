@@ -114,12 +114,14 @@ class Batcher:
         with self._cond:
             return self._predicted_wait_s(self._clock())
 
-    def _predicted_wait_s(self, now: float) -> float:
+    def _predicted_wait_s(self, now: float, ahead: int = 0) -> float:
+        """How long a request admitted now would wait for its forward to start, were `ahead` more images
+        admitted before it."""
         if self._per_image_s is None:
             return 0.0
         running_left = max(0.0, self._running_images * self._per_image_s - (now - self._running_since))
         # Forwards run whole batches: the images ahead that do not fill one share the request's own forward.
-        batches_ahead = self._depth // self.max_batch_size
+        batches_ahead = (self._depth + ahead) // self.max_batch_size
         return running_left + batches_ahead * self.max_batch_size * self._per_image_s
 
     def wait_budget_s(self) -> float:
@@ -129,11 +131,12 @@ class Batcher:
             return self.max_wait_s
         return max(self.max_wait_s, 2 * self.max_batch_size * self._per_image_s)
 
-    def _predicted_done_s(self, now: float) -> float:
-        """How long until the forward of a request admitted now would end: its wait, then a full batch."""
+    def _predicted_done_s(self, now: float, ahead: int = 0) -> float:
+        """How long until the forward of a request admitted now (after `ahead` more images) would end: its
+        wait, then a full batch."""
         if self._per_image_s is None:
             return 0.0
-        return self._predicted_wait_s(now) + self.max_batch_size * self._per_image_s
+        return self._predicted_wait_s(now, ahead) + self.max_batch_size * self._per_image_s
 
     def admit(self, images: int) -> None:
         """Count `images` against the queue now, before they are preprocessed, or raise Overloaded.
@@ -152,20 +155,35 @@ class Batcher:
         with self._cond:
             self._refuse_if_full(1)
 
+    def has_room(self, images: int) -> bool:
+        """Whether `images` more requests of one image would each be admitted now, by admit()'s rules: the last
+        of them must fit the count and the wait budget. Counts nothing."""
+        with self._cond:
+            return self._refusal(images, ahead=images - 1) is None
+
     def _refuse_if_full(self, images: int) -> None:
         """Raise Overloaded if `images` more cannot be admitted now (the caller holds the lock)."""
+        refusal = self._refusal(images)
+        if refusal is not None:
+            raise refusal
+
+    def _refusal(self, images: int, ahead: int = 0) -> Overloaded | None:
+        """Why a request of `images` cannot be admitted now, were `ahead` more images admitted before it, or
+        None (the caller holds the lock). Its first image must be computed within the budget: a request of
+        more images than one budget computes is still admitted on an idle worker."""
         if self._closing:
-            raise Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
+            return Overloaded("draining", "this worker is shutting down; retry, another replica will answer")
         if self._depth + images > self.max_queue:
-            raise Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
-                             "waiting); retry after a moment or add replicas")
+            return Overloaded("queue_full", f"the queue is full ({self._depth} of {self.max_queue} images "
+                              "waiting); retry after a moment or add replicas")
         if self.max_wait_s > 0:
-            done_s, budget_s = self._predicted_done_s(self._clock()), self.wait_budget_s()
+            done_s, budget_s = self._predicted_done_s(self._clock(), ahead), self.wait_budget_s()
             if done_s > budget_s:
-                raise Overloaded("queue_full", f"the queue is full: a request admitted now would be computed in "
-                                 f"about {done_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
-                                 "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
-                                 max(1, math.ceil(done_s - budget_s)))  # Retry-After: drains the excess
+                return Overloaded("queue_full", f"the queue is full: a request admitted now would be computed in "
+                                  f"about {done_s * 1000:.0f} ms, over the {budget_s * 1000:.0f} ms allowed "
+                                  "(MAX_QUEUE_WAIT_MS); retry after a moment or add replicas",
+                                  max(1, math.ceil(done_s - budget_s)))  # Retry-After: drains the excess
+        return None
 
     def cancel(self, images: int) -> None:
         """Give back an admission whose images never reached the queue (the upload was bad)."""

@@ -111,8 +111,9 @@ class ServiceConfig:
         "for ACCEPT_YIELD_MS (inference/worker.py); 0 means MAX_BATCH_SIZE: a full batch is already waiting."))
     accept_yield_ms: float = setting(3.0, env="ACCEPT_YIELD_MS", unit="ms", lo=0, hi=1000, doc=(
         "how long a busy worker leaves a new connection to a sibling before taking it itself; at most this "
-        "is added to an answer. A worker with less than a batch of room left never pauses, so the 503s of "
-        "an overload are not delayed. 0 turns the sharing off (plain gthread)."))
+        "is added to an answer. A worker with less than a batch of room left, by the count or the predicted "
+        "wait, never pauses, so the 503s of an overload are not delayed. 0 turns the sharing off (plain "
+        "gthread)."))
     gunicorn_threads: int = setting(0, env="GUNICORN_THREADS", unit="threads", lo=0, hi=1024, doc=(
         "request threads per worker (decode and preprocess run there); 0 means "
         "MAX_QUEUE + MAX_BATCH_SIZE + 4: one per image that may wait for the model or be in a forward, plus "

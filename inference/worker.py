@@ -6,8 +6,10 @@ worker queues, with the tail of the unluckiest. Here a worker with at least ACCE
 waiting stops accepting for ACCEPT_YIELD_MS, leaving the connection in the kernel's accept queue for a
 sibling with room. The kernel's queue thus acts as the shared queue; when every worker is busy, the first
 one whose pause ends takes the connection anyway, so a yield delays an answer by at most ACCEPT_YIELD_MS.
-A worker with less than a batch of room left does not pause: under overload its siblings are as full,
-the pause would only delay the 503 that must come at once, and a process that busy wakes late from it.
+A worker with less than a batch of room left, by admission's own rules (the count and the predicted wait),
+does not pause: under overload its siblings are as full, and the pause would only delay the 503 that must
+come at once. (By the count alone, a worker that admission holds by the wait never looks that full, and would
+pause before most of its 503s.)
 
 Selected by inference/gunicorn.conf.py (`worker_class`); the settings come from inference/config.py.
 """
@@ -27,21 +29,22 @@ class SharedQueueWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         settings = ServiceConfig.from_env()
         self.yield_depth = settings.accept_yield_depth or settings.max_batch_size
-        # Pausing stops here: with less than a batch of room left, the worker is overloaded, not unlucky.
-        self.pause_below = settings.queue_limit - settings.max_batch_size
+        # Pausing needs this much room left by admission's own rules (count and predicted wait): with less,
+        # the worker is overloaded, not unlucky.
+        self.room_images = settings.max_batch_size
         self.yield_s = settings.accept_yield_ms / 1000.0
         self._resume_at = 0.0
         # After a pause, everything already waiting has waited long enough: take it all, without pausing,
         # for as long as the pause lasted (one accept per wake-up would let the kernel's queue grow).
         self._take_until = 0.0
 
-    def _depth(self) -> int:
+    def _busy_with_room(self) -> bool:
         state = getattr(self, "wsgi", None) and self.wsgi.extensions.get("inference")
-        return state.batcher.depth if state is not None else 0
+        return (state is not None and state.batcher.depth >= self.yield_depth
+                and state.batcher.has_room(self.room_images))
 
     def accept(self, listener):
-        if (self.yield_s > 0 and time.monotonic() >= self._take_until
-                and self.yield_depth <= self._depth() < self.pause_below):
+        if self.yield_s > 0 and time.monotonic() >= self._take_until and self._busy_with_room():
             self._pause()
             return
         super().accept(listener)

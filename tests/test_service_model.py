@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import threading
 
@@ -304,6 +306,30 @@ def test_admission_is_by_predicted_wait(max_wait_s, per_image_s, learned, queued
         with pytest.raises(Overloaded, match="MAX_QUEUE_WAIT_MS") as err:
             check()
         assert (err.value.reason, err.value.retry_after_s) == ("queue_full", retry_after_s)
+
+
+# has_room(n) asks whether n more one-image requests would each be admitted, without counting: at 0.02 s per
+# image and a 0.5 s budget, 17 queued images leave room for one (done in 0.48 s) but not for a batch of them,
+# whose last would wait for three batches ahead (done in 0.64 s).
+@pytest.mark.parametrize("max_wait_s, queued, images, room", [
+    (0.5, 16, 8, True),
+    (0.5, 17, 1, True),
+    (0.5, 17, 8, False),
+    (0.0, 56, 8, True),
+    (0.0, 57, 8, False),
+], ids=["a-batch-fits-the-wait", "one-image-fits", "a-batch-would-wait-too-long", "a-batch-fits-the-count",
+        "a-batch-over-the-count"])
+def test_room_for_n_more_requests_is_judged_by_the_last(max_wait_s, queued, images, room):
+    batcher = timed_batcher(max_wait_s)
+    batcher.submit(one(queued), float("inf"))
+    assert batcher.has_room(images) is room
+    assert batcher.has_room(images) is room  # asking took no room
+    admitted = 0
+    with contextlib.suppress(Overloaded):
+        for _ in range(images):
+            batcher.admit(1)
+            admitted += 1
+    assert (admitted == images) is room
 
 
 @pytest.mark.parametrize("queued, closing, reason", [(63, False, None), (64, False, "queue_full"), (0, True, "draining")],
