@@ -20,7 +20,8 @@ from tests.support import start_gunicorn
 
 BODY = images.jpeg((320, 240))
 PAUSE_MS = 1000.0
-HELD_IMAGES = 32  # one request that keeps images waiting for a while, with batches of one
+HELD_IMAGES = 48  # one request that keeps images waiting for a while (about a second), with batches of one
+LAUNCH_EVERY_S = 0.05
 
 
 def post(url: str, count: int = 1) -> tuple[int, float]:
@@ -34,30 +35,34 @@ def post(url: str, count: int = 1) -> tuple[int, float]:
 
 
 def while_held(url: str) -> list[tuple[int, float]]:
-    """One-image requests, one after another, while a request of HELD_IMAGES is being computed."""
+    """One-image requests, a new one every LAUNCH_EVERY_S without waiting for the others (one may be stuck
+    behind the held images), for as long as a request of HELD_IMAGES is being computed."""
     # Forwards back to back teach admission its seconds per image (the time from one to the next).
     assert post(url, 4)[0] == 200
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
         held = pool.submit(post, url, HELD_IMAGES)
-        results = []
-        while not held.done() or not results:
-            results.append(post(url))
+        singles = [pool.submit(post, url)]
+        while not concurrent.futures.wait([held], timeout=LAUNCH_EVERY_S).done:
+            singles.append(pool.submit(post, url))
         assert held.result()[0] == 200
-    return results
+        return [single.result() for single in singles]
 
 
-# Batches of one image, so one waiting image is "a batch waiting" (ACCEPT_YIELD_DEPTH 1).
+# Batches of one image; a pause needs two images waiting (ACCEPT_YIELD_DEPTH 2).
 # busy-with-room: admission by count only, and room for all: a connection that arrives while images wait
 #   sits out the pause, then is served.
 # full-by-the-wait: admission by predicted wait at its floor (two forwards): images waiting leave no room for
-#   another, so the requests are refused at once, not after a pause. (By the count alone, 64, that worker
-#   would look busy with room, and would pause before each 503.)
+#   another (two waiting already take three forwards), so the requests are refused at once, not after a
+#   pause, however the arrivals fall. (By the count alone, 128, that worker would look busy with room and
+#   pause before its 503s: every request launched in the first half of a pause, about ten, would take over
+#   half of it.) Slow ones are allowed only for the one or two that may be admitted before the held
+#   request, and then wait for its images.
 @pytest.mark.parametrize("env, expect", [
-    ({"MAX_QUEUE": 64, "MAX_QUEUE_WAIT_MS": 0}, "pauses"),
-    ({"MAX_QUEUE": 64, "MAX_QUEUE_WAIT_MS": 1}, "refuses-at-once"),
+    ({"MAX_QUEUE": 128, "MAX_QUEUE_WAIT_MS": 0}, "pauses"),
+    ({"MAX_QUEUE": 128, "MAX_QUEUE_WAIT_MS": 1}, "refuses-at-once"),
 ], ids=["busy-with-room", "full-by-the-wait"])
 def test_a_busy_worker_pauses_accepting_a_full_one_refuses_at_once(tmp_path, env, expect):
-    child = start_gunicorn(tmp_path, env={"ACCEPT_YIELD_DEPTH": 1, "ACCEPT_YIELD_MS": PAUSE_MS,
+    child = start_gunicorn(tmp_path, env={"ACCEPT_YIELD_DEPTH": 2, "ACCEPT_YIELD_MS": PAUSE_MS,
                                           "MAX_BATCH_SIZE": 1, **env})
     try:
         results = while_held(child.extra["url"])
@@ -68,6 +73,6 @@ def test_a_busy_worker_pauses_accepting_a_full_one_refuses_at_once(tmp_path, env
         assert statuses == [200] * len(results)
         assert max(t for _, t in results) >= PAUSE_MS / 1000.0
     else:
-        refusals = [t for s, t in results if s == 503]
-        assert set(statuses) <= {200, 503} and refusals, statuses
-        assert max(refusals) < 0.5 * PAUSE_MS / 1000.0, refusals
+        assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+        slow = [t for t in (t for _, t in results) if t >= 0.5 * PAUSE_MS / 1000.0]
+        assert len(slow) <= 3, results
