@@ -4,7 +4,8 @@ With one worker there is no sibling to leave a connection to, which makes the pa
 while a batch is waiting, a new connection sits in the kernel's accept queue for ACCEPT_YIELD_MS before
 the worker takes it anyway. A worker that admission would refuse does not pause: its 503 comes at once.
 The pause is long (a second) so that what is asserted is far from any machine's own speed: a connection
-that sat one out took at least that long; a refusal that did not took well under it.
+that sat one out took at least that long; those that did not took well under it, but for the one or two
+that waited for the images holding the queue.
 """
 
 from __future__ import annotations
@@ -74,5 +75,5 @@ def test_a_busy_worker_pauses_accepting_a_full_one_refuses_at_once(tmp_path, env
         assert max(t for _, t in results) >= PAUSE_MS / 1000.0
     else:
         assert set(statuses) <= {200, 503} and 503 in statuses, statuses
-        slow = [t for t in (t for _, t in results) if t >= 0.5 * PAUSE_MS / 1000.0]
+        slow = [t for _, t in results if t >= 0.5 * PAUSE_MS / 1000.0]
         assert len(slow) <= 3, results
