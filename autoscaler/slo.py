@@ -24,7 +24,9 @@ rules below. Why each piece exists:
   traffic, since the windowed rate of a load that starts from idle ramps up by itself; and no steeper
   than the recent rates of the last FORECAST_CONFIRM_S show it, since a step ramps the windowed rate for
   a whole RATE_WINDOW_S after it has ended (on the simulated matrix 1.6-10.6% fewer replica-seconds, one
-  window more kept on wl.txt x50);
+  window more kept on wl.txt x50); and the line through the recent rates of FORECAST_CONFIRM_S,
+  projected FORECAST_RECENT_HORIZON_S from now when it rises clearly: the windowed rate lags a ramp by
+  half its window, the recent rates do not (`slo_signals.recent_line_rate`);
 - latency feedback: p95 above the SLO adds replicas even when the load model says enough - the model
   is an estimate, the SLO is the goal. Only when no replica is still starting, otherwise the same
   slowness would be answered twice;
@@ -141,7 +143,7 @@ def _up(current: int, sig: Signals, plan: Plan, config: Config) -> tuple[int, st
     if target <= current:
         return current, f"hold: at MAX_REPLICAS {config.max_replicas} ({plan.load_text})", "at-max"
     why = {"latency": plan.latency_text, "panic": f"panic, {plan.load_text}", "forecast":
-           f"forecast {sig.need_forecast:.2f} replicas in {_fmt_s(config.forecast_horizon_s)}, {plan.load_text}",
+           f"forecast {sig.need_forecast:.2f} replicas in {_fmt_s(sig.forecast_ahead_s)}, {plan.load_text}",
            "rise": f"rise, {sig.need_rise:.2f} replicas for the rate of the last "
                    f"{_fmt_s(config.rise_window_s)}, {plan.load_text}",
            "load": plan.load_text}[plan.driver]

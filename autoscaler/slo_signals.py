@@ -24,6 +24,9 @@ LEARN_RATE = 0.2
 LEARN_BOUND = 8.0
 # p95 at or below this fraction of the SLO means replicas have room.
 ROOM_SLO = 0.5
+# The recent rates' line counts for the forecast only when its slope is at least this many standard errors
+# above zero: on flat traffic, noise alone makes one that steep in about one fit in twenty.
+TREND_SIGNIFICANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class Signals:
     need_stable: float                # for the stable window's mean load
     need_rise: float                  # for the mean recent rate of the rise window (0: off or unknown)
     need_panic: float                 # for the panic window's
-    need_forecast: float              # for the rate trend FORECAST_HORIZON_S ahead (0: no rising trend)
+    need_forecast: float              # for the rate trend ahead (0: no rising trend)
+    forecast_ahead_s: float           # how far ahead: FORECAST_HORIZON_S, or FORECAST_RECENT_HORIZON_S
     panic_until_s: float | None
     panic: bool
     slo_missed: bool                  # p95 above the SLO, with traffic (or its rate unknown)
@@ -73,8 +77,9 @@ def _mean(values) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _slope(pts: list[tuple[float, float]], least: int) -> float | None:
-    """Least-squares slope of (t_s, rate) points (req/s per s), or None with fewer than `least` points."""
+def _fit(pts: list[tuple[float, float]], least: int) -> tuple[float, float, float, float] | None:
+    """Least squares through (t_s, rate) points: (mean t_s, mean rate, slope in req/s per s, the slope's
+    standard error), or None with fewer than `least` points or all at one time."""
     if len(pts) < least:
         return None
     n = len(pts)
@@ -83,7 +88,19 @@ def _slope(pts: list[tuple[float, float]], least: int) -> float | None:
     var = sum((t - mt) ** 2 for t, _ in pts)
     if var <= 0:
         return None
-    return sum((t - mt) * (r - mr) for t, r in pts) / var
+    slope = sum((t - mt) * (r - mr) for t, r in pts) / var
+    residual = sum((r - mr - slope * (t - mt)) ** 2 for t, r in pts) / max(n - 2, 1)
+    return mt, mr, slope, (residual / var) ** 0.5
+
+
+def _slope(pts: list[tuple[float, float]], least: int) -> float | None:
+    fit = _fit(pts, least)
+    return None if fit is None else fit[2]
+
+
+def _recent_points(samples: tuple[Sample, ...], since_s: float) -> list[tuple[float, float]]:
+    # A recent rate is the mean over its interval, so it stands at the interval's middle.
+    return [(s.t_s - s.span_s / 2, s.recent_rps) for s in samples if s.recent_rps is not None and s.t_s > since_s]
 
 
 def _trend_slope(trend: tuple[Sample, ...], now_s: float, config: Config) -> float | None:
@@ -93,11 +110,30 @@ def _trend_slope(trend: tuple[Sample, ...], now_s: float, config: Config) -> flo
     slope = _slope([(s.t_s, s.rate_rps) for s in trend if s.rate_rps is not None], 3)
     if slope is None or slope <= 0 or config.forecast_confirm_s <= 0:
         return slope
-    # A recent rate is the mean over its interval, so it stands at the interval's middle.
-    recent = [(s.t_s - s.span_s / 2, s.recent_rps) for s in trend
-              if s.recent_rps is not None and s.t_s > now_s - config.forecast_confirm_s]
-    confirmed = _slope(recent, 2)
+    confirmed = _slope(_recent_points(trend, now_s - config.forecast_confirm_s), 2)
     return slope if confirmed is None else min(slope, confirmed)
+
+
+def recent_line_rate(samples: tuple[Sample, ...], now_s: float, config: Config) -> float | None:
+    """Where the line through the recent rates of the last FORECAST_CONFIRM_S will be
+    FORECAST_RECENT_HORIZON_S from now, when it rises clearly (TREND_SIGNIFICANCE); else None.
+
+    The windowed rate lags a ramp by half RATE_WINDOW_S, and its slope reaches the ramp's only a whole
+    window into it, so the windowed trend alone meets a fast ramp late. The recent rates are the
+    current rate (one poll late), and their line's slope is the ramp's from its first polls on; a short
+    horizon (a replica's start-up and a poll) is all they need. A step reads as a rise, projected past its
+    size, until it has left the window; after that the rates are flat: no slope."""
+    if config.forecast_recent_horizon_s <= 0 or config.forecast_confirm_s <= 0:
+        return None
+    fit = _fit(_recent_points(samples, now_s - config.forecast_confirm_s), 3)
+    if fit is None:
+        return None
+    mean_t, mean_rate, slope, error = fit
+    # A rise within TOLERANCE over the window is what the tolerance band ignores anyway; counting it would
+    # project the drift of the reconstruction's own errors.
+    if slope <= TREND_SIGNIFICANCE * error or slope * config.forecast_confirm_s <= config.tolerance * mean_rate:
+        return None
+    return mean_rate + slope * (now_s + config.forecast_recent_horizon_s - mean_t)
 
 
 def _rate_during(samples: tuple[Sample, ...], t_s: float) -> float | None:
@@ -224,10 +260,14 @@ def estimate(obs: Observation, own: SloState, config: Config, now_s: float) -> S
     need_panic = _demand(_recent_mean(samples, now_s - config.panic_window_s), inflight_mean(panic_samples),
                          capacity, config)
     trend = tuple(s for s in samples if traffic_since is not None and s.t_s >= traffic_since + config.rate_window_s)
-    need_forecast = 0.0
+    need_forecast, forecast_ahead_s = 0.0, config.forecast_horizon_s
     slope = _trend_slope(trend, now_s, config) if config.forecast_horizon_s > 0 else None
     if slope is not None and slope > 0 and m.rate_rps is not None and capacity > 0:
         need_forecast = (m.rate_rps + slope * config.forecast_horizon_s) / (capacity * config.target_utilization)
+    line_rate = recent_line_rate(samples, now_s, config) if not use_inflight else None
+    if line_rate is not None and capacity > 0 and line_rate / (capacity * config.target_utilization) > need_forecast:
+        need_forecast = line_rate / (capacity * config.target_utilization)
+        forecast_ahead_s = config.forecast_recent_horizon_s
 
     panic_until = own.panic_until_s
     if need_panic >= config.panic_threshold * max(ready, 1):
@@ -235,4 +275,5 @@ def estimate(obs: Observation, own: SloState, config: Config, now_s: float) -> S
     slo_missed = (m.p95_ms is not None and m.p95_ms > config.slo_p95_ms
                   and (m.rate_rps is None or m.rate_rps > 0))
     return Signals(capacity, starting, settled_at, settled, traffic_since, samples, recent, need_stable, need_rise,
-                   need_panic, need_forecast, panic_until, panic_until is not None and now_s < panic_until, slo_missed)
+                   need_panic, need_forecast, forecast_ahead_s, panic_until,
+                   panic_until is not None and now_s < panic_until, slo_missed)
