@@ -163,13 +163,12 @@ class Config:
         "s", 0, 3600, zero_means="the windowed rates' trend as it is")
     forecast_recent_horizon_s: float = setting(
         5, "The forecast also follows the line through the last FORECAST_CONFIRM_S of poll intervals' rates "
-        "this far ahead, when that line rises by at least twice its standard error and by more than TOLERANCE "
-        "over the window: the current rate plus "
-        "its slope for about a replica's start-up and a poll. The windowed rate lags a ramp by half "
-        "RATE_WINDOW_S; with a 0.97 utilisation target (0.89 "
+        "this far ahead, when that line rises by at least twice its standard error and by more than "
+        "TOLERANCE over the window: the current rate plus its slope for about a replica's start-up and a "
+        "poll. The windowed rate lags a ramp by half RATE_WINDOW_S; with a 0.97 utilisation target (0.89 "
         "before) the simulated matrix (seeds 0-2) kept as many windows or more on every trace, one or two "
-        "more on the real traces at 0-2% fewer replica-seconds, and 13-19% more on wl.txt's steps.", "s", 0, 3600,
-        zero_means="the windowed rates' trend alone")
+        "more on the real traces at 0-2% fewer replica-seconds, and 13-19% more on wl.txt's steps.",
+        "s", 0, 3600, zero_means="the windowed rates' trend alone")
     recent_rate_memory: float = setting(
         0.8, "The slo policy reconstructs the request rate of the last poll interval from the "
         "change of the windowed rate (a 30 s window shows a step at a sixth of its size per poll). "

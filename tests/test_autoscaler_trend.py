@@ -68,8 +68,8 @@ def ramp(t_s: float) -> float:
 
 
 def replicas_during_a_ramp(horizon_s: float, until_s: float) -> int:
-    """Poll every 2 s through a 30 s window while the rate ramps 10 -> 100 req/s from 60 s (10 req/s per
-    replica at a 0.7 target); replicas ready at once. The count asked for at until_s."""
+    """Poll every 2 s through a 30 s window while the rate rises from 10 req/s by 3 req/s each second from
+    60 s on (10 req/s per replica at a 0.7 target); replicas ready at once. The count asked for at until_s."""
     cfg = Config(policy="slo", scaler="dry-run", min_replicas=1, max_replicas=50, capacity_rps_per_replica=10,
                  target_inflight_per_replica=0, target_utilization=0.7, capacity_learning=False, rate_window_s=30,
                  forecast_recent_horizon_s=horizon_s, scale_up_max_ratio=1000).validate()
