@@ -102,7 +102,8 @@ class Config:
         "time new replicas need to start. The capacity is already the rate that keeps p95 within the SLO, "
         "and panic, the rise window, the forecast and the latency signal cover surges: on the simulated "
         "matrix (seeds 0-2) 0.97 kept 99% of windows on both real traces at 1.08x and 1.17-1.18x the "
-        "oracle's replica-seconds; 0.98 kept them too, 1.0 lost one or two (docs/benchmarks.md).",
+        "oracle's replica-seconds; 0.98 kept 99% too at 1-2% less, 1.0 fell below it on the Twitter hour "
+        "(docs/benchmarks.md).",
         "fraction", 0.05, 1.0)
     target_inflight_per_replica: float = setting(
         4, "Concurrent requests one replica handles within the SLO (Little's law: capacity x latency, "
@@ -164,10 +165,10 @@ class Config:
     forecast_recent_horizon_s: float = setting(
         5, "The forecast also follows the line through the last FORECAST_CONFIRM_S of poll intervals' rates "
         "this far ahead, when that line rises by at least twice its standard error and by more than "
-        "TOLERANCE over the window: the current rate plus its slope for about a replica's start-up and a "
-        "poll. The windowed rate lags a ramp by half RATE_WINDOW_S; with a 0.97 utilisation target (0.89 "
+        "TOLERANCE over the window (FORECAST_CONFIRM_S=0 turns it off too): the current rate plus its slope "
+        "for about a replica's start-up and a poll. The windowed rate lags a ramp by half RATE_WINDOW_S; with a 0.97 utilisation target (0.89 "
         "before) the simulated matrix (seeds 0-2) kept as many windows or more on every trace, one or two "
-        "more on the real traces at 0-2% fewer replica-seconds, and 13-19% more on wl.txt's steps.",
+        "more on the real traces at up to 2% fewer replica-seconds, and 13-19% more on wl.txt's steps.",
         "s", 0, 3600, zero_means="the windowed rates' trend alone")
     recent_rate_memory: float = setting(
         0.8, "The slo policy reconstructs the request rate of the last poll interval from the "

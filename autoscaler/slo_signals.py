@@ -25,7 +25,8 @@ LEARN_BOUND = 8.0
 # p95 at or below this fraction of the SLO means replicas have room.
 ROOM_SLO = 0.5
 # The recent rates' line counts for the forecast only when its slope is at least this many standard errors
-# above zero: on flat traffic, noise alone makes one that steep in about one fit in twenty.
+# above zero: on flat traffic, noise alone makes one that steep in about one fit in twenty with the eight
+# polls of 15 s at 2 s, one in seven with three (the local stack's 6 s); the TOLERANCE rule then stops most.
 TREND_SIGNIFICANCE = 2.0
 
 
@@ -125,7 +126,9 @@ def recent_line_rate(samples: tuple[Sample, ...], now_s: float, config: Config) 
     size, until it has left the window; after that the rates are flat: no slope."""
     if config.forecast_recent_horizon_s <= 0 or config.forecast_confirm_s <= 0:
         return None
-    fit = _fit(_recent_points(samples, now_s - config.forecast_confirm_s), 3)
+    since_s = now_s - config.forecast_confirm_s
+    # Only intervals centred in the window: the first poll's, and an idle one's, span a whole RATE_WINDOW_S.
+    fit = _fit([p for p in _recent_points(samples, since_s) if p[0] >= since_s - 1e-9], 3)
     if fit is None:
         return None
     mean_t, mean_rate, slope, error = fit

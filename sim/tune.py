@@ -22,8 +22,8 @@ none kept 99% (sim/tune_report.py).
 A margin (`has_margin`) is a window to spare beyond what 99% allows, or one step less headroom (the next
 value of the first knob, the headroom, whose values run from most headroom to least) keeping 99% too. The
 cheapest setting that just keeps 99% on one part of a trace keeps a little less on another: on the Twitter
-hour's first half a utilisation target of 0.9 kept 167 of 168 windows (the one miss 99% allows) and 0.9 is
-the last value, so nothing showed that the edge was further; on the second half it kept 174 of 180 where
+hour's first half a utilisation target of 0.9 kept 167 of 168 windows (the one miss 99% allows) and 0.9 was
+then the last value, so nothing showed that the edge was further; on the second half it kept 174 of 180 where
 0.85 and 0.8, whose next steps had kept 99%, kept 176 (docs/benchmarks.md).
 
 Searching (`coordinate_search`): from the current settings, one knob at a time over its values, keeping the

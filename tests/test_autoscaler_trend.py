@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from autoscaler.config import Config
@@ -28,24 +29,36 @@ def polls(recent: list[float]) -> tuple[Sample, ...]:
     return tuple(Sample(t, 50.0, None, r, 2.0) for t, r in zip(POLLS_S[-len(recent):], recent))
 
 
+MIDS_S = [t - 1.0 for t in POLLS_S]           # each recent rate stands at its interval's middle
+
+
 def line(level_at_now: float, slope: float) -> list[float]:
-    # Each recent rate stands at its interval's middle, 1 s before its poll.
-    return [level_at_now + slope * (t - 1.0 - NOW_S) for t in POLLS_S]
+    return [level_at_now + slope * (t - NOW_S) for t in MIDS_S]
+
+
+def noisy(amplitude: float) -> list[float]:
+    """A rise of 2 req/s per s with +-amplitude alternating on it."""
+    return [v + (amplitude if i % 2 else -amplitude) for i, v in enumerate(line(102.0, 2.0))]
 
 
 LINE_CASES = {
-    # id: (recent rates, config overrides, expected rate ahead or None)
+    # id: (recent rates (or the samples themselves), config overrides, expected rate ahead or None)
     "a-clear-rise-is-projected-from-now": (line(100.0, 10.0), {}, 100.0 + 10.0 * 5),
     "the-horizon-is-the-setting": (line(100.0, 10.0), {"forecast_recent_horizon_s": 2}, 100.0 + 10.0 * 2),
     # 0.5 req/s per s over 15 s is 7.5 req/s, within 10% of ~96 req/s: the tolerance band's noise
     "a-rise-within-the-tolerance-is-not": (line(100.0, 0.5), {}, None),
-    # a slope of 2.95 +- 1.74: under two standard errors
-    "a-noisy-rise-is-not": ([v + (20.0 if i % 2 else -20.0) for i, v in enumerate(line(102.0, 2.0))], {}, None),
+    # the same rise under noise of +-17.5 req/s: a slope of 2.83 +- 1.52, 1.86 standard errors
+    "a-rise-under-two-standard-errors-is-not": (noisy(17.5), {}, None),
+    # under +-14.5: 2.69 +- 1.26, 2.13 standard errors; where numpy's least squares puts the line 5 s ahead
+    "a-rise-over-two-standard-errors-is": (noisy(14.5), {}, np.polyval(np.polyfit(MIDS_S, noisy(14.5), 1), 105.0)),
     "a-fall-is-not": (line(100.0, -10.0), {}, None),
     "flat-is-not": ([100.0] * 8, {}, None),
     "two-polls-are-too-few": (line(100.0, 10.0)[-2:], {}, None),
     "off-with-a-zero-horizon": (line(100.0, 10.0), {"forecast_recent_horizon_s": 0}, None),
     "off-with-a-zero-window": (line(100.0, 10.0), {"forecast_confirm_s": 0}, None),
+    # the first poll after an idle spell spans the whole 30 s rate window: centred at 73 s, before the window
+    "an-interval-centred-before-the-window-is-left-out": (
+        (Sample(88.0, 10.0, None, 10.0, 30.0),) + polls([100.0] * 6), {}, None),
     # a step from 50 to 100 inside the window reads as a rise until it has left the window (slope 4.46)
     "a-step-within-the-window-reads-as-a-rise": ([50.0] * 3 + [100.0] * 5, {}, 81.25 + 4.4643 * (105.0 - 92.0)),
 }
@@ -53,7 +66,8 @@ LINE_CASES = {
 
 @pytest.mark.parametrize("recent,overrides,expected", LINE_CASES.values(), ids=LINE_CASES.keys())
 def test_the_recent_rates_line_counts_only_when_it_rises_clearly(recent, overrides, expected):
-    got = recent_line_rate(polls(recent), NOW_S, config(**overrides))
+    samples = recent if isinstance(recent, tuple) else polls(recent)
+    got = recent_line_rate(samples, NOW_S, config(**overrides))
     assert got == (pytest.approx(expected, rel=1e-4) if expected is not None else None)
 
 
