@@ -24,11 +24,15 @@ from sim.batch_time import BatchTime
 IMAGES_DIR = REPO / "loadtester" / "images"
 
 
-def bench_images() -> list[bytes]:
+def bench_image_paths() -> list[Path]:
     files = sorted(p for p in IMAGES_DIR.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:
         raise SystemExit(f"no images in {IMAGES_DIR}")
-    return [p.read_bytes() for p in files]
+    return files
+
+
+def bench_images() -> list[bytes]:
+    return [p.read_bytes() for p in bench_image_paths()]
 
 
 @dataclass(frozen=True)
