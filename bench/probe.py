@@ -68,7 +68,11 @@ def probe(port: int, rate_rps: float, seconds: float, seed: int, bodies: list[by
         wait_s = due - time.perf_counter()
         if wait_s > 0:
             time.sleep(wait_s)
-        results.append(one(port, requests[len(results) % len(requests)]))
+        sent = time.perf_counter()
+        try:
+            results.append(one(port, requests[len(results) % len(requests)]))
+        except OSError:   # refused, reset or timed out: counted as no answer (status 0), never a lost run
+            results.append((0, (time.perf_counter() - sent) * 1000.0))
 
 
 def start(port: int, rate_rps: float, seconds: float, seed: int, images: list[Path]) -> subprocess.Popen:

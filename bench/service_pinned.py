@@ -52,12 +52,12 @@ def goodput_within_s(ceiling_ips: dict[int, float]) -> float:
     return max(ServiceConfig().max_queue_wait_ms / 1000.0, 2 * batch_s) + batch_s
 
 
-def goodput_rps(sample: Sample, within_s: float) -> float:
-    return good_answers(sample, within_s) / sample.elapsed_s if sample.elapsed_s else 0.0
-
-
-def good_answers(sample: Sample, within_s: float) -> int:
-    return sum(1 for status, latency in zip(sample.statuses, sample.latencies_s) if status == 200 and latency <= within_s)
+def goodput_rps(within_s: float, elapsed_s: float, *samples: Sample) -> float:
+    """The 200s answered within `within_s`, per second of `elapsed_s`, over the samples of one run (the load
+    generator's and the probe's)."""
+    good = sum(1 for sample in samples for status, latency in zip(sample.statuses, sample.latencies_s)
+               if status == 200 and latency <= within_s)
+    return good / elapsed_s if elapsed_s else 0.0
 
 
 def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_dir: Path,
@@ -90,7 +90,7 @@ def run_pinned(candidate: Candidate, images: list[bytes], seconds: float, work_d
             child.stop()
     ideal70 = ideal_p99_ms(at70, 1, ceiling_ips, MAX_BATCH)
     within_s = goodput_within_s(ceiling_ips)
-    goodput = (good_answers(over, within_s) + good_answers(probed, within_s)) / over.elapsed_s
+    goodput = goodput_rps(within_s, over.elapsed_s, over, probed)
     return {
         "server_core": cores[-1], "client_core": cores[0], "ceiling_img_s": ceiling_ips,
         "max_rps": max_rps, "concurrency": concurrency, "of_ceiling": max_rps / max(ceiling_ips.values()),

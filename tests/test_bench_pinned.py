@@ -35,16 +35,17 @@ def test_a_rows_label_names_its_quota_and_a_period_that_is_not_the_kernels(row, 
     assert label(row) == expected
 
 
-@pytest.mark.parametrize("statuses, latencies_s, expected_rps", [
-    ([200, 200, 200], [0.2, 0.9, 1.0], 1.5),
-    ([200, 200], [1.01, 3.0], 0.0),
-    ([503, 503, 200], [0.001, 0.002, 0.5], 0.5),
-    ([], [], 0.0),
-], ids=["within-the-limit-counts", "late-answers-do-not", "503s-never-count", "nothing-answered"])
-def test_goodput_counts_200s_within_the_limit_per_second(statuses, latencies_s, expected_rps):
-    sample = Sample(elapsed_s=2.0)
-    sample.statuses, sample.latencies_s = statuses, latencies_s
-    assert goodput_rps(sample, within_s=1.0) == pytest.approx(expected_rps)
+@pytest.mark.parametrize("answers, expected_rps", [
+    ([([200, 200, 200], [0.2, 0.9, 1.0])], 1.5),
+    ([([200, 200], [1.01, 3.0])], 0.0),
+    ([([503, 503, 200], [0.001, 0.002, 0.5])], 0.5),
+    ([([], [])], 0.0),
+    ([([200, 503], [0.5, 0.001]), ([200, 200, 0], [0.3, 1.5, 0.01])], 1.0),
+], ids=["within-the-limit-counts", "late-answers-do-not", "503s-never-count", "nothing-answered",
+        "the-probes-answers-count-too"])
+def test_goodput_counts_200s_within_the_limit_per_second(answers, expected_rps):
+    samples = [Sample(statuses=statuses, latencies_s=latencies) for statuses, latencies in answers]
+    assert goodput_rps(1.0, 2.0, *samples) == pytest.approx(expected_rps)
 
 
 @pytest.mark.parametrize("ceiling_ips, expected_s", [

@@ -15,6 +15,7 @@ import pytest
 from bench import probe
 from bench.service_parts import bench_image_paths
 from processes.children import REPO
+from processes.net import free_port
 from support import start_stub_server
 
 
@@ -45,6 +46,12 @@ def test_the_probe_in_its_own_process_times_what_the_server_answers(tmp_path, st
     assert sample.pct(100, status) == pytest.approx(max(ms for _, ms in answers))
     assert sample.pct(0, status, "from_send_s") == pytest.approx(min(ms for _, ms in answers))
     assert sample.pct(99, status, "send_lag_s") == 0.0
+
+
+def test_a_refused_connection_is_an_answer_of_status_0_not_a_lost_run():
+    proc = probe.start(free_port(), rate_rps=20.0, seconds=0.5, seed=1, images=bench_image_paths()[:1])
+    answers = probe.collect(proc, timeout_s=120)
+    assert answers and {s for s, _ in answers} == {0}
 
 
 @pytest.mark.parametrize("args, message", [
