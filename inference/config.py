@@ -71,9 +71,11 @@ class ServiceConfig:
     # --- batching and admission ---
     max_batch_size: int = setting(8, env="MAX_BATCH_SIZE", unit="images", lo=1, hi=256, doc=(
         "images per forward; 8 is where throughput per core levels off on CPU."))
-    max_batch_delay_ms: float = setting(2.0, env="MAX_BATCH_DELAY_MS", unit="ms", lo=0, hi=1000, doc=(
-        "how long the model thread waits for more images once one is waiting; small, "
-        "because under load batches fill by themselves while the previous forward runs."))
+    max_batch_delay_ms: float = setting(0.0, env="MAX_BATCH_DELAY_MS", unit="ms", lo=0, hi=1000, doc=(
+        "how long the model thread waits for more images once one is waiting; 0 starts the forward at once, "
+        "because under load batches fill by themselves while the previous forward runs, and a wait before a "
+        "lone image's forward is time the core sits idle (2 ms of it put p99 at 70% load 16% higher on a "
+        "Zen 5 core). Worth a little only where a batch costs far less per image than single images."))
     max_queue_wait_ms: float = setting(500.0, env="MAX_QUEUE_WAIT_MS", unit="ms", lo=0, hi=3_600_000, doc=(
         "the longest a request may be predicted to take until its forward ends (the images ahead of it, then "
         "its own batch, at the seconds per image the queue recently drained at) and still be admitted; others "
