@@ -98,7 +98,10 @@ def as_sample(results: list[tuple[int, float]], elapsed_s: float) -> Sample:
 def main(argv: list[str]) -> None:
     if len(argv) < 5:
         raise SystemExit(__doc__.strip().splitlines()[-1].strip())
-    port, rate, seconds, seed = int(argv[0]), float(argv[1]), float(argv[2]), int(argv[3])
+    try:
+        port, rate, seconds, seed = int(argv[0]), float(argv[1]), float(argv[2]), int(argv[3])
+    except ValueError as exc:
+        raise SystemExit(f"PORT and SEED must be integers, RATE_RPS and SECONDS numbers: {exc}") from None
     if rate <= 0 or seconds <= 0:
         raise SystemExit(f"RATE_RPS and SECONDS must be > 0 (got {argv[1]!r}, {argv[2]!r})")
     print(json.dumps(probe(port, rate, seconds, seed, [Path(p).read_bytes() for p in argv[4:]])))

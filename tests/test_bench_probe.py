@@ -58,7 +58,8 @@ def test_a_refused_connection_is_an_answer_of_status_0_not_a_lost_run():
     (["1", "0", "1", "1", "x.jpg"], "RATE_RPS and SECONDS must be > 0"),
     (["1", "5", "-1", "1", "x.jpg"], "RATE_RPS and SECONDS must be > 0"),
     (["1", "5", "1"], "python -m bench.probe PORT"),
-], ids=["zero-rate", "negative-seconds", "missing-arguments"])
+    (["http", "5", "1", "1", "x.jpg"], "PORT and SEED must be integers"),
+], ids=["zero-rate", "negative-seconds", "missing-arguments", "port-not-a-number"])
 def test_bad_arguments_are_named(args, message):
     result = subprocess.run([sys.executable, "-m", "bench.probe", *args], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
