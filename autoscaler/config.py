@@ -166,9 +166,10 @@ class Config:
         5, "The forecast also follows the line through the last FORECAST_CONFIRM_S of poll intervals' rates "
         "this far ahead, when that line rises by at least twice its standard error and by more than "
         "TOLERANCE over the window (FORECAST_CONFIRM_S=0 turns it off too): the current rate plus its slope "
-        "for about a replica's start-up and a poll. The windowed rate lags a ramp by half RATE_WINDOW_S; with a 0.97 utilisation target (0.89 "
-        "before) the simulated matrix (seeds 0-2) kept as many windows or more on every trace, one or two "
-        "more on the real traces at up to 2% fewer replica-seconds, and 13-19% more on wl.txt's steps.",
+        "for about a replica's start-up and a poll. The windowed rate lags a ramp by half RATE_WINDOW_S; "
+        "with a 0.97 utilisation target (0.89 before) the simulated matrix (seeds 0-2) kept as many windows "
+        "or more on every trace, one or two more on the real traces at up to 2% fewer replica-seconds, and "
+        "13-19% more on wl.txt's steps.",
         "s", 0, 3600, zero_means="the windowed rates' trend alone")
     recent_rate_memory: float = setting(
         0.8, "The slo policy reconstructs the request rate of the last poll interval from the "

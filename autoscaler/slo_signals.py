@@ -268,9 +268,10 @@ def estimate(obs: Observation, own: SloState, config: Config, now_s: float) -> S
     if slope is not None and slope > 0 and m.rate_rps is not None and capacity > 0:
         need_forecast = (m.rate_rps + slope * config.forecast_horizon_s) / (capacity * config.target_utilization)
     line_rate = recent_line_rate(samples, now_s, config) if not use_inflight else None
-    if line_rate is not None and capacity > 0 and line_rate / (capacity * config.target_utilization) > need_forecast:
-        need_forecast = line_rate / (capacity * config.target_utilization)
-        forecast_ahead_s = config.forecast_recent_horizon_s
+    if line_rate is not None and capacity > 0:
+        need_line = line_rate / (capacity * config.target_utilization)
+        if need_line > need_forecast:
+            need_forecast, forecast_ahead_s = need_line, config.forecast_recent_horizon_s
 
     panic_until = own.panic_until_s
     if need_panic >= config.panic_threshold * max(ready, 1):

@@ -14,7 +14,7 @@ only the kernel's loopback between.
 from __future__ import annotations
 
 import json
-import random
+import math
 import socket
 import subprocess
 import sys
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench.clients import Sample
+from loadtester.schedule import build_schedule
 from processes.children import PYTHON, REPO
 
 
@@ -55,17 +56,14 @@ def one(port: int, request: bytes, timeout_s: float = 60.0) -> tuple[int, float]
 
 
 def probe(port: int, rate_rps: float, seconds: float, seed: int, bodies: list[bytes]) -> list[tuple[int, float]]:
-    """Poisson arrivals at `rate_rps` for `seconds`, one request at a time (a late one goes at once)."""
-    rng = random.Random(seed)
+    """Poisson arrivals at `rate_rps` for `seconds` (the load tester's schedule), one request at a time (a
+    late one goes at once)."""
+    schedule = build_schedule([rate_rps] * math.ceil(seconds), seed=seed, duration_s=seconds)
     requests = [request_bytes(b) for b in bodies]
     results = []
-    due = time.perf_counter()
-    end = due + seconds
-    while True:
-        due += rng.expovariate(rate_rps)
-        if due > end:
-            return results
-        wait_s = due - time.perf_counter()
+    start = time.perf_counter()
+    for offset_s in schedule.offsets_s:
+        wait_s = start + offset_s - time.perf_counter()
         if wait_s > 0:
             time.sleep(wait_s)
         sent = time.perf_counter()
@@ -73,6 +71,7 @@ def probe(port: int, rate_rps: float, seconds: float, seed: int, bodies: list[by
             results.append(one(port, requests[len(results) % len(requests)]))
         except OSError:   # refused, reset or timed out: counted as no answer (status 0), never a lost run
             results.append((0, (time.perf_counter() - sent) * 1000.0))
+    return results
 
 
 def start(port: int, rate_rps: float, seconds: float, seed: int, images: list[Path]) -> subprocess.Popen:

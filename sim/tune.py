@@ -29,7 +29,7 @@ then the last value, so nothing showed that the edge was further; on the second 
 Searching (`coordinate_search`): from the current settings, one knob at a time over its values, keeping the
 best, in the order of the knobs; again while a pass changed something, at most MAX_PASSES passes. A grid of
 every combination would cost 9 x 4 x 4 x 3 = 432 runs; this tries at most 34 candidates, and a candidate at the
-edge at most one more run at the next headroom (33 and 29 runs in all on the two real traces), which is what
+edge at most one more run at the next headroom (19 and 18 runs in all on the two real traces), which is what
 keeps an hour's trace within five minutes of one core.
 """
 
