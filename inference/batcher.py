@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from inference import cpu_pinning
+from inference.cpu_quota import Pacer
 from inference.drain import PerImageEstimate
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,9 @@ class BatchStats:
     """What the model thread reports after each forward (for metrics)."""
 
     size: int
-    model_s: float
+    model_s: float   # the forwards alone
     queue_s: list[float]
+    paced_s: float = 0.0   # waited before the forwards, to stay within the CPU quota (inference/cpu_quota.py)
 
 
 class Batcher:
@@ -77,8 +79,9 @@ class Batcher:
                  max_delay_s: float, max_queue: int, max_wait_s: float = 0.0,
                  on_batch: Callable[[BatchStats], None] | None = None,
                  on_depth: Callable[[int], None] | None = None, on_expired: Callable[[Job], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, pacer: Pacer | None = None):
         self._run_batch = run_batch
+        self._pacer = pacer
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
@@ -250,11 +253,11 @@ class Batcher:
                     return None
                 self._cond.wait()
             batch = [self._queue.popleft()]
-            count = batch[0].size
+            count, most = batch[0].size, self._piece_limit()
             wait_until = self._clock() + self.max_delay_s
-            while count < self.max_batch_size:
+            while count < most:
                 if self._queue:
-                    if count + self._queue[0].size > self.max_batch_size:
+                    if count + self._queue[0].size > most:
                         break
                     job = self._queue.popleft()
                     batch.append(job)
@@ -294,10 +297,11 @@ class Batcher:
             self._running_images, self._running_since = int(images.shape[0]), started
             if self._cycle_from is not None:
                 self._per_image_s = self._estimate.add((started - self._cycle_from[0]) / self._cycle_from[1])
+        paced_before = self._pacer.waited_s if self._pacer else 0.0
         try:
             # A job larger than a batch (one request with many images) runs in batch-sized chunks.
-            probs = np.concatenate([self._run_batch(images[i:i + self.max_batch_size])
-                               for i in range(0, images.shape[0], self.max_batch_size)])
+            most = self._piece_limit()
+            probs = np.concatenate([self._forward(images[i:i + most]) for i in range(0, images.shape[0], most)])
         except Exception as exc:  # noqa: BLE001 - report to every waiting request, keep serving
             with self._cond:
                 self._running_images, self._cycle_from = 0, None
@@ -305,17 +309,31 @@ class Batcher:
             for job in live:
                 job.finish(error=exc)
             return True
-        model_s = self._clock() - started
-        self._learn(started, model_s, int(images.shape[0]))
+        elapsed_s = self._clock() - started
+        self._learn(started, elapsed_s, int(images.shape[0]))   # what the queue drains at, pacing included
+        paced_s = (self._pacer.waited_s if self._pacer else 0.0) - paced_before
+        model_s = max(0.0, elapsed_s - paced_s)
         offset = 0
         for job in live:
-            job.queue_s = started - job.enqueued_at
+            job.queue_s = started - job.enqueued_at + paced_s
             job.model_s = model_s
             job.batch_size = images.shape[0]
             job.finish(probs=probs[offset:offset + job.size])
             offset += job.size
-        self._on_batch(BatchStats(size=int(images.shape[0]), model_s=model_s, queue_s=[j.queue_s for j in live]))
+        self._on_batch(BatchStats(int(images.shape[0]), model_s, [j.queue_s for j in live], paced_s))
         return True
+
+    def _piece_limit(self) -> int:
+        """Images per forward: a batch, or fewer where the CPU quota's budget takes fewer at once."""
+        return self._pacer.images_per_piece(self.max_batch_size) if self._pacer else self.max_batch_size
+
+    def _forward(self, images: np.ndarray) -> np.ndarray:
+        if self._pacer is None:
+            return self._run_batch(images)
+        started = self._pacer.wait(int(images.shape[0]))
+        probs = self._run_batch(images)
+        self._pacer.spent(int(images.shape[0]), started)
+        return probs
 
     def _learn(self, started: float, model_s: float, images: int) -> None:
         """Learn what an image costs the queue. Where a full batch is waiting as this forward ends, the next
@@ -325,7 +343,7 @@ class Batcher:
         the next forward starts. Otherwise the forward's own time is all there is to learn."""
         with self._cond:
             self._running_images = 0
-            if sum(job.size for job in self._queue) >= self.max_batch_size:
+            if sum(job.size for job in self._queue) >= self._piece_limit():
                 self._cycle_from = (started, images)
             else:
                 self._cycle_from = None

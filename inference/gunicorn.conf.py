@@ -104,11 +104,11 @@ def post_worker_init(worker):
     if marker is not None:
         marker.touch()
     classifier = state.classifier
-    worker.log.info("worker %s ready: %s weights on %s (%s, %s), %d model threads, batch <= %d, queue <= %d",
+    worker.log.info("worker %s ready: %s weights on %s (%s, %s), %d model threads, batch <= %d, queue <= %d, %s",
                     worker.pid, classifier.weights, classifier.backend, classifier.precision,
                     "converted model from the cache" if classifier.converted_from_cache else
                     "converted now" if classifier.converted_from_cache is False else "no conversion",
-                    classifier.threads, state.config.max_batch_size, state.config.queue_limit)
+                    classifier.threads, state.config.max_batch_size, state.config.queue_limit, state.quota_note)
 
 
 def worker_exit(server, worker):

@@ -54,6 +54,8 @@ class Metrics:
         self.queue_depth = Gauge("inference_queue_depth", "Images waiting for the model.",
                                  multiprocess_mode="livesum", registry=reg)
         self.rejected = Counter("inference_rejected", "Requests refused, by reason.", ["reason"], registry=reg)
+        self.quota_wait = Counter("inference_cpu_quota_wait_seconds", "Time the model thread waited before "
+                                  "forwards to keep its worker within its CPU quota.", registry=reg)
         self.worker_cpu = Counter("inference_worker_cpu_seconds", "CPU time used by the worker processes; one "
                                   "worker is one CPU of capacity.", registry=reg)
         self.workers = Gauge("inference_workers", "Live workers with the model loaded and warmed up.",

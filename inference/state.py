@@ -13,6 +13,7 @@ from flask import g
 
 from inference.batcher import Batcher, BatchStats, DeadlineExceeded, Job, Overloaded
 from inference.config import ServiceConfig
+from inference.cpu_quota import Pacer, Quota, read_quota
 from inference.inputs import ApiError, check_count
 from inference.metrics import Metrics
 from inference.model import Classifier
@@ -35,6 +36,24 @@ class Result:
                 f"model;dur={self.model_ms:.3f}")
 
 
+def quota_pacer(config: ServiceConfig, quota: Quota | None) -> Pacer | None:
+    """What keeps a worker within its share of the CPU quota (CPU_QUOTA_TARGET); None without a quota."""
+    if quota is None or config.cpu_quota_target <= 0:
+        return None
+    share_s = quota.cpus * quota.period_s / config.web_concurrency
+    return Pacer(config.cpu_quota_target * share_s, quota.period_s)
+
+
+def quota_note(config: ServiceConfig, quota: Quota | None) -> str:
+    """The start-up log's words on the CPU quota."""
+    if quota is None:
+        return "no CPU quota"
+    limit = f"a CPU quota of {quota.cpus:g} CPUs per {quota.period_s * 1000:g} ms"
+    if config.cpu_quota_target <= 0:
+        return f"{limit}, not paced (CPU_QUOTA_TARGET=0)"
+    return f"{limit}, paced to {config.cpu_quota_target:g} of this worker's share (CPU_QUOTA_TARGET)"
+
+
 class InferenceState:
     """What one worker holds: the settings, the model, the batcher, the metrics and the draining flag."""
 
@@ -43,14 +62,18 @@ class InferenceState:
         self.classifier = classifier
         self.metrics = metrics
         self.draining = False
+        quota = read_quota()
         self.batcher = Batcher(classifier.probabilities, config.max_batch_size, config.max_batch_delay_ms / 1000.0,
                                config.queue_limit, max_wait_s=config.max_queue_wait_ms / 1000.0,
                                on_batch=self._on_batch, on_depth=metrics.queue_depth.set,
-                               on_expired=self._on_expired)
+                               on_expired=self._on_expired, pacer=quota_pacer(config, quota))
+        self.quota_note = quota_note(config, quota)
 
     def _on_batch(self, stats: BatchStats) -> None:
         self.metrics.batch_size.observe(stats.size)
         self.metrics.model_duration.observe(stats.model_s)
+        if stats.paced_s:
+            self.metrics.quota_wait.inc(stats.paced_s)
         for queue_s in stats.queue_s:
             self.metrics.queue_duration.observe(queue_s)
 
