@@ -103,8 +103,9 @@ class Pacer:
 
     def __init__(self, budget_s: float, window_s: float, cpu_clock: Callable[[], float] = time.process_time,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        if not 0 < budget_s <= window_s * 256 or window_s <= 0:
-            raise ValueError(f"a budget of {budget_s} s per {window_s} s window: expected 0 < budget, window")
+        if budget_s <= 0 or window_s <= 0:
+            raise ValueError(f"a budget of {budget_s} s per {window_s} s window: expected a budget and a window "
+                             "above 0 s")
         self.budget_s, self.window_s = budget_s, window_s
         self._cpu_clock, self._clock, self._sleep = cpu_clock, clock, sleep
         self._samples: collections.deque[tuple[float, float]] = collections.deque()   # (now, CPU seconds)
@@ -141,15 +142,17 @@ class Pacer:
         return max(0.0, x + self.window_s - lasts_s - now)
 
     def _time_at(self, cpu_s: float) -> float:
-        """The moment the CPU clock reached `cpu_s`, interpolated between samples (-inf if before them all)."""
+        """The moment the CPU clock reached `cpu_s`, interpolated between samples; -inf if it had by the first."""
         earlier = None
         for when, used in self._samples:
             if used >= cpu_s:
-                if earlier is None or used == earlier[1]:
-                    return when if earlier is not None else -math.inf
+                if earlier is None:
+                    return -math.inf
+                if used == earlier[1]:
+                    return when
                 return earlier[0] + (when - earlier[0]) * (cpu_s - earlier[1]) / (used - earlier[1])
             earlier = (when, used)
-        return self._samples[-1][0]   # not reached yet: the whole window must pass from the last sample
+        return self._samples[-1][0]   # never asked for more than the clock shows; the latest moment, to be safe
 
     def wait(self, images: int) -> tuple[float, float]:
         """Sleep until a forward of `images` fits the budget (re-checked: request threads use CPU meanwhile);
