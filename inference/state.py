@@ -48,7 +48,7 @@ def quota_note(config: ServiceConfig, quota: Quota | None) -> str:
     """The start-up log's words on the CPU quota."""
     if quota is None:
         return "no CPU quota"
-    limit = f"a CPU quota of {quota.cpus:g} CPUs per {quota.period_s * 1000:g} ms"
+    limit = f"a CPU quota of {quota.cpus:g} CPU per {quota.period_s * 1000:g} ms"
     if config.cpu_quota_target <= 0:
         return f"{limit}, not paced (CPU_QUOTA_TARGET=0)"
     return f"{limit}, paced to {config.cpu_quota_target:g} of this worker's share (CPU_QUOTA_TARGET)"

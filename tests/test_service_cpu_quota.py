@@ -275,10 +275,10 @@ def test_the_model_thread_runs_paced_pieces_and_reports_the_wait_apart_from_the_
 
 @pytest.mark.parametrize("quota, target, workers, budget_s, note", [
     (None, 0.9, 1, None, "no CPU quota"),
-    (Quota(0.5, 0.1), 0.0, 1, None, "a CPU quota of 0.5 CPUs per 100 ms, not paced (CPU_QUOTA_TARGET=0)"),
-    (Quota(0.5, 0.1), 0.9, 1, 0.045, "a CPU quota of 0.5 CPUs per 100 ms, paced to 0.9 of this worker's share "
+    (Quota(0.5, 0.1), 0.0, 1, None, "a CPU quota of 0.5 CPU per 100 ms, not paced (CPU_QUOTA_TARGET=0)"),
+    (Quota(0.5, 0.1), 0.9, 1, 0.045, "a CPU quota of 0.5 CPU per 100 ms, paced to 0.9 of this worker's share "
                                      "(CPU_QUOTA_TARGET)"),
-    (Quota(2.0, 0.1), 0.9, 4, 0.045, "a CPU quota of 2 CPUs per 100 ms, paced to 0.9 of this worker's share "
+    (Quota(2.0, 0.1), 0.9, 4, 0.045, "a CPU quota of 2 CPU per 100 ms, paced to 0.9 of this worker's share "
                                      "(CPU_QUOTA_TARGET)"),
 ], ids=["no-quota", "quota-not-paced", "quota-paced", "quota-shared-by-four-workers"])
 def test_a_worker_paces_to_its_share_of_the_quota_only_when_asked(quota, target, workers, budget_s, note):
