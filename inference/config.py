@@ -94,9 +94,9 @@ class ServiceConfig:
         "under a CPU limit (a CFS quota), the share of its quota a worker lets itself use in any one period "
         "(inference/cpu_quota.py): the model thread waits before a forward that would use more, so the kernel "
         "never stops the worker for the rest of a period (up to 50 ms of 100 with a `500m` limit), and a 503 "
-        "comes in milliseconds. It costs capacity: 0.9 served 0.66 of what the unpaced worker did on half a "
-        "Zen 5 core, for a 503 p99 of 6-8 ms against 40-50. 0 (the default) paces nothing; without a quota "
-        "nothing is paced either."))
+        "comes in milliseconds. It costs capacity: 0.9 served three quarters of what the unpaced worker did on "
+        "half a Zen 5 core, for a 503 p99 of 6-8 ms against 40-50. 0 (the default) paces nothing; without a "
+        "quota nothing is paced either."))
     request_timeout_s: float = setting(10.0, env="REQUEST_TIMEOUT_S", unit="s", lo=0.001, hi=3600, doc=(
         "a request whose inference has not started by then gets 504 and is dropped, never computed."))
 
