@@ -2,13 +2,14 @@
 
 Admission is by time: a request is admitted only when it is predicted to be computed within `max_wait_s`
 (what is left of the forward in progress, the full batches ahead of it, then its own forward, at the
-seconds per image the queue recently drained at, with a margin for how much that varied: inference/drain.py), so the queue means the same time on any CPU, at any
-precision and under any CPU quota. Its own forward is inside the budget, so an admitted request is answered
-within about the budget: the HTTP work around it has the forward's time to spare. The budget never drops
-below two full batches' forwards: one running, one waiting full to start next. A count of images
-(`max_queue`) stays as a hard bound on memory and threads. A refused request is answered at once (503 with
-the seconds after which the queue should have room). A job whose deadline passed before its forward starts
-is failed, never computed. The clock is injectable so the rules can be tested without sleeping.
+seconds per image the queue recently drained at, with a margin for how much that varied:
+inference/drain.py), so the queue means the same time on any CPU, at any precision and under any CPU quota.
+Its own forward is inside the budget, so an admitted request is answered within about the budget: the HTTP
+work around it has the forward's time to spare. The budget never drops below two full batches' forwards:
+one running, one waiting full to start next. A count of images (`max_queue`) stays as a hard bound on memory
+and threads. A refused request is answered at once (503 with the seconds after which the queue should have
+room). A job whose deadline passed before its forward starts is failed, never computed. The clock is
+injectable so the rules can be tested without sleeping.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -26,52 +26,9 @@ import numpy as np
 from inference import cpu_pinning
 from inference.cpu_quota import Pacer
 from inference.drain import PerImageEstimate
+from inference.jobs import BatchStats, DeadlineExceeded, Job, Overloaded
 
 log = logging.getLogger(__name__)
-
-
-class Overloaded(RuntimeError):
-    """No room: `reason` is `queue_full` (in time or in images) or `draining`; retry after `retry_after_s`."""
-
-    def __init__(self, reason: str, message: str, retry_after_s: int = 1):
-        super().__init__(message)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-
-class DeadlineExceeded(RuntimeError):
-    """The job waited past its deadline; it was dropped before the model saw it."""
-
-
-@dataclass
-class Job:
-    images: np.ndarray  # (n, 224, 224, 3) uint8
-    deadline: float  # on the batcher's clock
-    enqueued_at: float = 0.0
-    queue_s: float = 0.0
-    model_s: float = 0.0
-    batch_size: int = 0
-    probs: np.ndarray | None = None
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def size(self) -> int:
-        return int(self.images.shape[0])
-
-    def finish(self, probs: np.ndarray | None = None, error: BaseException | None = None) -> None:
-        self.probs, self.error = probs, error
-        self.done.set()
-
-
-@dataclass
-class BatchStats:
-    """What the model thread reports after each forward (for metrics)."""
-
-    size: int
-    model_s: float   # the forwards alone
-    queue_s: list[float]
-    paced_s: float = 0.0   # waited before the forwards, to stay within the CPU quota (inference/cpu_quota.py)
 
 
 class Batcher:
@@ -297,7 +254,7 @@ class Batcher:
             self._running_images, self._running_since = int(images.shape[0]), started
             if self._cycle_from is not None:
                 self._per_image_s = self._estimate.add((started - self._cycle_from[0]) / self._cycle_from[1])
-        paced_before = self._pacer.waited_s if self._pacer else 0.0
+        paced_before = self._paced_s()
         try:
             # A job larger than a batch (one request with many images) runs in batch-sized chunks.
             most = self._piece_limit()
@@ -311,7 +268,7 @@ class Batcher:
             return True
         elapsed_s = self._clock() - started
         self._learn(started, elapsed_s, int(images.shape[0]))   # what the queue drains at, pacing included
-        paced_s = (self._pacer.waited_s if self._pacer else 0.0) - paced_before
+        paced_s = self._paced_s() - paced_before
         model_s = max(0.0, elapsed_s - paced_s)
         offset = 0
         for job in live:
@@ -326,6 +283,10 @@ class Batcher:
     def _piece_limit(self) -> int:
         """Images per forward: a batch, or fewer where the CPU quota's budget takes fewer at once."""
         return self._pacer.images_per_piece(self.max_batch_size) if self._pacer else self.max_batch_size
+
+    def _paced_s(self) -> float:
+        """Seconds the pacer has held the forwards back so far."""
+        return self._pacer.waited_s if self._pacer else 0.0
 
     def _forward(self, images: np.ndarray) -> np.ndarray:
         if self._pacer is None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from flask import g
 
-from inference.batcher import Batcher, BatchStats, DeadlineExceeded, Job, Overloaded
+from inference.batcher import Batcher
 from inference.config import ServiceConfig
 from inference.cpu_quota import Pacer, Quota, read_quota
 from inference.inputs import ApiError, check_count
+from inference.jobs import BatchStats, DeadlineExceeded, Job, Overloaded
 from inference.metrics import Metrics
 from inference.model import Classifier
 from inference.preprocess import ImageError, preprocess

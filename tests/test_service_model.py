@@ -14,8 +14,9 @@ import torchvision
 from PIL import Image, ImageOps
 from torchvision.models import ResNet18_Weights
 
-from inference.batcher import Batcher, DeadlineExceeded, Overloaded
+from inference.batcher import Batcher
 from inference.config import ConfigError, ServiceConfig
+from inference.jobs import DeadlineExceeded, Overloaded
 from inference.model import LABELS, Classifier, WeightsError
 from inference.reference import load_state_dict, normalized
 from inference.preprocess import ImageError, preprocess
