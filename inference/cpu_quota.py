@@ -26,7 +26,7 @@ from inference.drain import PerImageEstimate
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The most of the budget one forward may take. Small forwards fill a window's budget closely; large ones leave
-# room in every window that the next cannot use (simulated, tests/test_service_cpu_quota.py: forwards of half
+# room in every window that the next cannot use (simulated, tests/test_service_pacer.py: forwards of half
 # the budget used 68% of it where the request threads used 4% of a CPU beside them, of a quarter 93%).
 PIECE_SHARE = 0.25
 
@@ -99,18 +99,25 @@ class Pacer:
     """Keeps a process's CPU time within `budget_s` over every `window_s`, waiting before each piece of work.
 
     What a piece costs is learned from the process's CPU time across it (the forward and whatever the request
-    threads did meanwhile), as the mean plus a margin for its spread (drain.PerImageEstimate)."""
+    threads did meanwhile), as the mean plus a margin for its spread (drain.PerImageEstimate). What the request
+    threads use is learned between forwards, from the process's CPU clock less the model thread's own."""
 
     def __init__(self, budget_s: float, window_s: float, cpu_clock: Callable[[], float] = time.process_time,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 thread_clock: Callable[[], float] = time.thread_time):
         if budget_s <= 0 or window_s <= 0:
             raise ValueError(f"a budget of {budget_s} s per {window_s} s window: expected a budget and a window "
                              "above 0 s")
         self.budget_s, self.window_s = budget_s, window_s
-        self._cpu_clock, self._clock, self._sleep = cpu_clock, clock, sleep
+        self._cpu_clock, self._clock, self._sleep, self._thread_clock = cpu_clock, clock, sleep, thread_clock
         self._samples: collections.deque[tuple[float, float]] = collections.deque()   # (now, CPU seconds)
         self._per_image = PerImageEstimate()   # CPU seconds
         self._wall_per_image = PerImageEstimate()
+        # Between forwards, what the process's CPU clock gains beyond the model thread's own is the rest of the
+        # process (request threads: decoding, answers, refusals): its rate in CPUs, averaged over about a window
+        # of such stretches.
+        self.others_cpus = 0.0
+        self._idle_since: tuple[float, float, float] | None = None   # (moment, CPU clock, the thread's) after a forward
         self.waited_s = 0.0   # in all, for the metrics
 
     def images_per_piece(self, most: int) -> int:
@@ -127,12 +134,26 @@ class Pacer:
         while len(self._samples) > 2 and self._samples[1][0] <= now - self.window_s:
             self._samples.popleft()
 
+    def observe_others(self, now: float, cpu_s: float, own_s: float) -> None:
+        """Note the clocks (the moment, the process's and the model thread's CPU) while no forward runs."""
+        if self._idle_since is not None and now > self._idle_since[0]:
+            seconds = now - self._idle_since[0]
+            rate = max(0.0, (cpu_s - self._idle_since[1]) - (own_s - self._idle_since[2])) / seconds
+            # A stretch of one window weighs 63%, a short one little: forwards back to back keep the rate.
+            self.others_cpus += (1 - math.exp(-seconds / self.window_s)) * (rate - self.others_cpus)
+        self._idle_since = (now, cpu_s, own_s)
+
     def delay_s(self, now: float, cpu_s: float, images: int) -> float:
         """How long to wait before a forward of `images`, so that every window its CPU time falls in stays
         within the budget; 0 to start now. A forward that alone costs more than the budget waits for an empty
-        window."""
+        window. Where the rest of the process would fill the budget with a smaller forward (a storm of
+        refusals from clients that retry at once), no wait makes room: holding the forward back would only
+        slow the queue, lengthen its predicted wait and refuse more, so it runs now and the kernel's quota
+        does the rest."""
         self.observe(now, cpu_s)
         cost_s = min(self.budget_s, images * (self._per_image.seconds or 0.0))
+        if cost_s < self.budget_s and self.others_cpus * self.window_s + cost_s > self.budget_s:
+            return 0.0
         # The window that ends with the forward is the fullest: it holds the forward and what was spent since a
         # moment x one window before that end. The forward may start once x is late enough for the two to fit:
         # cpu(x) >= cpu_s + cost_s - budget_s. The forward's length is the shorter of its CPU time (one thread)
@@ -161,8 +182,10 @@ class Pacer:
         waited_s = 0.0
         while True:
             now, cpu_s = self._clock(), self._cpu_clock()
+            self.observe_others(now, cpu_s, self._thread_clock())
             delay = min(self.delay_s(now, cpu_s, images), self.window_s - waited_s)
             if delay <= 0:
+                self._idle_since = None   # the forward runs: its CPU is not the others'
                 return now, cpu_s
             self._sleep(delay)
             waited_s += delay
@@ -172,5 +195,6 @@ class Pacer:
         """Learn from a forward of `images` that started at `started` (the moment and the CPU clock)."""
         now, cpu_s = self._clock(), self._cpu_clock()
         self.observe(now, cpu_s)
+        self._idle_since = (now, cpu_s, self._thread_clock())
         self._per_image.add((cpu_s - started[1]) / max(1, images))
         self._wall_per_image.add((now - started[0]) / max(1, images))

@@ -29,13 +29,14 @@ class FakeProcess:
     `other_cpus` all along; (time, CPU time) is recorded at every change."""
 
     def __init__(self, other_cpus: float, threads: int = 1):
-        self.now = self.cpu = 0.0
+        self.now = self.cpu = self.forward_cpu = 0.0
         self.other_cpus, self.threads = other_cpus, threads
         self.trace = [(0.0, 0.0)]
 
     def advance(self, seconds: float, busy_cpus: float) -> None:
         self.now += seconds
         self.cpu += seconds * (busy_cpus + self.other_cpus)
+        self.forward_cpu += seconds * busy_cpus
         self.trace.append((self.now, self.cpu))
 
     def worst_window_cpu_s(self, window_s: float) -> float:
@@ -53,7 +54,7 @@ def paced_run(per_image_s, budget_s, window_s, other_cpus=0.0, threads=1, images
     """Forwards of what the pacer allows until `images` are done; (process, pacer, seconds taken)."""
     process = FakeProcess(other_cpus, threads)
     pacer = Pacer(budget_s, window_s, cpu_clock=lambda: process.cpu, clock=lambda: process.now,
-                  sleep=lambda s: process.advance(s, 0.0))
+                  sleep=lambda s: process.advance(s, 0.0), thread_clock=lambda: process.forward_cpu)
     done = 0
     while done < images:
         piece = min(pacer.images_per_piece(8), images - done)
@@ -83,10 +84,26 @@ def test_paced_forwards_stay_within_the_budget_and_use_most_of_it(per_image_s, b
     assert pacer.waited_s > 0
 
 
-def test_a_forward_over_the_budget_runs_alone_in_an_empty_window():
-    process, pacer, _ = paced_run(per_image_s=0.06, budget_s=0.045, window_s=0.1, images=20)
+@pytest.mark.parametrize("other_cpus", [0.0, 0.05], ids=["alone", "beside-requests"])
+def test_a_forward_over_the_budget_runs_in_a_window_of_its_own(other_cpus):
+    process, pacer, _ = paced_run(per_image_s=0.06, budget_s=0.045, window_s=0.1, other_cpus=other_cpus, images=20)
     assert pacer.images_per_piece(8) == 1
-    assert process.worst_window_cpu_s(0.1) <= 0.06 * 1.01
+    assert process.worst_window_cpu_s(0.1) <= (0.06 + 0.1 * other_cpus) * 1.05
+
+
+@pytest.mark.parametrize("other_cpus, paced", [(0.2, True), (0.5, False), (0.9, False)],
+                         ids=["requests-leave-room", "requests-alone-over-the-budget", "a-storm-of-refusals"])
+def test_forwards_are_not_held_back_where_the_rest_of_the_process_fills_the_budget(other_cpus, paced):
+    """Request threads that use more of a CPU than the budget leaves the forwards (clients retrying their 503s at
+    once) fill every window whatever the model thread does: waiting would only slow the queue."""
+    process, pacer, took_s = paced_run(per_image_s=0.007, budget_s=0.045, window_s=0.1, other_cpus=other_cpus,
+                                       images=200)
+    unpaced_s = 200 * 0.007
+    if paced:
+        assert took_s > 1.5 * unpaced_s   # the forwards wait for the budget: 45 ms a window, 20 ms of it taken
+    else:
+        assert pacer.waited_s <= 0.3   # the first forwards' waits, until the request threads' rate was seen
+        assert took_s <= unpaced_s + 0.3
 
 
 @pytest.mark.parametrize("history, images, expected_s", [
@@ -159,7 +176,7 @@ def test_the_model_thread_runs_paced_pieces_and_reports_the_wait_apart_from_the_
     """The Batcher with a pacer, on simulated time: forwards of 10 ms of CPU per image, a 45 ms budget."""
     process = FakeProcess(other_cpus=0.0)
     pacer = Pacer(0.045, 0.1, cpu_clock=lambda: process.cpu, clock=lambda: process.now,
-                  sleep=lambda s: process.advance(s, 0.0))
+                  sleep=lambda s: process.advance(s, 0.0), thread_clock=lambda: process.forward_cpu)
 
     def forward(images):
         process.advance(0.01 * len(images), 1.0)
