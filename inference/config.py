@@ -95,8 +95,9 @@ class ServiceConfig:
         "(inference/cpu_quota.py): the model thread waits before a forward that would use more, so the kernel "
         "never stops the worker for the rest of a period (up to 50 ms of 100 with a `500m` limit), and a 503 "
         "comes in milliseconds. It costs capacity: 0.9 served three quarters of what the unpaced worker did on "
-        "half a Zen 5 core, for a 503 p99 of 6-8 ms against 40-50. 0 (the default) paces nothing; without a "
-        "quota nothing is paced either."))
+        "half a Zen 5 core, for a 503 p99 of 6-8 ms against 40-50. For a worker on cores of its own (pinned, or "
+        "the kubelet's static CPU manager): elsewhere its request threads' CPU shares the budget. 0 (the "
+        "default) paces nothing; without a quota nothing is paced either."))
     request_timeout_s: float = setting(10.0, env="REQUEST_TIMEOUT_S", unit="s", lo=0.001, hi=3600, doc=(
         "a request whose inference has not started by then gets 504 and is dropped, never computed."))
 
