@@ -12,7 +12,7 @@ from autoscaler.hpa import HpaState, calculate_replicas, scale_up_limit
 from autoscaler.outcomes import PollProblem, Unusable
 from autoscaler.policies import POLICIES
 from autoscaler.policy_names import POLICY_NAMES
-from autoscaler.policy import Metrics, Observation, State, decide
+from autoscaler.policy import Decision, Metrics, Observation, State, decide
 from autoscaler.scaling import ScalerStatus
 from autoscaler.slo_signals import SloState
 
@@ -37,6 +37,15 @@ def slo_config(**overrides) -> Config:
                 capacity_learning=False, slo_p95_ms=500)
     base.update(overrides)
     return Config(**base).validate()
+
+
+def first_slo_decision(obs: Observation, overrides: dict, want: int, kind: str, reason: str) -> Decision:
+    """The slo policy's decision on `obs` from a fresh state, checked to be `want` replicas of `kind` for
+    `reason` (how the reason starts)."""
+    d = decide(obs, State(started_s=0.0), slo_config(**overrides), 100.0)
+    assert (d.replicas, d.kind) == (want, kind)
+    assert d.reason.startswith(reason), d.reason
+    return d
 
 
 # --- missing data, shared by all policies -----------------------------------------------------------
