@@ -9,8 +9,8 @@ forward that would overrun it, so the group is never stopped and the request thr
 answer. Under overload the queue then drains at the paced rate, which admission learns like any other
 (inference/drain.py).
 
-`Pacer.delay_s` is the decision, a pure function of the CPU clock's samples; `Pacer.wait` is its loop, with
-the clocks and the sleep injected.
+`Pacer.delay_s` is the decision, a pure function of the CPU clock's samples and of the request threads' CPU
+rate learned between forwards; `Pacer.wait` is its loop, with the clocks and the sleep injected.
 """
 
 from __future__ import annotations
